@@ -1,0 +1,5 @@
+"""Every side effect Steward has: model calls, tools, notifications.
+
+Activities are methods of classes whose clients are injected by a worker; nothing is built
+at import. Errors are classified here, where the activity meets the outside world.
+"""

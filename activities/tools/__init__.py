@@ -1,0 +1,52 @@
+"""The typed tool registry: each tool's argument schema, policy defaults and activity.
+
+Workflows look a tool up here by name, validate the model's arguments against its schema,
+ask the policy, and only then call the activity named here. steward.yaml can override a
+tool's risk class, queue and approval rule, never its schema or its code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from activities.tools.email import OutboxActivities
+from steward.models import (
+    RiskClass,
+    SendEmailArgs,
+    ToolInvocation,
+    ToolResult,
+    ToolSpec,
+)
+
+
+@dataclass(frozen=True)
+class ToolDefinition:
+    """A tool as code knows it: default spec, argument schema, and the activity to run."""
+
+    spec: ToolSpec
+    args_model: type[BaseModel]
+    activity: Callable[[Any, ToolInvocation], Awaitable[ToolResult]]
+
+
+REGISTRY: dict[str, ToolDefinition] = {
+    "send_email": ToolDefinition(
+        spec=ToolSpec(
+            name="send_email",
+            description="Send an email to one recipient (to, subject, body).",
+            risk=RiskClass.SEND,
+            scopes=["email:send"],
+            privileged=True,
+        ),
+        args_model=SendEmailArgs,
+        activity=OutboxActivities.send_email,
+    ),
+}
+
+
+def default_specs() -> dict[str, ToolSpec]:
+    """Every registered tool's default spec, by name (for resolving steward.yaml)."""
+    return {name: tool.spec for name, tool in REGISTRY.items()}

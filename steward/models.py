@@ -1,0 +1,314 @@
+"""Payloads that cross Temporal: workflow inputs and results, activity requests, approvals.
+
+Everything here is stored in workflow history and shown in the Temporal UI, so nothing
+here may ever hold a credential. Models are strict about what they accept: a malformed
+signal or input is refused with a message naming the field, before anything happens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_INPUT_CHARS = 1_000_000
+"""Largest run input accepted. Temporal rejects payloads over 2 MB; stay well under it."""
+
+
+class Strict(BaseModel):
+    """Base for payloads: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+# --- model calls -------------------------------------------------------------------
+
+
+class Message(Strict):
+    """One chat message sent to a model."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str
+
+
+class LLMRequest(Strict):
+    """One model call: which tier, what to say, and optionally the JSON shape to answer in."""
+
+    step: str = Field(description="the workflow step this call serves, for the trace")
+    tier: str
+    messages: list[Message] = Field(min_length=1)
+    response_schema: dict[str, Any] | None = Field(
+        default=None, description="JSON schema the answer must follow (grammar-constrained locally)"
+    )
+    max_tokens: int = Field(default=512, ge=1, le=32_768)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+
+
+class Usage(Strict):
+    """Tokens and cost of one model call. cost_usd is None when the price is unknown."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+
+
+class LLMResult(Strict):
+    """What the model answered, and what it cost."""
+
+    text: str
+    model: str
+    tier: str
+    usage: Usage
+    latency_ms: float
+    attempt: int
+    finish_reason: str | None = None
+
+
+class ModelCallRecord(Strict):
+    """A model call as the run result reports it."""
+
+    step: str
+    tier: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    latency_ms: float
+    attempt: int
+
+    @classmethod
+    def of(cls, step: str, result: LLMResult) -> ModelCallRecord:
+        """Summarise an LLMResult for the run's record."""
+        return cls(
+            step=step,
+            tier=result.tier,
+            model=result.model,
+            input_tokens=result.usage.input_tokens,
+            output_tokens=result.usage.output_tokens,
+            cost_usd=result.usage.cost_usd,
+            latency_ms=result.latency_ms,
+            attempt=result.attempt,
+        )
+
+
+# --- tools ---------------------------------------------------------------------------
+
+
+class RiskClass(StrEnum):
+    """How much harm a tool can do; the policy keys its defaults on this."""
+
+    READ = "read"
+    WRITE = "write"
+    SEND = "send"
+    PUBLISH = "publish"
+    DELETE = "delete"
+    PURCHASE = "purchase"
+
+
+class ApprovalRule(Strict):
+    """Who must approve a tool call, and how long they have."""
+
+    approvers: list[str] = Field(min_length=1)
+    timeout_seconds: float = Field(default=3600.0, gt=0)
+
+
+class ToolSpec(Strict):
+    """A tool as the policy sees it: what it risks, what it needs, where it runs."""
+
+    name: str
+    description: str
+    risk: RiskClass
+    scopes: list[str] = Field(default_factory=list)
+    privileged: bool = Field(default=False, description="runs on the privileged task queue")
+    side_effects: bool = True
+    decision: Literal["allow", "approve", "deny"] | None = Field(
+        default=None, description="overrides the risk class default"
+    )
+    approval: ApprovalRule | None = None
+    timeout_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="how long one attempt of the tool may take"
+    )
+
+
+class ToolCall(Strict):
+    """A tool call a workflow is about to make, with its exact arguments."""
+
+    id: str
+    tool: str
+    arguments: dict[str, Any]
+
+    def digest(self) -> str:
+        """A digest of the tool and its exact arguments; an approval is bound to it."""
+        return args_digest(self.tool, self.arguments)
+
+
+def idempotency_key(workflow_id: str, call_id: str) -> str:
+    """The key that makes a tool call's side effect happen once: workflow id + call id."""
+    readable = "".join(c if c.isalnum() or c in "._-" else "-" for c in workflow_id)[:80]
+    unique = hashlib.sha256(f"{workflow_id}\0{call_id}".encode()).hexdigest()[:16]
+    return f"{readable}.{unique}"
+
+
+def args_digest(tool: str, arguments: dict[str, Any]) -> str:
+    """sha256 over the canonical JSON of a tool name and its arguments (first 16 hex)."""
+    canonical = json.dumps(
+        {"tool": tool, "arguments": arguments}, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class SendEmailArgs(Strict):
+    """Arguments of the send_email tool."""
+
+    to: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    subject: str = Field(min_length=1, max_length=300)
+    body: str = Field(min_length=1, max_length=100_000)
+
+
+class ToolInvocation(Strict):
+    """A tool activity's input: the validated call, who it acts for, and its idempotency key.
+
+    The key is derived from the workflow and the call, so a retried or re-run activity
+    finds the effect it already had instead of having it twice.
+    """
+
+    call: ToolCall
+    idempotency_key: str = Field(min_length=8, max_length=300, pattern=r"^[A-Za-z0-9._:@-]+$")
+    agent: str
+    principal: str
+
+
+class ToolResult(Strict):
+    """What a tool returned, as text the model can read."""
+
+    tool: str
+    ok: bool
+    output: str
+
+
+# --- approvals -----------------------------------------------------------------------
+
+
+class ApprovalRequest(Strict):
+    """A tool call waiting for a human decision."""
+
+    id: str
+    workflow_id: str
+    tool: str
+    args_digest: str
+    arguments: dict[str, Any]
+    requester: str
+    approvers: list[str]
+    requested_at: datetime
+    deadline: datetime
+
+
+class ApprovalDecision(Strict):
+    """A human's answer to one approval request, as sent by signal or update `decide`."""
+
+    request_id: str = Field(min_length=1, max_length=300)
+    args_digest: str = Field(min_length=1, max_length=64)
+    approver: str = Field(min_length=1, max_length=200)
+    approve: bool
+    reason: str = Field(default="", max_length=2_000)
+
+
+class ApprovalOutcome(Strict):
+    """How an approval request ended."""
+
+    request_id: str
+    tool: str
+    status: Literal["approved", "rejected", "timed_out"]
+    approver: str | None = None
+    reason: str = ""
+    requested_at: datetime
+    decided_at: datetime
+
+
+class RefusedDecision(Strict):
+    """A decision the workflow did not accept, and why (kept for the trace and the query)."""
+
+    request_id: str
+    approver: str
+    reason: str
+    at: datetime
+
+
+# --- runs ----------------------------------------------------------------------------
+
+
+class AgentProfile(Strict):
+    """An agent or playbook as configured in steward.yaml, resolved when the run starts.
+
+    It travels in the workflow input so the configuration in force is part of history and
+    replay needs no files.
+    """
+
+    name: str
+    kind: Literal["playbook", "agent"]
+    description: str = ""
+    instructions: str = ""
+    tools: list[ToolSpec] = Field(default_factory=list)
+    tiers: dict[str, str] = Field(
+        default_factory=dict, description="step role -> tier, e.g. classify: fast"
+    )
+    max_turns: int = Field(default=8, ge=1, le=100)
+
+
+class RunRequest(Strict):
+    """Start of a run: who asked for what, with the profile in force."""
+
+    input: str
+    principal: str = Field(min_length=1, max_length=200)
+    profile: AgentProfile
+
+    @field_validator("input")
+    @classmethod
+    def _input_fits(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("input is empty: give the task or ticket text")
+        if len(value) > MAX_INPUT_CHARS:
+            raise ValueError(
+                f"input is {len(value):,} characters; the limit is {MAX_INPUT_CHARS:,}"
+            )
+        return value
+
+
+RunStatus = Literal["completed", "rejected", "approval_timed_out", "denied", "failed"]
+
+
+class ActionRecord(Strict):
+    """A tool call the run decided on, and what became of it."""
+
+    call_id: str
+    tool: str
+    args_digest: str
+    decision: Literal["allow", "approve", "deny"]
+    reason: str
+    outcome: Literal["done", "rejected", "timed_out", "denied", "failed"]
+    output: str = ""
+
+
+class RunResult(Strict):
+    """The end of a run: the answer, what it did, and what the model calls cost."""
+
+    status: RunStatus
+    answer: str
+    details: dict[str, str] = Field(default_factory=dict)
+    actions: list[ActionRecord] = Field(default_factory=list)
+    approvals: list[ApprovalOutcome] = Field(default_factory=list)
+    model_calls: list[ModelCallRecord] = Field(default_factory=list)
+
+
+class RunProgress(Strict):
+    """What a running workflow reports to the `progress` query."""
+
+    status: str
+    step: str
+    pending: list[ApprovalRequest]
+    refused: list[RefusedDecision]
+    model_calls: list[ModelCallRecord]

@@ -1,0 +1,166 @@
+"""Client-side operations on runs: start one, list waiting approvals, decide one.
+
+Shared by the CLI, the demo and the tests so that each goes through exactly the same
+checks. Bad input is refused here, before a workflow starts; the workflow checks again,
+since any Temporal client can reach it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from pydantic import ValidationError
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError
+
+from steward import queues
+from steward import search_attributes as sa
+from steward.config import ConfigError, StewardConfig
+from steward.models import (
+    AgentProfile,
+    ApprovalDecision,
+    ApprovalOutcome,
+    ApprovalRequest,
+    RunRequest,
+    RunResult,
+)
+from steward.tickets import parse_ticket
+
+PLAYBOOKS = {"support-reply": "SupportReplyWorkflow"}
+"""Playbook name -> workflow type. A playbook's steps live in code, so each has its own."""
+
+AGENT_WORKFLOW = "AgentWorkflow"
+
+
+class RunError(Exception):
+    """A run could not be started or decided; the message says why, for a person."""
+
+
+def workflow_type(profile: AgentProfile) -> str:
+    """The workflow type that runs this profile."""
+    if profile.kind == "agent":
+        return AGENT_WORKFLOW
+    try:
+        return PLAYBOOKS[profile.name]
+    except KeyError:
+        raise RunError(
+            f"playbook {profile.name!r} has no workflow (playbooks: {', '.join(PLAYBOOKS)})"
+        ) from None
+
+
+def build_request(config: StewardConfig, target: str, text: str, principal: str) -> RunRequest:
+    """Resolve the profile and check the input, raising RunError with a clear reason."""
+    from activities.tools import default_specs
+
+    try:
+        profile = config.profile(target, default_specs())
+        request = RunRequest(input=text, principal=principal, profile=profile)
+    except ConfigError as err:
+        raise RunError(str(err)) from None
+    except ValidationError as err:
+        reasons = (e["msg"].removeprefix("Value error, ") for e in err.errors())
+        raise RunError("; ".join(reasons)) from None
+    if workflow_type(profile) == PLAYBOOKS["support-reply"]:
+        try:
+            parse_ticket(text)
+        except ValueError as err:
+            raise RunError(f"bad ticket: {err}") from None
+    return request
+
+
+async def start_run(
+    client: Client,
+    config: StewardConfig,
+    target: str,
+    text: str,
+    principal: str,
+    *,
+    task_queue: str = queues.DEFAULT,
+    workflow_id: str | None = None,
+) -> WorkflowHandle[object, RunResult]:
+    """Start a run of a playbook or agent and return its handle."""
+    request = build_request(config, target, text, principal)
+    return await client.start_workflow(
+        workflow_type(request.profile),
+        request,
+        id=workflow_id or f"{target}-{uuid.uuid4().hex[:10]}",
+        task_queue=task_queue,
+        result_type=RunResult,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(sa.TARGET, target),
+                SearchAttributePair(sa.PRINCIPAL, principal),
+                SearchAttributePair(sa.STATUS, "running"),
+            ]
+        ),
+    )
+
+
+async def pending(client: Client) -> list[ApprovalRequest]:
+    """Approval requests waiting across all runs, found by search attribute."""
+    waiting: list[ApprovalRequest] = []
+    async for execution in client.list_workflows(sa.PENDING_QUERY):
+        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        waiting.extend(await handle.query("pending_approvals", result_type=list[ApprovalRequest]))
+    return sorted(waiting, key=lambda request: request.requested_at)
+
+
+def workflow_of(approval_id: str) -> str:
+    """The workflow id an approval id belongs to (`WORKFLOW_ID:N`)."""
+    workflow_id, sep, seq = approval_id.rpartition(":")
+    if not sep or not workflow_id or not seq.isdigit():
+        raise RunError(f"{approval_id!r} is not an approval id (expected WORKFLOW_ID:N)")
+    return workflow_id
+
+
+async def find_request(client: Client, approval_id: str) -> ApprovalRequest:
+    """The pending request with this id, or RunError saying why there is none."""
+    handle = client.get_workflow_handle(workflow_of(approval_id))
+    try:
+        waiting: list[ApprovalRequest] = await handle.query(
+            "pending_approvals", result_type=list[ApprovalRequest]
+        )
+    except (RPCError, WorkflowQueryFailedError) as err:
+        raise RunError(f"cannot read approvals of {handle.id}: {err}") from None
+    for request in waiting:
+        if request.id == approval_id:
+            return request
+    raise RunError(f"no pending approval with id {approval_id!r}")
+
+
+async def decide(
+    client: Client,
+    approval_id: str,
+    approver: str,
+    *,
+    approve: bool,
+    reason: str = "",
+    digest: str | None = None,
+    via: Literal["update", "signal"] = "update",
+) -> tuple[ApprovalRequest, ApprovalOutcome | None]:
+    """Send a decision. By update the workflow answers at once (RunError if refused)."""
+    request = await find_request(client, approval_id)
+    decision = ApprovalDecision(
+        request_id=approval_id,
+        args_digest=digest or request.args_digest,
+        approver=approver,
+        approve=approve,
+        reason=reason,
+    )
+    handle = client.get_workflow_handle(request.workflow_id)
+    if via == "signal":
+        await handle.signal("decide", decision)
+        return request, None
+    try:
+        outcome = await handle.execute_update("decide", decision, result_type=ApprovalOutcome)
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        raise RunError(f"refused: {getattr(cause, 'message', None) or cause}") from None
+    return request, outcome

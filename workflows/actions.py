@@ -1,0 +1,111 @@
+"""How a workflow performs one tool call: registry, argument check, policy, approval, run.
+
+Shared by the playbooks and the agent loop so every tool call, wherever it comes from,
+passes the same gate. The tool is looked up in the typed registry; the model's arguments
+are validated against the tool's schema before the policy sees them; the policy decides;
+an approval is awaited when it says so; only then does the tool's activity run, on the
+privileged queue when the tool is privileged.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import ValidationError
+from temporalio import workflow
+
+from steward import policy, queues
+from steward.models import (
+    ActionRecord,
+    AgentProfile,
+    ApprovalOutcome,
+    ToolCall,
+    ToolInvocation,
+    idempotency_key,
+)
+from workflows.approvals import ApprovalGate
+from workflows.options import TOOL_CALL_RETRY
+
+with workflow.unsafe.imports_passed_through():
+    from activities.tools import REGISTRY
+
+
+class ToolActions:
+    """Runs tool calls for one workflow run, through policy and the approval gate."""
+
+    def __init__(self, gate: ApprovalGate, profile: AgentProfile, principal: str) -> None:
+        self.gate = gate
+        self.profile = profile
+        self.principal = principal
+        self.records: list[ActionRecord] = []
+        self.approvals: list[ApprovalOutcome] = []
+        self._calls_by_tool: dict[str, int] = {}
+
+    async def act(self, call: ToolCall) -> ActionRecord:
+        """Carry out one call as far as policy and approvers allow; return what happened."""
+        record = await self._act(call)
+        self.records.append(record)
+        workflow.logger.info(
+            "tool %s (%s): %s, %s", call.tool, call.id, record.decision, record.outcome
+        )
+        return record
+
+    async def _act(self, call: ToolCall) -> ActionRecord:
+        definition = REGISTRY.get(call.tool)
+        if definition is None:
+            return _record(call, "deny", f"no tool named {call.tool!r}", "denied")
+        try:
+            arguments = definition.args_model.model_validate(call.arguments).model_dump()
+        except ValidationError as err:
+            return _record(call, "deny", f"invalid arguments: {_describe(err)}", "denied")
+        call = call.model_copy(update={"arguments": arguments})
+        decision = policy.decide(
+            call, self.profile, policy.RunState(calls_by_tool=dict(self._calls_by_tool))
+        )
+        if isinstance(decision, policy.Deny):
+            return _record(call, "deny", decision.reason, "denied")
+        if isinstance(decision, policy.NeedsApproval):
+            outcome = await self.gate.request(call, decision.rule, self.principal)
+            self.approvals.append(outcome)
+            if outcome.status != "approved":
+                verdict = "rejected" if outcome.status == "rejected" else "timed_out"
+                return _record(call, "approve", decision.reason, verdict, outcome.reason)
+        spec = policy.granted_tool(self.profile, call.tool)
+        assert spec is not None  # the policy allowed it, so it is granted
+        info = workflow.info()
+        self._calls_by_tool[call.tool] = self._calls_by_tool.get(call.tool, 0) + 1
+        result = await workflow.execute_activity_method(
+            definition.activity,
+            ToolInvocation(
+                call=call,
+                idempotency_key=idempotency_key(info.workflow_id, call.id),
+                agent=self.profile.name,
+                principal=self.principal,
+            ),
+            task_queue=queues.privileged(info.task_queue) if spec.privileged else info.task_queue,
+            start_to_close_timeout=timedelta(seconds=spec.timeout_seconds),
+            retry_policy=TOOL_CALL_RETRY,
+        )
+        return _record(call, decision.kind, decision.reason, "done", result.output)
+
+
+def _record(
+    call: ToolCall, decision: str, reason: str, outcome: str, output: str = ""
+) -> ActionRecord:
+    return ActionRecord.model_validate(
+        {
+            "call_id": call.id,
+            "tool": call.tool,
+            "args_digest": call.digest(),
+            "decision": decision,
+            "reason": reason,
+            "outcome": outcome,
+            "output": output,
+        }
+    )
+
+
+def _describe(err: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in err.errors()
+    )

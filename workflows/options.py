@@ -1,0 +1,27 @@
+"""Timeouts and retry policies for every activity call, named once.
+
+Temporal owns retries: activities never retry on their own. Model calls get a few
+attempts with backoff (providers rate-limit); tools get fewer, since each attempt may
+touch the outside world (they are idempotent, but there is no point hammering).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+MODEL_CALL_TIMEOUT = timedelta(minutes=3)
+MODEL_CALL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+)
+
+TOOL_CALL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+)
