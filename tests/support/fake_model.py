@@ -1,0 +1,305 @@
+"""A fake model provider for tests: queued answers and errors, every call recorded.
+
+Tests drive the real `complete` activity through the real litellm call path; only the
+provider at the end is fake, so error mapping, response_format and usage accounting run as
+they do in production. As with `llm`'s MockModel, responses are queued and consumed in
+order, and a call with nothing queued fails loudly instead of inventing an answer. Tests
+that run the worker in another process build the fake from a JSON script there and read
+back the JSONL file it appends every call to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+import litellm
+from litellm import exceptions as errors
+from litellm.litellm_core_utils.core_helpers import map_finish_reason
+from litellm.llms.custom_llm import CustomLLM
+from litellm.types.utils import Choices, ModelResponse
+
+from activities.llm import PROVIDER_FAKE
+from activities.local_model import install_custom_provider
+
+_FAKE_URL: Final = "http://fake.invalid/v1/chat/completions"
+
+
+@dataclass(frozen=True)
+class FakeReply:
+    """One queued answer. Token counts default to word counts, so they are never zero."""
+
+    text: str
+    finish_reason: str = "stop"
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class FakeCall:
+    """One request the fake received, as litellm handed it to the provider."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    response_format: dict[str, Any] | None
+    max_tokens: int | None
+    temperature: float | None
+    api_base: str | None
+    timeout: float | None
+    # Recorded so tests can prove the worker's key reached the provider and nothing else.
+    api_key: str | None
+
+
+class FakeModelExhausted(errors.BadRequestError, AssertionError):
+    """A call arrived with nothing queued: the test expected fewer model calls.
+
+    It is a litellm BadRequestError so litellm passes it through untouched and the
+    activity fails it as non-retryable; a worker under test stops at once instead of
+    retrying a call that can never succeed.
+    """
+
+
+class FakeModel(CustomLLM):
+    """litellm handler for `fake/...` models, answering from a FIFO queue."""
+
+    def __init__(self, *, latency: float = 0.0, calls_log: Path | None = None) -> None:
+        super().__init__()
+        self.latency = latency
+        self.calls_log = calls_log
+        self.calls: list[FakeCall] = []
+        self._queue: deque[FakeReply | Exception] = deque()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_script(
+        cls, path: Path, *, latency: float = 0.0, calls_log: Path | None = None
+    ) -> FakeModel:
+        """A fake whose queue is read from a JSON list.
+
+        Each entry is the answer's text, or an object: `{"text": ..., "finish_reason":
+        ..., "input_tokens": ..., "output_tokens": ...}` for an answer, or `{"error":
+        "RateLimitError", "message": ..., "retry_after": 3}` for a provider error (any
+        kind `provider_error` knows).
+        """
+        fake = cls(latency=latency, calls_log=calls_log)
+        entries = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(entries, list):
+            raise ValueError(f"{path}: expected a JSON list of responses, got {type(entries)}")
+        for index, entry in enumerate(entries):
+            if isinstance(entry, str):
+                fake.queue(entry)
+            elif isinstance(entry, dict) and "error" in entry:
+                fake.queue_error(
+                    provider_error(
+                        entry["error"],
+                        entry.get("message", "scripted failure"),
+                        retry_after=entry.get("retry_after"),
+                    )
+                )
+            elif isinstance(entry, dict) and "text" in entry:
+                fake.queue(**entry)
+            else:
+                raise ValueError(
+                    f"{path}[{index}]: expected a string, {{'text': ...}} or {{'error': ...}}"
+                )
+        return fake
+
+    def queue(
+        self,
+        text: str,
+        *,
+        finish_reason: str = "stop",
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+    ) -> FakeModel:
+        """Answer the next unanswered call with text."""
+        with self._lock:
+            self._queue.append(FakeReply(text, finish_reason, input_tokens, output_tokens))
+        return self
+
+    def queue_error(self, error: Exception) -> FakeModel:
+        """Fail the next unanswered call with error, as the provider would."""
+        with self._lock:
+            self._queue.append(error)
+        return self
+
+    @property
+    def pending(self) -> int:
+        """How many queued responses no call has consumed yet."""
+        return len(self._queue)
+
+    def completion(
+        self,
+        model: str,
+        messages: list[Any],
+        api_base: str,
+        custom_prompt_dict: dict[str, Any],
+        model_response: ModelResponse,
+        print_verbose: Callable[..., Any],
+        encoding: Any,
+        api_key: Any,
+        logging_obj: Any,
+        optional_params: dict[str, Any],
+        acompletion: Any = None,
+        litellm_params: Any = None,
+        logger_fn: Any = None,
+        headers: Any = None,
+        timeout: float | httpx.Timeout | None = None,
+        client: Any = None,
+    ) -> ModelResponse:
+        """Answer from the queue, blocking for the configured latency."""
+        reply = self._take(model, messages, optional_params, api_base, api_key, timeout)
+        time.sleep(self.latency)
+        return _filled(model_response, model, messages, reply)
+
+    async def acompletion(
+        self,
+        model: str,
+        messages: list[Any],
+        api_base: str,
+        custom_prompt_dict: dict[str, Any],
+        model_response: ModelResponse,
+        print_verbose: Callable[..., Any],
+        encoding: Any,
+        api_key: Any,
+        logging_obj: Any,
+        optional_params: dict[str, Any],
+        acompletion: Any = None,
+        litellm_params: Any = None,
+        logger_fn: Any = None,
+        headers: Any = None,
+        timeout: float | httpx.Timeout | None = None,
+        client: Any = None,
+    ) -> ModelResponse:
+        """Answer from the queue after the configured latency."""
+        reply = self._take(model, messages, optional_params, api_base, api_key, timeout)
+        await asyncio.sleep(self.latency)
+        return _filled(model_response, model, messages, reply)
+
+    def _take(
+        self,
+        model: str,
+        messages: list[Any],
+        optional_params: Mapping[str, Any],
+        api_base: str | None,
+        api_key: Any,
+        timeout: float | httpx.Timeout | None,
+    ) -> FakeReply:
+        call = FakeCall(
+            model=f"{PROVIDER_FAKE}/{model}",
+            messages=[dict(message) for message in messages],
+            response_format=optional_params.get("response_format"),
+            max_tokens=optional_params.get("max_tokens"),
+            temperature=optional_params.get("temperature"),
+            api_base=api_base,
+            timeout=timeout.read if isinstance(timeout, httpx.Timeout) else timeout,
+            api_key=api_key if isinstance(api_key, str) else None,
+        )
+        with self._lock:
+            self.calls.append(call)
+            if self.calls_log is not None:
+                with self.calls_log.open("a", encoding="utf-8") as log:
+                    log.write(json.dumps(asdict(call)) + "\n")
+            if not self._queue:
+                last = call.messages[-1].get("content", "") if call.messages else ""
+                raise FakeModelExhausted(
+                    message=(
+                        f"FakeModel has nothing queued for call #{len(self.calls)} to "
+                        f"{call.model} (last message: {str(last)[:80]!r}); "
+                        "queue an answer with fake.queue(...)"
+                    ),
+                    model=call.model,
+                    llm_provider=PROVIDER_FAKE,
+                )
+            reply = self._queue.popleft()
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+
+def install_fake_model(fake: FakeModel) -> FakeModel:
+    """Route `fake/...` models to fake (replacing any earlier fake); returns it."""
+    install_custom_provider(PROVIDER_FAKE, fake)
+    return fake
+
+
+def read_calls_log(path: Path) -> list[FakeCall]:
+    """The calls a fake in another process appended to its calls_log."""
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [FakeCall(**json.loads(line)) for line in lines if line.strip()]
+
+
+_ERRORS: Final[Mapping[str, tuple[Callable[..., Exception], int]]] = {
+    "AuthenticationError": (errors.AuthenticationError, 401),
+    "PermissionDeniedError": (errors.PermissionDeniedError, 403),
+    "BadRequestError": (errors.BadRequestError, 400),
+    "ContextWindowExceededError": (errors.ContextWindowExceededError, 400),
+    "ContentPolicyViolationError": (errors.ContentPolicyViolationError, 400),
+    "NotFoundError": (errors.NotFoundError, 404),
+    "UnprocessableEntityError": (errors.UnprocessableEntityError, 422),
+    "RateLimitError": (errors.RateLimitError, 429),
+    "InternalServerError": (errors.InternalServerError, 500),
+    "BadGatewayError": (errors.BadGatewayError, 502),
+    "ServiceUnavailableError": (errors.ServiceUnavailableError, 503),
+    "Timeout": (errors.Timeout, 408),
+    "APIConnectionError": (errors.APIConnectionError, 0),
+}
+PROVIDER_ERRORS: Final = tuple(_ERRORS)
+"""The litellm exception kinds `provider_error` can build."""
+
+
+def provider_error(
+    kind: str,
+    message: str = "injected by FakeModel",
+    *,
+    retry_after: float | str | None = None,
+    model: str = "fake/queued",
+) -> Exception:
+    """A litellm exception of the named kind, as a provider's HTTP response would raise it.
+
+    retry_after becomes the response's `retry-after` header (seconds or an HTTP date).
+    """
+    if kind not in _ERRORS:
+        raise ValueError(f"unknown provider error {kind!r}; known: {', '.join(PROVIDER_ERRORS)}")
+    cls, status = _ERRORS[kind]
+    common: dict[str, Any] = {"message": message, "model": model, "llm_provider": PROVIDER_FAKE}
+    if cls is errors.APIConnectionError:
+        return cls(**common)
+    headers = {"retry-after": str(retry_after)} if retry_after is not None else {}
+    response = httpx.Response(status, headers=headers, request=httpx.Request("POST", _FAKE_URL))
+    return cls(**common, response=response)
+
+
+def _filled(
+    model_response: ModelResponse, model: str, messages: list[Any], reply: FakeReply
+) -> ModelResponse:
+    choice = model_response.choices[0]
+    if not isinstance(choice, Choices):
+        raise TypeError(f"expected a non-streaming response from litellm, got {type(choice)}")
+    choice.message.content = reply.text
+    choice.finish_reason = map_finish_reason(reply.finish_reason)
+    model_response.model = f"{PROVIDER_FAKE}/{model}"
+    prompt_words = sum(len(str(m.get("content") or "").split()) for m in messages)
+    prompt = reply.input_tokens if reply.input_tokens is not None else max(prompt_words, 1)
+    completion = (
+        reply.output_tokens if reply.output_tokens is not None else max(len(reply.text.split()), 1)
+    )
+    # ModelResponse declares no `usage` field; litellm reads the attribute set this way.
+    setattr(  # noqa: B010
+        model_response,
+        "usage",
+        litellm.Usage(
+            prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+        ),
+    )
+    return model_response
