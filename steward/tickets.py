@@ -18,6 +18,7 @@ class Ticket:
     """A customer's message."""
 
     sender: str
+    name: str
     subject: str
     body: str
 
@@ -28,10 +29,11 @@ def parse_ticket(text: str) -> Ticket:
     if not all(_HEADER_LINE.match(line) or line[:1] in " \t" for line in head.splitlines()):
         raise ValueError("ticket must start with headers (From:, Subject:), a blank line, a body")
     headers = HeaderParser().parsestr(head)
-    _, sender = parseaddr(headers.get("From", ""))
+    name, sender = parseaddr(headers.get("From", ""))
     if "@" not in sender:
         raise ValueError("ticket has no valid From: address to reply to")
     subject = " ".join(headers.get("Subject", "").split()) or "(no subject)"
     if not body.strip():
         raise ValueError("ticket body is empty")
-    return Ticket(sender=sender, subject=subject, body=body.strip())
+    first_name = name.split()[0] if name.strip() else "customer"
+    return Ticket(sender=sender, name=first_name, subject=subject, body=body.strip())

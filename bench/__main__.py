@@ -1,0 +1,150 @@
+"""`make bench`: what orchestration costs on top of the model call it orchestrates.
+
+Measured side by side in one run, interleaved, with the fake model answering at once so
+only Steward and Temporal are timed:
+
+- the floor: the `complete` activity's code awaited directly (no Temporal);
+- one agent step through Temporal: a one-turn AgentWorkflow run, start to result;
+- the marginal cost of one more step: (a five-turn run - a one-turn run) / 4;
+- completed runs per second at 1, 10 and 50 concurrent runs.
+
+Each is measured on the embedded dev server with Steward's tuning and with the server's
+defaults, so the effect of the tuning is visible. Worker and client share this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+
+from activities.llm import LLMActivities
+from steward import devserver
+from steward import search_attributes as sa
+from steward.config import Deployment, StewardConfig, load_config
+from steward.models import LLMRequest, Message
+from steward.runs import start_run
+from tests.support.fake_model import FakeModel, install_fake_model
+from tests.support.stack import running_workers, test_activities
+
+ANSWER = json.dumps({"action": "answer", "answer": "ok"})
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "25"))
+CONCURRENCY = (1, 10, 50)
+RUNS_PER_LEVEL = int(os.environ.get("BENCH_RUNS", "100"))
+
+
+def config_for_bench(outbox: str) -> StewardConfig:
+    base = load_config("examples/steward.yaml")
+    return StewardConfig.model_validate(
+        base.model_dump()
+        | {"tiers": {name: [{"model": "fake/bench"}] for name in base.tiers}, "outbox": outbox}
+    )
+
+
+async def timed(action: Callable[[], Awaitable[Any]]) -> float:
+    started = time.perf_counter()
+    await action()
+    return (time.perf_counter() - started) * 1000
+
+
+async def agent_run(
+    client: Client, config: StewardConfig, queue: str, fake: FakeModel, turns: int
+) -> None:
+    for _ in range(turns - 1):
+        fake.queue("not json")  # an invalid turn: the loop tells the model and goes on
+    fake.queue(ANSWER)
+    handle = await start_run(client, config, "helpdesk", "say ok", "bench", task_queue=queue)
+    result = await handle.result()
+    assert result.status == "completed", result
+
+
+async def measure(
+    label: str, env: WorkflowEnvironment, fake: FakeModel, config: StewardConfig
+) -> dict[str, Any]:
+    llm = LLMActivities({"fast": [Deployment(model="fake/bench")]}, allow_paid=False)
+    request = LLMRequest(step="bench", tier="fast", messages=[Message(role="user", content="hi")])
+    activity_env = ActivityEnvironment()
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    direct: list[float] = []
+    one: list[float] = []
+    five: list[float] = []
+
+    async def direct_call() -> None:
+        fake.queue(ANSWER)
+        await activity_env.run(llm.complete, request)
+
+    async with running_workers(env.client, config, queue, activities=test_activities(config)):
+        await agent_run(env.client, config, queue, fake, 1)  # warm up the worker and caches
+        for _ in range(ROUNDS):  # interleaved, so drift in the machine hits all three alike
+            direct.append(await timed(direct_call))
+            one.append(await timed(lambda: agent_run(env.client, config, queue, fake, 1)))
+            five.append(await timed(lambda: agent_run(env.client, config, queue, fake, 5)))
+        throughput: dict[int, float] = {}
+        for level in CONCURRENCY:
+            semaphore = asyncio.Semaphore(level)
+
+            async def bounded(gate: asyncio.Semaphore) -> None:
+                async with gate:
+                    await agent_run(env.client, config, queue, fake, 1)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(bounded(semaphore) for _ in range(RUNS_PER_LEVEL)))
+            throughput[level] = RUNS_PER_LEVEL / (time.perf_counter() - started)
+    d, o, f = (statistics.median(x) for x in (direct, one, five))
+    return {"label": label, "direct": d, "one": o, "step": (f - o) / 4, "throughput": throughput}
+
+
+async def main() -> None:
+    fake = FakeModel()
+    install_fake_model(fake)
+    config = config_for_bench(tempfile.mkdtemp(prefix="steward-bench-"))
+    results = []
+    for label, extra in (("tuned", devserver.tuning_args()), ("defaults", [])):
+        env = await WorkflowEnvironment.start_local(
+            data_converter=pydantic_data_converter,
+            dev_server_existing_path=str(devserver.temporal_binary()),
+            search_attributes=sa.ALL,
+            dev_server_extra_args=extra,
+            dev_server_log_level="error",
+        )
+        try:
+            results.append(await measure(label, env, fake, config))
+        finally:
+            await env.shutdown()
+
+    print(
+        f"\nSteward bench: fake model (no latency), {ROUNDS} interleaved rounds, "
+        f"{RUNS_PER_LEVEL} runs per concurrency level, {os.cpu_count()} cores"
+    )
+    print(f"tuned server settings: {' '.join(devserver.tuning_args())}\n")
+    header = f"{'server':<9} {'direct call':>12} {'1-step run':>11} {'ratio':>7} {'+1 step':>9}"
+    header += "".join(f" {f'runs/s @{c}':>12}" for c in CONCURRENCY)
+    print(header)
+    for r in results:
+        line = (
+            f"{r['label']:<9} {r['direct']:>10.2f}ms {r['one']:>9.1f}ms "
+            f"{r['one'] / r['direct']:>6.0f}x {r['step']:>7.1f}ms"
+        )
+        line += "".join(f" {r['throughput'][c]:>12.1f}" for c in CONCURRENCY)
+        print(line)
+    tuned, default = results
+    print(
+        f"\ntuning: 1-step run {default['one'] / tuned['one']:.1f}x faster, "
+        f"+1 step {default['step'] / max(tuned['step'], 1e-9):.1f}x faster than on defaults"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,30 @@
+"""The `steward` command: thin commands that parse, call the client, and print.
+
+Each command group lives in its own module; this one only assembles them.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from steward.cli import approvals, demo, dev, runs, worker
+
+app = typer.Typer(
+    help="Steward: durable AI workflows on Temporal. Start runs, approve actions, inspect them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(dev.app, name="dev")
+app.command("run")(runs.run_command)
+app.command("status")(runs.status_command)
+app.command("pending")(approvals.pending_command)
+app.command("approve")(approvals.approve_command)
+app.command("reject")(approvals.reject_command)
+app.command("worker")(worker.worker_command)
+app.command("demo")(demo.demo_command)
+
+
+def main() -> None:
+    """Entry point of the `steward` script."""
+    app()

@@ -1,0 +1,96 @@
+"""`steward pending`, `steward approve`, `steward reject`: the human side of the gate."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from steward.cli.common import run
+from steward.client import connect
+from steward.models import ApprovalRequest
+from steward.runs import decide, pending
+
+AsOption = Annotated[str, typer.Option("--as", help="your approver name, as in steward.yaml")]
+DigestOption = Annotated[
+    str | None,
+    typer.Option(help="the argument digest you reviewed; refused if the call changed"),
+]
+SignalOption = Annotated[
+    bool, typer.Option("--signal", help="send as a signal (fire and forget) instead of an update")
+]
+
+
+def pending_command(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List approvals waiting across all runs (found by search attribute)."""
+
+    async def go() -> None:
+        waiting = await pending(await connect())
+        if as_json:
+            typer.echo(json.dumps([r.model_dump(mode="json") for r in waiting], indent=2))
+            return
+        if not waiting:
+            typer.echo("no approvals waiting")
+        for request in waiting:
+            _describe(request)
+
+    run(go())
+
+
+def approve_command(
+    approval_id: Annotated[str, typer.Argument(metavar="ID", help="approval id from `pending`")],
+    approver: AsOption,
+    reason: Annotated[str, typer.Option(help="note kept with the decision")] = "",
+    digest: DigestOption = None,
+    signal: SignalOption = False,
+) -> None:
+    """Approve one waiting action. Refused unless you are an allowed approver."""
+    _decide(approval_id, approver, approve=True, reason=reason, digest=digest, signal=signal)
+
+
+def reject_command(
+    approval_id: Annotated[str, typer.Argument(metavar="ID", help="approval id from `pending`")],
+    approver: AsOption,
+    reason: Annotated[str, typer.Option(help="why; the run records it")],
+    digest: DigestOption = None,
+    signal: SignalOption = False,
+) -> None:
+    """Reject one waiting action; the run ends without doing it."""
+    _decide(approval_id, approver, approve=False, reason=reason, digest=digest, signal=signal)
+
+
+def _decide(
+    approval_id: str, approver: str, *, approve: bool, reason: str, digest: str | None, signal: bool
+) -> None:
+    async def go() -> None:
+        request, outcome = await decide(
+            await connect(),
+            approval_id,
+            approver,
+            approve=approve,
+            reason=reason,
+            digest=digest,
+            via="signal" if signal else "update",
+        )
+        verb = "approved" if approve else "rejected"
+        if outcome is None:
+            typer.echo(f"sent: {verb} {approval_id} as {approver} (signal; see `steward status`)")
+        else:
+            typer.echo(f"{outcome.status}: {request.tool} in {request.workflow_id} by {approver}")
+
+    run(go())
+
+
+def _describe(request: ApprovalRequest) -> None:
+    typer.echo(f"{request.id}")
+    typer.echo(f"  tool:      {request.tool}  (digest {request.args_digest})")
+    typer.echo(f"  requested: by {request.requester} at {request.requested_at:%Y-%m-%d %H:%M:%S}Z")
+    typer.echo(f"  deadline:  {request.deadline:%Y-%m-%d %H:%M:%S}Z")
+    typer.echo(f"  approvers: {', '.join(request.approvers)}")
+    for key, value in request.arguments.items():
+        text = str(value).replace("\n", " ")
+        typer.echo(f"  {key}: {text[:100]}{'...' if len(text) > 100 else ''}")
+    typer.echo(f"  approve:   steward approve {request.id} --as NAME")

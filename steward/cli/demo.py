@@ -1,0 +1,143 @@
+"""`steward demo`: the main job end to end on embedded defaults.
+
+Starts (or reuses) the embedded Temporal server, starts a worker process, runs the support
+playbook on a shipped ticket with the real local model, stops at the approval and shows
+how to approve it, then approves (asking first in a terminal), and prints what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from temporalio.client import WorkflowHandle
+
+from steward import devserver
+from steward.cli.common import run, ui_link
+from steward.client import connect
+from steward.config import StewardConfig, load_config
+from steward.models import ApprovalRequest, RunProgress, RunResult
+from steward.runs import decide, start_run
+
+DEMO_TICKET = Path("examples/tickets/late-delivery.txt")
+DEMO_REQUESTER = "demo-user"
+DEMO_APPROVER = "demo-approver"
+APPROVAL_WAIT_SECONDS = 900.0  # the local model on two cores takes seconds, not minutes
+
+
+def demo_command(
+    ticket: Annotated[Path, typer.Option(help="ticket file to answer")] = DEMO_TICKET,
+    config: Annotated[str | None, typer.Option(help="steward.yaml to use")] = None,
+) -> None:
+    """Run the support playbook end to end: classify, draft, approve, send."""
+    settings = load_config(config)
+    if not os.environ.get("TEMPORAL_ADDRESS"):
+        server = devserver.start()
+        typer.echo(f"Temporal dev server: {server.address}  (UI {server.ui_url})")
+    log = devserver.state_dir() / "worker.log"
+    worker = _start_worker(log, config)
+    typer.echo(f"worker started (pid {worker.pid}, log {log})")
+    try:
+        run(_demo(ticket.read_text(encoding="utf-8"), settings))
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+async def _demo(ticket: str, settings: StewardConfig) -> None:
+    client = await connect()
+    handle = await start_run(client, settings, "support-reply", ticket, DEMO_REQUESTER)
+    typer.echo(f"\nstarted {handle.id}: classifying and drafting with the model...")
+    request = await _wait_for_approval(handle)
+    if request is None:
+        _print_result(handle.id, await handle.result(), settings)
+        return
+    ui = ui_link(handle.id)
+    typer.echo("\nThe reply is drafted and waits for a human approval:")
+    typer.echo(f"  to:      {request.arguments.get('to')}")
+    typer.echo(f"  subject: {request.arguments.get('subject')}")
+    typer.echo("  body:")
+    for line in str(request.arguments.get("body", "")).splitlines():
+        typer.echo(f"    | {line}")
+    if ui:
+        typer.echo(f"\n  Temporal UI: {ui}")
+    typer.echo(f"  approve:     steward approve {request.id} --as {DEMO_APPROVER}")
+    typer.echo(f"  reject:      steward reject {request.id} --as {DEMO_APPROVER} --reason TEXT")
+    if sys.stdin.isatty():
+        approve = typer.confirm("\nApprove sending?", default=False)
+    else:
+        typer.echo(
+            f"\nstdin is not a terminal: approving as {DEMO_APPROVER} with the `decide` "
+            "signal, as a script would."
+        )
+        approve = True
+    await decide(
+        client,
+        request.id,
+        DEMO_APPROVER,
+        approve=approve,
+        reason="approved in the demo" if approve else "rejected in the demo",
+        via="signal",
+    )
+    _print_result(handle.id, await handle.result(), settings)
+
+
+async def _wait_for_approval(handle: WorkflowHandle[object, RunResult]) -> ApprovalRequest | None:
+    """Poll progress until an approval is pending (or the run ends); print each step."""
+    deadline = time.monotonic() + APPROVAL_WAIT_SECONDS
+    seen = ""
+    while time.monotonic() < deadline:
+        described = await handle.describe()
+        if described.status is not None and described.status.name != "RUNNING":
+            return None
+        progress: RunProgress = await handle.query("progress", result_type=RunProgress)
+        if progress.step != seen:
+            seen = progress.step
+            typer.echo(f"  step: {seen}")
+        if progress.pending:
+            return progress.pending[0]
+        await asyncio.sleep(0.25)
+    raise TimeoutError(
+        f"{handle.id} did not reach its approval within {APPROVAL_WAIT_SECONDS:.0f}s"
+    )
+
+
+def _print_result(workflow_id: str, result: RunResult, settings: StewardConfig) -> None:
+    typer.echo(f"\nrun {workflow_id}: {result.status}")
+    for key, value in result.details.items():
+        typer.echo(f"  {key}: {value}")
+    for action in result.actions:
+        typer.echo(f"  action: {action.tool} -> {action.outcome}: {action.output or action.reason}")
+    typer.echo("  model calls:")
+    for call in result.model_calls:
+        cost = "unknown" if call.cost_usd is None else f"${call.cost_usd:.6f}"
+        typer.echo(
+            f"    {call.step:<9} {call.model:<24} tier {call.tier:<7} "
+            f"{call.input_tokens:>5} in {call.output_tokens:>4} out "
+            f"{call.latency_ms:>7.0f} ms  {cost}"
+        )
+    typer.echo("\nWhere to look next:")
+    typer.echo(f"  steward status {workflow_id}")
+    ui = ui_link(workflow_id)
+    if ui:
+        typer.echo(f"  {ui}")
+    typer.echo(f"  outbox: {settings.outbox}/")
+    typer.echo("  steward dev down   # stop the embedded server when done")
+
+
+def _start_worker(log: Path, config: str | None) -> subprocess.Popen[bytes]:
+    args = [sys.executable, "-m", "workers", "--role", "all"]
+    if config:
+        args += ["--config", config]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)

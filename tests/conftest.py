@@ -1,0 +1,99 @@
+"""Test fixtures: one Temporal dev server for the session, a fresh task queue per test,
+the real workflows and activity classes with a fake model that answers from a queue.
+
+Tests never reach a paid model: STEWARD_FORBID_PAID_MODELS makes the model activity
+refuse any provider other than the local model and the fake.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+os.environ["STEWARD_FORBID_PAID_MODELS"] = "1"
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+from steward import devserver
+from steward import search_attributes as sa
+from steward.config import StewardConfig, load_config
+from tests.support.fake_model import FakeModel, install_fake_model
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """The session's Temporal dev server (tuned like the embedded one)."""
+    environment = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=str(devserver.temporal_binary()),
+        search_attributes=sa.ALL,
+        dev_server_extra_args=devserver.tuning_args(),
+        dev_server_log_level="error",
+    )
+    yield environment
+    await environment.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping test server, for deadlines and timeouts."""
+    environment = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(BIN / "temporal-test-server"),
+    )
+    await environment.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace="default",
+            search_attributes={
+                key.name: IndexedValueType.ValueType(key.indexed_value_type.value) for key in sa.ALL
+            },
+        )
+    )
+    yield environment
+    await environment.shutdown()
+
+
+@pytest.fixture
+def client(env: WorkflowEnvironment) -> Client:
+    """A client of the session server."""
+    return env.client
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A fresh task queue, so tests never share workers."""
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def fake_model() -> Iterator[FakeModel]:
+    """The fake model, installed as litellm provider `fake`, with an empty queue."""
+    fake = FakeModel()
+    install_fake_model(fake)
+    yield fake
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> StewardConfig:
+    """The example steward.yaml with every tier on the fake model and a private outbox."""
+    base = load_config(REPO / "examples" / "steward.yaml")
+    return StewardConfig.model_validate(
+        base.model_dump()
+        | {
+            "tiers": {name: [{"model": "fake/queued"}] for name in base.tiers},
+            "outbox": str(tmp_path / "outbox"),
+        }
+    )

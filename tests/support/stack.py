@@ -1,0 +1,73 @@
+"""Run Steward's real workers in-process for a test, and drive runs to their approval."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+
+from activities.llm import LLMActivities
+from activities.tools.email import OutboxActivities
+from steward.config import StewardConfig
+from steward.models import ApprovalRequest, RunProgress
+from workers.build import Activities, build_workers
+
+
+def test_activities(config: StewardConfig) -> Activities:
+    """The real activity classes, configured for tests (no paid models)."""
+    return Activities(
+        llm=LLMActivities(config.tiers, allow_paid=False),
+        outbox=OutboxActivities(Path(config.outbox), config.sender),
+    )
+
+
+@asynccontextmanager
+async def running_workers(
+    client: Client,
+    config: StewardConfig,
+    task_queue: str,
+    activities: Activities | None = None,
+    **options: Any,
+) -> AsyncIterator[None]:
+    """Default and privileged workers on `task_queue` for the duration of the block."""
+    workers = build_workers(
+        client, activities or test_activities(config), task_queue=task_queue, role="all", **options
+    )
+    async with AsyncExitStack() as stack:
+        for worker in workers:
+            await stack.enter_async_context(worker)
+        yield
+
+
+async def wait_for_approval(
+    handle: WorkflowHandle[Any, Any], timeout: float = 30
+) -> ApprovalRequest:
+    """Poll the run's progress until an approval is pending."""
+    async with asyncio.timeout(timeout):
+        while True:
+            progress: RunProgress = await handle.query("progress", result_type=RunProgress)
+            if progress.pending:
+                return progress.pending[0]
+            await asyncio.sleep(0.05)
+
+
+async def wait_for_refusals(
+    handle: WorkflowHandle[Any, Any], count: int, timeout: float = 10
+) -> RunProgress:
+    """Poll until the run has recorded `count` refused decisions."""
+    async with asyncio.timeout(timeout):
+        while True:
+            progress: RunProgress = await handle.query("progress", result_type=RunProgress)
+            if len(progress.refused) >= count:
+                return progress
+            await asyncio.sleep(0.05)
+
+
+def outbox_messages(config: StewardConfig) -> list[Path]:
+    """The .eml files delivered so far."""
+    outbox = Path(config.outbox)
+    return sorted(outbox.glob("*.eml")) if outbox.is_dir() else []

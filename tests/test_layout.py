@@ -1,0 +1,63 @@
+"""The import rules of DESIGN.md, enforced: workflows and the pure core stay deterministic."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PURE_CORE = [
+    "models.py",
+    "policy.py",
+    "routing.py",
+    "config.py",
+    "tickets.py",
+    "queues.py",
+    "search_attributes.py",
+]
+FORBIDDEN = {"litellm", "qdrant_client", "llama_cpp", "httpx", "requests", "socket", "subprocess"}
+
+
+def imports(path: Path) -> list[tuple[str, bool]]:
+    """(module, imported inside imports_passed_through) for each import in a file."""
+    found: list[tuple[str, bool]] = []
+
+    def visit(node: ast.AST, passed: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            inside = passed or (
+                isinstance(child, ast.With)
+                and any(
+                    "imports_passed_through" in ast.unparse(i.context_expr) for i in child.items
+                )
+            )
+            if isinstance(child, ast.Import):
+                found.extend((alias.name, inside) for alias in child.names)
+            elif isinstance(child, ast.ImportFrom) and child.module:
+                found.append((child.module, inside))
+            visit(child, inside)
+
+    visit(ast.parse(path.read_text()), False)
+    return found
+
+
+def test_workflows_import_activities_only_passed_through() -> None:
+    for path in (REPO / "workflows").glob("*.py"):
+        for module, passed in imports(path):
+            top = module.split(".")[0]
+            assert top not in FORBIDDEN, f"{path.name} imports {module}"
+            if top in ("activities", "workers"):
+                assert top == "activities" and passed, f"{path.name} imports {module} directly"
+
+
+def test_workflows_and_pure_core_touch_no_environment() -> None:
+    files = list((REPO / "workflows").glob("*.py")) + [REPO / "steward" / f for f in PURE_CORE]
+    for path in files:
+        text = path.read_text()
+        assert "os.environ" not in text and "import os" not in text, path.name
+        for module, _ in imports(path):
+            assert module.split(".")[0] not in FORBIDDEN, f"{path.name} imports {module}"
+
+
+def test_activities_never_import_workers() -> None:
+    for path in (REPO / "activities").rglob("*.py"):
+        assert all(m.split(".")[0] != "workers" for m, _ in imports(path)), path

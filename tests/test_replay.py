@@ -1,0 +1,63 @@
+"""Committed histories replay against today's workflow code (see tests/histories/).
+
+A change to a workflow that would break runs already in flight fails here. Re-record with
+`STEWARD_RECORD_HISTORIES=1 make pytest` only when the change is deliberate and patched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from steward.models import RunRequest, RunResult
+from workers.build import SANDBOX, WORKFLOWS
+from workflows.support import SupportReplyWorkflow
+
+HISTORIES = Path(__file__).resolve().parent / "histories"
+REQUIRED = {"support-approved", "support-rejected", "support-timed-out"}
+
+
+def replayer() -> Replayer:
+    return Replayer(
+        workflows=list(WORKFLOWS),
+        data_converter=pydantic_data_converter,
+        workflow_runner=SANDBOX,
+    )
+
+
+def test_required_histories_are_committed() -> None:
+    assert REQUIRED <= {path.stem for path in HISTORIES.glob("*.json")}
+
+
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
+async def test_history_replays(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    result = await replayer().replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
+
+
+@workflow.defn(name="SupportReplyWorkflow", sandboxed=False)
+class ChangedSupportReply(SupportReplyWorkflow):
+    """The playbook edited in place without `workflow.patched`: a timer before the first step."""
+
+    @workflow.run
+    async def run(self, request: RunRequest) -> RunResult:
+        await workflow.sleep(1)
+        return await super().run(request)
+
+
+async def test_an_unpatched_change_is_caught_by_replay() -> None:
+    history = WorkflowHistory.from_json(
+        "support-approved", (HISTORIES / "support-approved.json").read_text()
+    )
+    changed = Replayer(workflows=[ChangedSupportReply], data_converter=pydantic_data_converter)
+    result = await changed.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is not None
+    assert "Nondeterminism" in str(result.replay_failure) or "nondeterminism" in str(
+        result.replay_failure
+    )

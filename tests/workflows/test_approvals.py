@@ -1,0 +1,150 @@
+"""The approval gate under bad and hostile decisions, by update, signal and the Temporal CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+
+from steward.config import StewardConfig
+from steward.models import ApprovalDecision
+from steward.runs import RunError, decide, start_run
+from tests.support.fake_model import FakeModel
+from tests.support.stack import (
+    outbox_messages,
+    running_workers,
+    wait_for_approval,
+    wait_for_refusals,
+)
+from tests.workflows.test_support import TICKET, queue_happy_path
+
+TEMPORAL = Path(sys.executable).parent / "temporal"
+
+
+async def test_refused_decisions_change_nothing(
+    client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
+) -> None:
+    queue_happy_path(fake_model)
+    async with running_workers(client, config, task_queue):
+        # alice asks, so alice may not approve even though she is an approver
+        handle = await start_run(
+            client, config, "support-reply", TICKET, "alice", task_queue=task_queue
+        )
+        request = await wait_for_approval(handle)
+
+        def decision(**changes: object) -> ApprovalDecision:
+            base = {
+                "request_id": request.id,
+                "args_digest": request.args_digest,
+                "approver": "demo-approver",
+                "approve": True,
+            }
+            return ApprovalDecision.model_validate(base | changes)
+
+        refusals = {
+            "no pending approval": decision(request_id=f"{handle.id}:99"),
+            "does not match the pending call": decision(args_digest="0" * 16),
+            "is not an allowed approver": decision(approver="mallory"),
+            "cannot approve it": decision(approver="alice"),
+        }
+        for expected, bad in refusals.items():
+            with pytest.raises(WorkflowUpdateFailedError) as caught:
+                await handle.execute_update("decide", bad)
+            assert expected in str(caught.value.cause)
+
+        # the same refusals by signal are recorded, not applied
+        for bad in refusals.values():
+            await handle.signal("decide", bad)
+        progress = await wait_for_refusals(handle, len(refusals))
+        assert [r.reason for r in progress.refused] and len(progress.pending) == 1
+        assert all(any(expected in r.reason for r in progress.refused) for expected in refusals)
+
+        # the CLI path refuses an unknown id before sending anything
+        with pytest.raises(RunError, match="no pending approval"):
+            await decide(client, f"{handle.id}:7", "demo-approver", approve=True)
+
+        # one valid approval; a second decision for the same request is refused
+        await handle.execute_update("decide", decision())
+        with pytest.raises(WorkflowUpdateFailedError) as caught:
+            await handle.execute_update("decide", decision(approve=False))
+        assert "already decided" in str(caught.value.cause)
+        result = await handle.result()
+
+    assert result.status == "completed"
+    assert [a.approver for a in result.approvals] == ["demo-approver"]
+    assert len(outbox_messages(config)) == 1
+
+
+async def _temporal_cli(env: WorkflowEnvironment, *args: str) -> tuple[int, str]:
+    address = env.client.service_client.config.target_host
+    process = await asyncio.create_subprocess_exec(
+        str(TEMPORAL),
+        *args,
+        "--address",
+        address,
+        "--namespace",
+        "default",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await process.communicate()
+    return process.returncode or 0, out.decode()
+
+
+async def test_plain_temporal_cli_can_approve_and_cannot_break_the_run(
+    env: WorkflowEnvironment, config: StewardConfig, fake_model: FakeModel, task_queue: str
+) -> None:
+    client = env.client
+    queue_happy_path(fake_model)
+    async with running_workers(client, config, task_queue):
+        handle = await start_run(
+            client, config, "support-reply", TICKET, "demo-user", task_queue=task_queue
+        )
+        request = await wait_for_approval(handle)
+
+        for malformed in ('{"request_id": 5}', '"approve"', '{"approve": "yes", "x": 1}', "[]"):
+            code, out = await _temporal_cli(
+                env,
+                "workflow",
+                "signal",
+                "--workflow-id",
+                handle.id,
+                "--name",
+                "decide",
+                "--input",
+                malformed,
+            )
+            assert code == 0, out
+        progress = await wait_for_refusals(handle, 4)
+        assert all(r.reason.startswith("malformed decision") for r in progress.refused)
+        assert len(progress.pending) == 1  # still waiting, task not stuck
+
+        good = {
+            "request_id": request.id,
+            "args_digest": request.args_digest,
+            "approver": "demo-approver",
+            "approve": True,
+            "reason": "via temporal CLI",
+        }
+        code, out = await _temporal_cli(
+            env,
+            "workflow",
+            "signal",
+            "--workflow-id",
+            handle.id,
+            "--name",
+            "decide",
+            "--input",
+            json.dumps(good),
+        )
+        assert code == 0, out
+        result = await handle.result()
+
+    assert result.status == "completed"
+    assert result.approvals[0].reason == "via temporal CLI"
+    assert len(outbox_messages(config)) == 1
