@@ -43,6 +43,11 @@ class Activities:
 
 def default_activities(config: StewardConfig, *, allow_paid: bool | None = None) -> Activities:
     """Build the real activities from config and the worker's environment."""
+    import litellm
+
+    # litellm prints a "Give Feedback / Get Help" banner to stdout on every provider error;
+    # the classified ApplicationError already says what happened.
+    litellm.suppress_debug_info = True
     if allow_paid is None:
         allow_paid = os.environ.get("STEWARD_FORBID_PAID_MODELS", "") not in ("1", "true")
     if any(d.model.startswith(f"{PROVIDER_LOCAL}/") for ds in config.tiers.values() for d in ds):

@@ -5,6 +5,9 @@ Each command group lives in its own module; this one only assembles them.
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 from steward.cli import approvals, demo, dev, runs, worker
@@ -27,4 +30,15 @@ app.command("demo")(demo.demo_command)
 
 def main() -> None:
     """Entry point of the `steward` script."""
-    app()
+    try:
+        app()
+        code = 0
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    # Exit without interpreter finalization: the Temporal client's native threads can call
+    # into Python while it finalizes and crash the process (SIGABRT/SIGSEGV) after the
+    # command has already finished and printed its answer, turning a clean exit code into
+    # a crash. Everything a command writes is flushed first.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
