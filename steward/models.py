@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_INPUT_CHARS = 1_000_000
 """Largest run input accepted. Temporal rejects payloads over 2 MB; stay well under it."""
@@ -46,6 +46,8 @@ class LLMRequest(Strict):
     )
     max_tokens: int = Field(default=512, ge=1, le=32_768)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    deployment: int = Field(default=0, ge=0, description="index in the tier's deployments")
+    rule: str = Field(default="", description="the routing rule that chose the tier")
 
 
 class Usage(Strict):
@@ -66,6 +68,7 @@ class LLMResult(Strict):
     latency_ms: float
     attempt: int
     finish_reason: str | None = None
+    deployment: int = 0
 
 
 class ModelCallRecord(Strict):
@@ -79,6 +82,8 @@ class ModelCallRecord(Strict):
     cost_usd: float | None
     latency_ms: float
     attempt: int
+    deployment: int = 0
+    rule: str = ""
 
     @classmethod
     def of(cls, step: str, result: LLMResult) -> ModelCallRecord:
@@ -92,6 +97,7 @@ class ModelCallRecord(Strict):
             cost_usd=result.usage.cost_usd,
             latency_ms=result.latency_ms,
             attempt=result.attempt,
+            deployment=result.deployment,
         )
 
 
@@ -109,11 +115,28 @@ class RiskClass(StrEnum):
     PURCHASE = "purchase"
 
 
-class ApprovalRule(Strict):
-    """Who must approve a tool call, and how long they have."""
+class Escalation(Strict):
+    """Who is asked next when nobody decided by the deadline, and for how long."""
 
     approvers: list[str] = Field(min_length=1)
     timeout_seconds: float = Field(default=3600.0, gt=0)
+
+
+class ApprovalRule(Strict):
+    """Who must approve a tool call, how many of them, how long they have, and what next."""
+
+    approvers: list[str] = Field(min_length=1)
+    timeout_seconds: float = Field(default=3600.0, gt=0)
+    required: int = Field(default=1, ge=1, description="distinct approvals needed (N of M)")
+    escalation: Escalation | None = None
+
+    @model_validator(mode="after")
+    def _enough_approvers(self) -> ApprovalRule:
+        if self.required > len(set(self.approvers)):
+            raise ValueError(
+                f"required: {self.required} approvals but only {len(set(self.approvers))} approvers"
+            )
+        return self
 
 
 class ToolSpec(Strict):
@@ -129,6 +152,9 @@ class ToolSpec(Strict):
         default=None, description="overrides the risk class default"
     )
     approval: ApprovalRule | None = None
+    max_calls_per_run: int | None = Field(
+        default=None, ge=1, description="more calls than this in one run are denied"
+    )
     timeout_seconds: float = Field(
         default=30.0, gt=0, le=3600, description="how long one attempt of the tool may take"
     )
@@ -205,6 +231,9 @@ class ApprovalRequest(Strict):
     approvers: list[str]
     requested_at: datetime
     deadline: datetime
+    required: int = 1
+    approved_by: list[str] = Field(default_factory=list)
+    escalated: bool = False
 
 
 class ApprovalDecision(Strict):
@@ -229,6 +258,23 @@ class ApprovalOutcome(Strict):
     decided_at: datetime
 
 
+class DecisionReceipt(Strict):
+    """The answer to a `decide` update: the decision counted, and where the request stands."""
+
+    request_id: str
+    status: Literal["approved", "rejected", "awaiting_more"]
+    approved_by: list[str]
+    required: int
+
+
+class ApprovalNotice(Strict):
+    """What approvers are told when a request opens or escalates to them."""
+
+    request: ApprovalRequest
+    idempotency_key: str
+    approve_command: str
+
+
 class RefusedDecision(Strict):
     """A decision the workflow did not accept, and why (kept for the trace and the query)."""
 
@@ -239,6 +285,75 @@ class RefusedDecision(Strict):
 
 
 # --- runs ----------------------------------------------------------------------------
+
+
+class Budget(Strict):
+    """Limits on one run's model use, and what happens when a call would pass them."""
+
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    max_tokens: int | None = Field(default=None, gt=0)
+    max_model_calls: int | None = Field(default=None, gt=0)
+    on_exceed: Literal["stop", "approve"] = "stop"
+    approval: ApprovalRule | None = Field(
+        default=None, description="who may extend the budget, when on_exceed is approve"
+    )
+
+
+class TierSpend(Strict):
+    """Model use on one tier."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    unpriced_calls: int = 0
+
+
+class Ledger(Strict):
+    """What a run has spent, split the way a team asks "why did this cost more?".
+
+    Pure bookkeeping: workflows add to it from activity results and workflow time, so it
+    is rebuilt identically on replay and never double counts.
+    """
+
+    model_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    unpriced_calls: int = Field(default=0, description="calls whose price litellm does not know")
+    by_tier: dict[str, TierSpend] = Field(default_factory=dict)
+    retries: int = Field(default=0, description="failed attempts before calls that succeeded")
+    fallbacks: int = Field(default=0, description="deployments given up on within a tier")
+    fallback_cost_usd: float = Field(default=0.0, description="cost of calls served by a fallback")
+    context_tokens: list[int] = Field(
+        default_factory=list, description="prompt tokens of each call, in order: context growth"
+    )
+    tool_seconds: float = 0.0
+    review_seconds: float = Field(default=0.0, description="time spent waiting for approvals")
+    budget_extensions: int = 0
+
+    @property
+    def tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+    def add_call(self, result: LLMResult) -> None:
+        """Count one successful model call (and the failed attempts before it)."""
+        cost = result.usage.cost_usd
+        tier = self.by_tier.setdefault(result.tier, TierSpend())
+        for spend in (self, tier):
+            spend.input_tokens += result.usage.input_tokens
+            spend.output_tokens += result.usage.output_tokens
+            if cost is None:
+                spend.unpriced_calls += 1
+            else:
+                spend.cost_usd += cost
+        self.model_calls += 1
+        tier.calls += 1
+        self.retries += result.attempt - 1
+        if result.deployment > 0 and cost is not None:
+            self.fallback_cost_usd += cost
+        self.context_tokens.append(result.usage.input_tokens)
 
 
 class AgentProfile(Strict):
@@ -257,6 +372,13 @@ class AgentProfile(Strict):
         default_factory=dict, description="step role -> tier, e.g. classify: fast"
     )
     max_turns: int = Field(default=8, ge=1, le=100)
+    tier_order: list[str] = Field(
+        default_factory=list, description="tier names from cheapest to strongest"
+    )
+    deployments: dict[str, list[str]] = Field(
+        default_factory=dict, description="tier -> its deployments' model names, in order"
+    )
+    budget: Budget = Field(default_factory=Budget)
 
 
 class RunRequest(Strict):
@@ -278,7 +400,9 @@ class RunRequest(Strict):
         return value
 
 
-RunStatus = Literal["completed", "rejected", "approval_timed_out", "denied", "failed"]
+RunStatus = Literal[
+    "completed", "rejected", "approval_timed_out", "denied", "failed", "budget_exceeded"
+]
 
 
 class ActionRecord(Strict):
@@ -302,6 +426,7 @@ class RunResult(Strict):
     actions: list[ActionRecord] = Field(default_factory=list)
     approvals: list[ApprovalOutcome] = Field(default_factory=list)
     model_calls: list[ModelCallRecord] = Field(default_factory=list)
+    ledger: Ledger = Field(default_factory=Ledger)
 
 
 class RunProgress(Strict):
@@ -312,3 +437,4 @@ class RunProgress(Strict):
     pending: list[ApprovalRequest]
     refused: list[RefusedDecision]
     model_calls: list[ModelCallRecord]
+    ledger: Ledger = Field(default_factory=Ledger)

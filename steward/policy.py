@@ -68,6 +68,11 @@ def decide(call: ToolCall, profile: AgentProfile, state: RunState) -> Decision:
     spec = granted_tool(profile, call.tool)
     if spec is None:
         return Deny(f"tool {call.tool!r} is not granted to {profile.name!r}")
+    made = state.calls_by_tool.get(spec.name, 0)
+    if spec.max_calls_per_run is not None and made >= spec.max_calls_per_run:
+        return Deny(
+            f"{spec.name} already ran {made} times in this run (cap {spec.max_calls_per_run})"
+        )
     verdict = spec.decision or RISK_DEFAULTS[spec.risk]
     source = "tool setting" if spec.decision else f"default for risk class {spec.risk.value!r}"
     if verdict == "deny":
@@ -76,7 +81,8 @@ def decide(call: ToolCall, profile: AgentProfile, state: RunState) -> Decision:
         return Allow(f"{spec.name} is allowed ({source})")
     if spec.approval is None:
         return Deny(f"{spec.name} needs approval ({source}) but has no approvers configured")
+    rule = spec.approval
+    who = f"{rule.required} of " if rule.required > 1 else "one of "
     return NeedsApproval(
-        f"{spec.name} needs approval by one of {', '.join(spec.approval.approvers)} ({source})",
-        spec.approval,
+        f"{spec.name} needs approval by {who}{', '.join(rule.approvers)} ({source})", rule
     )

@@ -26,8 +26,8 @@ from steward.config import ConfigError, StewardConfig
 from steward.models import (
     AgentProfile,
     ApprovalDecision,
-    ApprovalOutcome,
     ApprovalRequest,
+    DecisionReceipt,
     RunRequest,
     RunResult,
 )
@@ -144,7 +144,7 @@ async def decide(
     reason: str = "",
     digest: str | None = None,
     via: Literal["update", "signal"] = "update",
-) -> tuple[ApprovalRequest, ApprovalOutcome | None]:
+) -> tuple[ApprovalRequest, DecisionReceipt | None]:
     """Send a decision. By update the workflow answers at once (RunError if refused)."""
     request = await find_request(client, approval_id)
     decision = ApprovalDecision(
@@ -159,8 +159,8 @@ async def decide(
         await handle.signal("decide", decision)
         return request, None
     try:
-        outcome = await handle.execute_update("decide", decision, result_type=ApprovalOutcome)
+        receipt = await handle.execute_update("decide", decision, result_type=DecisionReceipt)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         raise RunError(f"refused: {getattr(cause, 'message', None) or cause}") from None
-    return request, outcome
+    return request, receipt

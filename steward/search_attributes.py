@@ -14,8 +14,9 @@ PENDING_APPROVALS = SearchAttributeKey.for_keyword_list("StewardPendingApprovals
 APPROVERS = SearchAttributeKey.for_keyword_list("StewardApprovers")
 TARGET = SearchAttributeKey.for_keyword("StewardTarget")
 PRINCIPAL = SearchAttributeKey.for_keyword("StewardPrincipal")
+COST = SearchAttributeKey.for_float("StewardCostUSD")
 
-ALL = (STATUS, PENDING_APPROVALS, APPROVERS, TARGET, PRINCIPAL)
+ALL = (STATUS, PENDING_APPROVALS, APPROVERS, TARGET, PRINCIPAL, COST)
 
 AWAITING_APPROVAL = "awaiting_approval"
 PENDING_QUERY = f"{STATUS.name} = '{AWAITING_APPROVAL}' AND ExecutionStatus = 'Running'"

@@ -11,6 +11,8 @@ import pytest
 import yaml
 from temporalio.testing import WorkflowEnvironment
 
+from tests.support.stack import mail_text
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -46,6 +48,9 @@ async def test_demo_runs_the_playbook_to_a_sent_reply(
     assert "stdin is not a terminal: approving as demo-approver" in text
     assert ": completed" in text
     assert text.count("steward-local/smollm2") == 2  # classify and draft, by the real model
-    (message,) = (tmp_path / "outbox").glob("*.eml")
-    assert "To: dana.whitfield@example.com" in message.read_text()
+    messages = [mail_text(p) for p in (tmp_path / "outbox").glob("*.eml")]
+    (reply,) = [m for m in messages if "X-Steward-Approval:" not in m]
+    (notice,) = [m for m in messages if "X-Steward-Approval:" in m]
+    assert "To: dana.whitfield@example.com" in reply
+    assert "steward approve support-reply-" in notice
     assert (tmp_path / "home" / "worker.log").exists()

@@ -56,7 +56,16 @@ def default_activities(config: StewardConfig, *, allow_paid: bool | None = None)
         register_local_model()
     return Activities(
         llm=LLMActivities(config.tiers, allow_paid=allow_paid),
-        outbox=OutboxActivities(Path(config.outbox), config.sender),
+        outbox=OutboxActivities(
+            Path(config.outbox),
+            config.sender,
+            contacts=config.notify.contacts,
+            webhook_url=(
+                os.environ.get(config.notify.webhook_url_env)
+                if config.notify.webhook_url_env
+                else None
+            ),
+        ),
     )
 
 
@@ -86,7 +95,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=queues.privileged(task_queue),
-                activities=[activities.outbox.send_email],
+                activities=[activities.outbox.send_email, activities.outbox.notify_approvers],
                 activity_executor=ThreadPoolExecutor(max_workers=4),
                 **worker_options,
             )

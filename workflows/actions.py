@@ -15,15 +15,8 @@ from pydantic import ValidationError
 from temporalio import workflow
 
 from steward import policy, queues
-from steward.models import (
-    ActionRecord,
-    AgentProfile,
-    ApprovalOutcome,
-    ToolCall,
-    ToolInvocation,
-    idempotency_key,
-)
-from workflows.approvals import ApprovalGate
+from steward.models import ActionRecord, ToolCall, ToolInvocation, idempotency_key
+from workflows.base import StewardRun
 from workflows.options import TOOL_CALL_RETRY
 
 with workflow.unsafe.imports_passed_through():
@@ -33,12 +26,11 @@ with workflow.unsafe.imports_passed_through():
 class ToolActions:
     """Runs tool calls for one workflow run, through policy and the approval gate."""
 
-    def __init__(self, gate: ApprovalGate, profile: AgentProfile, principal: str) -> None:
-        self.gate = gate
-        self.profile = profile
-        self.principal = principal
+    def __init__(self, run: StewardRun) -> None:
+        self.run = run
+        self.profile = run.profile
+        self.principal = run.principal
         self.records: list[ActionRecord] = []
-        self.approvals: list[ApprovalOutcome] = []
         self._calls_by_tool: dict[str, int] = {}
 
     async def act(self, call: ToolCall) -> ActionRecord:
@@ -65,8 +57,7 @@ class ToolActions:
         if isinstance(decision, policy.Deny):
             return _record(call, "deny", decision.reason, "denied")
         if isinstance(decision, policy.NeedsApproval):
-            outcome = await self.gate.request(call, decision.rule, self.principal)
-            self.approvals.append(outcome)
+            outcome = await self.run.ask(call, decision.rule)
             if outcome.status != "approved":
                 verdict = "rejected" if outcome.status == "rejected" else "timed_out"
                 return _record(call, "approve", decision.reason, verdict, outcome.reason)
@@ -74,6 +65,7 @@ class ToolActions:
         assert spec is not None  # the policy allowed it, so it is granted
         info = workflow.info()
         self._calls_by_tool[call.tool] = self._calls_by_tool.get(call.tool, 0) + 1
+        started = workflow.now()
         result = await workflow.execute_activity_method(
             definition.activity,
             ToolInvocation(
@@ -86,6 +78,7 @@ class ToolActions:
             start_to_close_timeout=timedelta(seconds=spec.timeout_seconds),
             retry_policy=TOOL_CALL_RETRY,
         )
+        self.run.ledger.tool_seconds += (workflow.now() - started).total_seconds()
         return _record(call, decision.kind, decision.reason, "done", result.output)
 
 

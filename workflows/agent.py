@@ -23,7 +23,7 @@ from steward.models import (
 )
 from steward.routing import Step, choose_tier
 from workflows.actions import ToolActions
-from workflows.base import StewardRun
+from workflows.base import BudgetExceeded, StewardRun
 
 with workflow.unsafe.imports_passed_through():
     from activities.tools import REGISTRY
@@ -79,8 +79,15 @@ class AgentWorkflow(StewardRun):
     @workflow.run
     async def run(self, request: RunRequest) -> RunResult:
         """Loop until the model answers or the turn limit is reached."""
+        self.begin(request)
+        actions = ToolActions(self)
+        try:
+            return await self._loop(request, actions)
+        except BudgetExceeded as stop:
+            return self.conclude("budget_exceeded", str(stop), actions.records)
+
+    async def _loop(self, request: RunRequest, actions: ToolActions) -> RunResult:
         profile = request.profile
-        actions = ToolActions(self.gate, profile, request.principal)
         messages = [
             Message(role="system", content=system_prompt(profile)),
             Message(role="user", content=request.input),
@@ -90,10 +97,14 @@ class AgentWorkflow(StewardRun):
         status = "failed"
         for turn in range(1, profile.max_turns + 1):
             self.step = f"turn {turn}"
-            choice = choose_tier(Step("plan", difficulty="high"), profile)
+            choice = choose_tier(Step("plan", difficulty="high"), profile, self.ledger)
             result = await self.complete(
                 LLMRequest(
-                    step=f"turn-{turn}", tier=choice.tier, messages=messages, response_schema=schema
+                    step=f"turn-{turn}",
+                    tier=choice.tier,
+                    rule=choice.rule,
+                    messages=messages,
+                    response_schema=schema,
                 )
             )
             messages.append(Message(role="assistant", content=result.text))
@@ -123,16 +134,7 @@ class AgentWorkflow(StewardRun):
             )
         else:
             answer = f"no answer after {profile.max_turns} turns"
-        self.finish(status)
-        return RunResult.model_validate(
-            {
-                "status": status,
-                "answer": answer,
-                "actions": actions.records,
-                "approvals": actions.approvals,
-                "model_calls": self.model_calls,
-            }
-        )
+        return self.conclude(status, answer, actions.records)
 
 
 def _parse_turn(text: str) -> tuple[str, object] | str:

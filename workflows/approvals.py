@@ -4,14 +4,19 @@ A pending request is visible by the `pending_approvals` query and by search attr
 Decisions arrive by the `decide` signal (Temporal UI, `temporal workflow signal`, scripts)
 or the `decide` update (the CLI, which wants to hear at once if it was refused). A decision
 counts only if it names a pending request, carries that request's argument digest, comes
-from an allowed approver who is not the requester, and is the first for that request.
-Anything else is refused and recorded, never applied; a malformed signal cannot fail the
-workflow task.
+from an allowed approver who is not the requester and has not approved it already. A
+rejection ends the request; approvals end it once `required` distinct approvers agreed (N
+of M). At the deadline the request escalates to the next group when the rule says so,
+else it times out. Anything else is refused and recorded, never applied; a malformed
+signal cannot fail the workflow task. Approvers are notified when a request opens or
+escalates to them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import TypeAlias
 
 from pydantic import ValidationError
 from temporalio import workflow
@@ -24,6 +29,7 @@ from steward.models import (
     ApprovalOutcome,
     ApprovalRequest,
     ApprovalRule,
+    DecisionReceipt,
     RefusedDecision,
     ToolCall,
 )
@@ -31,10 +37,18 @@ from steward.models import (
 MAX_REFUSALS_KEPT = 50
 
 
+Notifier: TypeAlias = Callable[[ApprovalRequest], Awaitable[None]]
+
+
+async def _no_notifier(request: ApprovalRequest) -> None:
+    return None
+
+
 class ApprovalGate:
     """Pending approval requests of one run and the rules for deciding them."""
 
-    def __init__(self) -> None:
+    def __init__(self, notifier: Notifier = _no_notifier) -> None:
+        self.notifier = notifier
         self.pending: dict[str, ApprovalRequest] = {}
         self.outcomes: dict[str, ApprovalOutcome] = {}
         self.refused: list[RefusedDecision] = []
@@ -60,22 +74,37 @@ class ApprovalGate:
                 f"{decision.approver!r} is not an allowed approver "
                 f"(allowed: {', '.join(request.approvers)})"
             )
+        if decision.approver in request.approved_by:
+            return (
+                f"{decision.approver!r} already approved {request.id}; it needs "
+                f"{request.required} distinct approvers"
+            )
         return None
 
-    def apply(self, decision: ApprovalDecision) -> ApprovalOutcome:
-        """Record a checked decision; the waiting tool call wakes up."""
-        request = self.pending.pop(decision.request_id)
-        outcome = ApprovalOutcome(
+    def apply(self, decision: ApprovalDecision) -> DecisionReceipt:
+        """Record a checked decision; the waiting call wakes once the request is decided."""
+        request = self.pending[decision.request_id]
+        if decision.approve:
+            request.approved_by.append(decision.approver)
+        done = not decision.approve or len(request.approved_by) >= request.required
+        if done:
+            del self.pending[request.id]
+            self.outcomes[request.id] = ApprovalOutcome(
+                request_id=request.id,
+                tool=request.tool,
+                status="approved" if decision.approve else "rejected",
+                approver=", ".join(request.approved_by) if decision.approve else decision.approver,
+                reason=decision.reason,
+                requested_at=request.requested_at,
+                decided_at=workflow.now(),
+            )
+        status = "awaiting_more" if not done else "approved" if decision.approve else "rejected"
+        return DecisionReceipt(
             request_id=request.id,
-            tool=request.tool,
-            status="approved" if decision.approve else "rejected",
-            approver=decision.approver,
-            reason=decision.reason,
-            requested_at=request.requested_at,
-            decided_at=workflow.now(),
+            status=status,
+            approved_by=list(request.approved_by),
+            required=request.required,
         )
-        self.outcomes[request.id] = outcome
-        return outcome
 
     def refuse(self, request_id: str, approver: str, reason: str) -> None:
         """Keep a refused decision for the query and the logs (bounded)."""
@@ -102,20 +131,34 @@ class ApprovalGate:
             approvers=rule.approvers,
             requested_at=now,
             deadline=now + timedelta(seconds=rule.timeout_seconds),
+            required=rule.required,
         )
         self.pending[request.id] = request
-        self._publish()
-        try:
-            await workflow.wait_condition(
-                lambda: request.id in self.outcomes, timeout=rule.timeout_seconds
-            )
-        except TimeoutError:
+        stages = [(rule.approvers, rule.timeout_seconds)]
+        if rule.escalation is not None:
+            stages.append((rule.escalation.approvers, rule.escalation.timeout_seconds))
+        for stage, (approvers, timeout) in enumerate(stages):
+            if stage > 0:
+                workflow.logger.info("approval %s escalates to %s", request.id, approvers)
+                request.approvers = approvers
+                request.deadline = workflow.now() + timedelta(seconds=timeout)
+                request.escalated = True
+            self._publish()
+            await self.notifier(request)
+            try:
+                await workflow.wait_condition(lambda: request.id in self.outcomes, timeout=timeout)
+                break
+            except TimeoutError:
+                continue
+        else:
             self.pending.pop(request.id, None)
+            waited = sum(timeout for _, timeout in stages)
             self.outcomes[request.id] = ApprovalOutcome(
                 request_id=request.id,
                 tool=request.tool,
                 status="timed_out",
-                reason=f"no decision within {rule.timeout_seconds:g}s",
+                reason=f"no decision within {waited:g}s"
+                + (" (escalated once)" if len(stages) > 1 else ""),
                 requested_at=request.requested_at,
                 decided_at=workflow.now(),
             )
@@ -157,7 +200,7 @@ class ApprovalHandlers:
         self.gate.apply(decision)
 
     @workflow.update(name="decide")
-    def decide_update(self, decision: ApprovalDecision) -> ApprovalOutcome:
+    def decide_update(self, decision: ApprovalDecision) -> DecisionReceipt:
         """A decision sent as an update: a refusal is answered to the sender at once."""
         reason = self.gate.check(decision)  # the validator checked; replay skips validators
         if reason is not None:

@@ -1,54 +1,199 @@
-"""What every Steward run shares: the approval gate, progress reporting, model calls.
+"""What every Steward run shares: the approval gate, the cost ledger, budgets, fallbacks.
 
 Playbooks and the agent loop inherit `StewardRun`, so each has the same `decide`
-signal/update, `pending_approvals` and `progress` queries, and records its model calls
-the same way.
+signal/update, `pending_approvals` and `progress` queries, and makes model calls the same
+way: within the budget (stopping, or asking approvers to extend it), on the routed tier,
+falling back to the tier's next deployment when one fails for good. Each attempt is its
+own activity, so history shows every fallback.
 """
 
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
+from steward import queues
 from steward import search_attributes as sa
-from steward.models import LLMRequest, LLMResult, ModelCallRecord, RunProgress
+from steward.budget import next_call_exceeds
+from steward.models import (
+    ActionRecord,
+    AgentProfile,
+    ApprovalNotice,
+    ApprovalOutcome,
+    ApprovalRequest,
+    ApprovalRule,
+    Ledger,
+    LLMRequest,
+    LLMResult,
+    ModelCallRecord,
+    RunProgress,
+    RunRequest,
+    RunResult,
+    ToolCall,
+    idempotency_key,
+)
 from workflows.approvals import ApprovalGate, ApprovalHandlers
-from workflows.options import MODEL_CALL_RETRY, MODEL_CALL_TIMEOUT
+from workflows.options import MODEL_CALL_RETRY, MODEL_CALL_TIMEOUT, NOTIFY_RETRY, NOTIFY_TIMEOUT
 
 with workflow.unsafe.imports_passed_through():
     from activities.llm import LLMActivities
+    from activities.tools.email import OutboxActivities
+
+COST_SEARCH_ATTRIBUTE_PATCH = "cost-search-attribute"
+NOTIFY_APPROVERS_PATCH = "notify-approvers"
+
+
+class BudgetExceeded(Exception):
+    """The run's budget stops it; the message says which limit and why."""
 
 
 class StewardRun(ApprovalHandlers):
     """Base of Steward's workflows (not itself a workflow)."""
 
     def __init__(self) -> None:
-        self.gate = ApprovalGate()
+        self.gate = ApprovalGate(self._notify)
         self.step = "starting"
         self.model_calls: list[ModelCallRecord] = []
+        self.approvals: list[ApprovalOutcome] = []
+        self.ledger = Ledger()
+        self.profile = AgentProfile(name="?", kind="agent")
+        self.principal = "?"
+
+    def begin(self, request: RunRequest) -> None:
+        """Remember who asked and the profile in force, for budgets and approvals."""
+        self.profile = request.profile
+        self.principal = request.principal
 
     @workflow.query(name="progress")
     def progress(self) -> RunProgress:
-        """Where the run is, what waits for a human, and the model calls so far."""
+        """Where the run is, what waits for a human, the model calls and the ledger so far."""
         return RunProgress(
             status=self.step,
             step=self.step,
             pending=list(self.gate.pending.values()),
             refused=self.gate.refused,
             model_calls=self.model_calls,
+            ledger=self.ledger,
         )
+
+    @workflow.query(name="ledger")
+    def current_ledger(self) -> Ledger:
+        """What the run has spent so far."""
+        return self.ledger
 
     async def complete(self, request: LLMRequest) -> LLMResult:
-        """Call the model activity and record the call."""
-        result = await workflow.execute_activity_method(
-            LLMActivities.complete,
-            request,
-            start_to_close_timeout=MODEL_CALL_TIMEOUT,
-            retry_policy=MODEL_CALL_RETRY,
+        """Call the model within budget, falling back across the tier's deployments."""
+        await self._within_budget()
+        deployments = self.profile.deployments.get(request.tier) or [request.tier]
+        for index, model in enumerate(deployments):
+            try:
+                result = await workflow.execute_activity_method(
+                    LLMActivities.complete,
+                    request.model_copy(update={"deployment": index}),
+                    start_to_close_timeout=MODEL_CALL_TIMEOUT,
+                    retry_policy=MODEL_CALL_RETRY,
+                )
+            except ActivityError as err:
+                if index + 1 == len(deployments):
+                    raise
+                self.ledger.fallbacks += 1
+                workflow.logger.warning(
+                    "%s: %s failed for good (%s); falling back to %s",
+                    request.step,
+                    model,
+                    err.cause or err,
+                    deployments[index + 1],
+                )
+                continue
+            self.ledger.add_call(result)
+            record = ModelCallRecord.of(request.step, result)
+            self.model_calls.append(record.model_copy(update={"rule": request.rule}))
+            return result
+        raise AssertionError("a tier always has at least one deployment")
+
+    async def ask(self, call: ToolCall, rule: ApprovalRule) -> ApprovalOutcome:
+        """Wait for a human decision on `call`; the wait counts as review time."""
+        outcome = await self.gate.request(call, rule, self.principal)
+        self.approvals.append(outcome)
+        self.ledger.review_seconds += (outcome.decided_at - outcome.requested_at).total_seconds()
+        return outcome
+
+    async def _notify(self, request: ApprovalRequest) -> None:
+        """Tell the approvers (on the privileged queue, which holds the mail credentials).
+
+        A notification that fails for good is logged, not fatal: the request still waits
+        and shows in `steward pending` and the UI.
+        """
+        if not workflow.patched(NOTIFY_APPROVERS_PATCH):
+            return
+        info = workflow.info()
+        stage = "escalated" if request.escalated else "opened"
+        try:
+            await workflow.execute_activity_method(
+                OutboxActivities.notify_approvers,
+                ApprovalNotice(
+                    request=request,
+                    idempotency_key=idempotency_key(info.workflow_id, f"{request.id}-{stage}"),
+                    approve_command=f"steward approve {request.id} --as NAME",
+                ),
+                task_queue=queues.privileged(info.task_queue),
+                start_to_close_timeout=NOTIFY_TIMEOUT,
+                retry_policy=NOTIFY_RETRY,
+            )
+        except ActivityError as err:
+            workflow.logger.warning("approvers of %s not notified: %s", request.id, err.cause)
+
+    async def _within_budget(self) -> None:
+        budget = self.profile.budget
+        while (reason := next_call_exceeds(budget, self.ledger)) is not None:
+            if budget.on_exceed != "approve" or budget.approval is None:
+                raise BudgetExceeded(reason)
+            extension = self.ledger.budget_extensions + 1
+            outcome = await self.ask(
+                ToolCall(
+                    id=f"budget-{extension}",
+                    tool="extend_budget",
+                    arguments={
+                        "reason": reason,
+                        "spent_usd": round(self.ledger.cost_usd, 6),
+                        "tokens": self.ledger.tokens,
+                        "model_calls": self.ledger.model_calls,
+                        "extension": extension,
+                    },
+                ),
+                budget.approval,
+            )
+            if outcome.status != "approved":
+                raise BudgetExceeded(f"{reason}; extending it was {outcome.status}")
+            self.ledger.budget_extensions = extension
+
+    def conclude(
+        self,
+        status: str,
+        answer: str,
+        actions: list[ActionRecord],
+        details: dict[str, str] | None = None,
+    ) -> RunResult:
+        """Finish the run and build its result."""
+        self.finish(status)
+        return RunResult.model_validate(
+            {
+                "status": status,
+                "answer": answer,
+                "details": details or {},
+                "actions": actions,
+                "approvals": self.approvals,
+                "model_calls": self.model_calls,
+                "ledger": self.ledger,
+            }
         )
-        self.model_calls.append(ModelCallRecord.of(request.step, result))
-        return result
 
     def finish(self, status: str) -> None:
-        """Mark the run's final status for the UI and `steward status`."""
+        """Mark the run's final status (and cost) for the UI, `pending` and `costs`."""
         self.step = status
-        workflow.upsert_search_attributes([sa.STATUS.value_set(status)])
+        if workflow.patched(COST_SEARCH_ATTRIBUTE_PATCH):
+            workflow.upsert_search_attributes(
+                [sa.STATUS.value_set(status), sa.COST.value_set(round(self.ledger.cost_usd, 6))]
+            )
+        else:
+            workflow.upsert_search_attributes([sa.STATUS.value_set(status)])

@@ -23,7 +23,7 @@ from steward.models import (
 from steward.routing import Step, choose_tier
 from steward.tickets import Ticket, parse_ticket
 from workflows.actions import ToolActions
-from workflows.base import StewardRun
+from workflows.base import BudgetExceeded, StewardRun
 
 CATEGORIES = ("billing", "shipping", "technical", "account", "other")
 URGENCIES = ("low", "normal", "high")
@@ -58,8 +58,14 @@ class SupportReplyWorkflow(StewardRun):
             raise ApplicationError(
                 f"bad ticket: {err}", type="BadInput", non_retryable=True
             ) from None
-        actions = ToolActions(self.gate, request.profile, request.principal)
+        self.begin(request)
+        actions = ToolActions(self)
+        try:
+            return await self._reply(request, ticket, actions)
+        except BudgetExceeded as stop:
+            return self.conclude("budget_exceeded", str(stop), actions.records)
 
+    async def _reply(self, request: RunRequest, ticket: Ticket, actions: ToolActions) -> RunResult:
         self.step = "classify"
         classification, note = await self._classify(request, ticket)
         self.step = "draft"
@@ -78,27 +84,18 @@ class SupportReplyWorkflow(StewardRun):
             "rejected": "rejected",
             "timed_out": "approval_timed_out",
         }.get(record.outcome, "denied")
-        self.finish(status)
         details = {"category": classification.category, "urgency": classification.urgency}
         if note:
             details["classification_note"] = note
-        return RunResult.model_validate(
-            {
-                "status": status,
-                "answer": draft,
-                "details": details,
-                "actions": actions.records,
-                "approvals": actions.approvals,
-                "model_calls": self.model_calls,
-            }
-        )
+        return self.conclude(status, draft, actions.records, details)
 
     async def _classify(self, request: RunRequest, ticket: Ticket) -> tuple[Classification, str]:
-        choice = choose_tier(Step("classify"), request.profile)
+        choice = choose_tier(Step("classify"), request.profile, self.ledger)
         result = await self.complete(
             LLMRequest(
                 step="classify",
                 tier=choice.tier,
+                rule=choice.rule,
                 messages=[
                     Message(
                         role="system",
@@ -129,7 +126,7 @@ class SupportReplyWorkflow(StewardRun):
     async def _draft(
         self, request: RunRequest, ticket: Ticket, classification: Classification
     ) -> str:
-        choice = choose_tier(Step("draft", consequence="high"), request.profile)
+        choice = choose_tier(Step("draft", consequence="high"), request.profile, self.ledger)
         instructions = request.profile.instructions or (
             "You write short, friendly replies to customer emails for an online shop. "
             "Never promise refunds."
@@ -138,6 +135,7 @@ class SupportReplyWorkflow(StewardRun):
             LLMRequest(
                 step="draft",
                 tier=choice.tier,
+                rule=choice.rule,
                 messages=[
                     Message(
                         role="system",

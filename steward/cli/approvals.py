@@ -66,7 +66,7 @@ def _decide(
     approval_id: str, approver: str, *, approve: bool, reason: str, digest: str | None, signal: bool
 ) -> None:
     async def go() -> None:
-        request, outcome = await decide(
+        request, receipt = await decide(
             await connect(),
             approval_id,
             approver,
@@ -76,10 +76,15 @@ def _decide(
             via="signal" if signal else "update",
         )
         verb = "approved" if approve else "rejected"
-        if outcome is None:
+        if receipt is None:
             typer.echo(f"sent: {verb} {approval_id} as {approver} (signal; see `steward status`)")
+        elif receipt.status == "awaiting_more":
+            typer.echo(
+                f"recorded: {len(receipt.approved_by)} of {receipt.required} approvals for "
+                f"{request.tool} in {request.workflow_id} ({', '.join(receipt.approved_by)})"
+            )
         else:
-            typer.echo(f"{outcome.status}: {request.tool} in {request.workflow_id} by {approver}")
+            typer.echo(f"{receipt.status}: {request.tool} in {request.workflow_id} by {approver}")
 
     run(go())
 
@@ -89,7 +94,10 @@ def _describe(request: ApprovalRequest) -> None:
     typer.echo(f"  tool:      {request.tool}  (digest {request.args_digest})")
     typer.echo(f"  requested: by {request.requester} at {request.requested_at:%Y-%m-%d %H:%M:%S}Z")
     typer.echo(f"  deadline:  {request.deadline:%Y-%m-%d %H:%M:%S}Z")
-    typer.echo(f"  approvers: {', '.join(request.approvers)}")
+    needs = f"{request.required} of " if request.required > 1 else "one of "
+    typer.echo(f"  approvers: {needs}{', '.join(request.approvers)}")
+    if request.approved_by:
+        typer.echo(f"  approved:  {', '.join(request.approved_by)} so far")
     for key, value in request.arguments.items():
         text = str(value).replace("\n", " ")
         typer.echo(f"  {key}: {text[:100]}{'...' if len(text) > 100 else ''}")

@@ -125,6 +125,12 @@ def _print_result(workflow_id: str, result: RunResult, settings: StewardConfig) 
             f"{call.input_tokens:>5} in {call.output_tokens:>4} out "
             f"{call.latency_ms:>7.0f} ms  {cost}"
         )
+    ledger = result.ledger
+    typer.echo(
+        f"  ledger: {ledger.model_calls} calls, {ledger.tokens} tokens, ${ledger.cost_usd:.6f}"
+        f"{f' (+{ledger.unpriced_calls} unpriced)' if ledger.unpriced_calls else ''}, "
+        f"tools {ledger.tool_seconds:.2f}s, waiting for approval {ledger.review_seconds:.1f}s"
+    )
     typer.echo("\nWhere to look next:")
     typer.echo(f"  steward status {workflow_id}")
     ui = ui_link(workflow_id)

@@ -114,5 +114,13 @@ def _print_report(report: dict[str, object]) -> None:
                 f"  model: {call['step']} {call['model']} "
                 f"{call['input_tokens']}+{call['output_tokens']} tokens {call['latency_ms']:.0f} ms"
             )
+        ledger = body.get("ledger")
+        if isinstance(ledger, dict):
+            typer.echo(
+                f"  ledger: {ledger['model_calls']} calls, "
+                f"{ledger['input_tokens'] + ledger['output_tokens']} tokens, "
+                f"${ledger['cost_usd']:.6f}, retries {ledger['retries']}, "
+                f"fallbacks {ledger['fallbacks']}, approval wait {ledger['review_seconds']:.1f}s"
+            )
     if "failure" in report:
         typer.echo(f"  failure: {report['failure']}")

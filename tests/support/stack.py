@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,9 @@ def test_activities(config: StewardConfig) -> Activities:
     """The real activity classes, configured for tests (no paid models)."""
     return Activities(
         llm=LLMActivities(config.tiers, allow_paid=False),
-        outbox=OutboxActivities(Path(config.outbox), config.sender),
+        outbox=OutboxActivities(
+            Path(config.outbox), config.sender, contacts=config.notify.contacts
+        ),
     )
 
 
@@ -68,6 +73,28 @@ async def wait_for_refusals(
 
 
 def outbox_messages(config: StewardConfig) -> list[Path]:
-    """The .eml files delivered so far."""
+    """The messages tools delivered so far (approval notices left out)."""
+    return [path for path in _outbox(config) if not _is_notice(path)]
+
+
+def outbox_notices(config: StewardConfig) -> list[Path]:
+    """The approval notices delivered so far."""
+    return [path for path in _outbox(config) if _is_notice(path)]
+
+
+def mail_text(path: Path) -> str:
+    """A delivered message's headers and decoded body, as a person would read it."""
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    headers = "".join(f"{key}: {value}\n" for key, value in message.items())
+    body = message.get_body()
+    return headers + "\n" + (body.get_content() if body is not None else "")
+
+
+def _outbox(config: StewardConfig) -> list[Path]:
     outbox = Path(config.outbox)
     return sorted(outbox.glob("*.eml")) if outbox.is_dir() else []
+
+
+def _is_notice(path: Path) -> bool:
+    return "\nX-Steward-Approval:" in path.read_text()
