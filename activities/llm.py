@@ -6,18 +6,25 @@ latency for the run's ledger. Provider failures become ApplicationErrors whose t
 whether retrying can help (and when, from retry-after). Their messages are built here, with
 the key scrubbed, because everything an activity raises is stored in history and shown in
 the UI. `allow_paid=False` lets tests prove they never reach a paid model.
+
+A request names one deployment of its tier by index. Falling back to the next deployment
+is the workflow's decision, made after this activity fails, so every attempt and every
+fallback is an event in history rather than something hidden inside one activity.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import httpx
 import litellm
@@ -30,11 +37,22 @@ from activities.local_model import PROVIDER_LOCAL
 from steward.config import Deployment
 from steward.models import LLMRequest, LLMResult, Usage
 
-__all__ = ["FREE_PROVIDERS", "PROVIDER_FAKE", "PROVIDER_LOCAL", "LLMActivities"]
+__all__ = [
+    "FREE_PROVIDERS",
+    "PROVIDER_FAKE",
+    "PROVIDER_LOCAL",
+    "LLMActivities",
+    "is_loopback",
+    "provider_of",
+]
 
 PROVIDER_FAKE: Final = "fake"
 FREE_PROVIDERS: Final = frozenset({PROVIDER_LOCAL, PROVIDER_FAKE})
-"""Providers that cost nothing and reach no network: the only ones `allow_paid=False` calls."""
+"""Providers that cost nothing and reach no network. `allow_paid=False` calls only these,
+and deployments whose api_base is on this machine (see `is_loopback`)."""
+
+KEYLESS_SERVER_KEY: Final = "no-key"
+"""Sent to a deployment with an api_base and no api_key_env, in place of any real key."""
 
 MAX_PROVIDER_MESSAGE_CHARS: Final = 500
 """Provider error text kept in an error message; some carry whole tracebacks or bodies."""
@@ -56,6 +74,26 @@ _CLASSIFICATION: Final[tuple[tuple[type[Exception], str, bool], ...]] = (
     (errors.BadGatewayError, "ModelUnavailable", True),
     (errors.APIConnectionError, "ModelConnectionError", True),
 )
+# litellm recognises some errors by their message text, which providers word differently
+# (OpenAI's content-policy error says "our safety system", litellm looks for "the safety
+# system"); the error code in the body is stable, so where there is one it decides first.
+_BY_ERROR_CODE: Final[Mapping[str, tuple[str, bool]]] = {
+    "context_length_exceeded": ("ContextWindowExceeded", False),
+    "content_policy_violation": ("ContentPolicy", False),
+    "content_filter": ("ContentPolicy", False),
+}
+# For statuses litellm has no class for on some providers (OpenAI's 403 arrives as a bare
+# APIError), the HTTP status of the real response still says whether retrying can help.
+_BY_STATUS: Final[Mapping[int, tuple[str, bool]]] = {
+    400: ("ModelBadRequest", False),
+    401: ("ModelAuthError", False),
+    403: ("ModelAuthError", False),
+    404: ("ModelNotFound", False),
+    408: ("ModelTimeout", True),
+    413: ("ModelBadRequest", False),
+    422: ("ModelBadRequest", False),
+    429: ("ModelRateLimited", True),
+}
 _UNCLASSIFIED: Final = ("ModelError", True)
 _LITELLM_PREFIX: Final = re.compile(r"^(litellm\.\w+: )+")
 _TRACEBACK_MARKER: Final = "Traceback (most recent call last):"
@@ -77,7 +115,7 @@ class LLMActivities:
     @activity.defn(name="complete")
     async def complete(self, request: LLMRequest) -> LLMResult:
         """Call the tier's model once; Temporal retries what is worth retrying."""
-        deployment = self._deployment(request.tier)
+        deployment = self._deployment(request.tier, request.deployment)
         api_key = _api_key(deployment, request.tier)
         call: dict[str, Any] = {
             "model": deployment.model,
@@ -103,7 +141,8 @@ class LLMActivities:
         except Exception as err:
             # `from None`: Temporal serialises an error's cause into history, and the
             # provider's exception is exactly what may carry the key.
-            raise _classified(err, deployment, api_key) from None
+            secret = api_key if deployment.api_key_env else None
+            raise _classified(err, deployment, secret) from None
         latency_ms = (time.perf_counter() - started) * 1000
         if not isinstance(response, ModelResponse):
             raise ApplicationError(
@@ -111,9 +150,9 @@ class LLMActivities:
                 type="ModelBadResponse",
                 non_retryable=True,
             )
-        return _result(response, deployment, request.tier, latency_ms)
+        return _result(response, deployment, request, latency_ms)
 
-    def _deployment(self, tier: str) -> Deployment:
+    def _deployment(self, tier: str, index: int) -> Deployment:
         deployments = self._tiers.get(tier)
         if deployments is None:
             raise ApplicationError(
@@ -121,12 +160,20 @@ class LLMActivities:
                 type="UnknownTier",
                 non_retryable=True,
             )
-        # Fallbacks to later deployments are not implemented yet: the first one serves.
-        deployment = deployments[0]
-        if not self._allow_paid and provider_of(deployment.model) not in FREE_PROVIDERS:
+        if not 0 <= index < len(deployments):
+            count = len(deployments)
             raise ApplicationError(
-                f"tier {tier!r} maps to {deployment.model!r}, a paid provider; this worker "
-                f"runs with allow_paid=False and calls only {sorted(FREE_PROVIDERS)} models",
+                f"tier {tier!r} has {count} deployment{'s' if count != 1 else ''} "
+                f"(indexes 0 to {count - 1}); the request asked for deployment {index}",
+                type="UnknownDeployment",
+                non_retryable=True,
+            )
+        deployment = deployments[index]
+        if not self._allow_paid and not _free(deployment):
+            raise ApplicationError(
+                f"tier {tier!r} deployment {index} is {deployment.model!r}, a paid provider; "
+                f"this worker runs with allow_paid=False and calls only "
+                f"{sorted(FREE_PROVIDERS)} models and servers on this machine",
                 type="PaidModelRefused",
                 non_retryable=True,
             )
@@ -139,6 +186,34 @@ def provider_of(model: str) -> str:
     return provider if slash else ""
 
 
+def is_loopback(api_base: str | None) -> bool:
+    """Whether api_base names this machine (localhost, 127.0.0.0/8 or ::1).
+
+    Only the literal host is judged, never a DNS answer: a name that merely resolves to
+    127.0.0.1 today could resolve to a provider tomorrow.
+    """
+    if not api_base:
+        return False
+    try:
+        host = urlsplit(api_base).hostname
+    except ValueError:
+        return False
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _free(deployment: Deployment) -> bool:
+    # A server on this machine is never a paid provider, whatever model name it answers to
+    # (OpenAI-compatible local servers are addressed as `openai/<model>`).
+    return provider_of(deployment.model) in FREE_PROVIDERS or is_loopback(deployment.api_base)
+
+
 def _schema_name(step: str) -> str:
     # OpenAI refuses a json_schema name outside [A-Za-z0-9_-]{1,64}; a step may hold spaces.
     return _NOT_IN_SCHEMA_NAME.sub("_", step)[:64] or "response"
@@ -146,7 +221,13 @@ def _schema_name(step: str) -> str:
 
 def _api_key(deployment: Deployment, tier: str) -> str | None:
     if deployment.api_key_env is None:
-        return None
+        # Given no key, litellm falls back to the provider's variable (OPENAI_API_KEY for
+        # `openai/...`) and would send the worker's real key to whatever server api_base
+        # names; and the OpenAI client refuses to send a request with no key at all, which
+        # keyless self-hosted servers (llama.cpp, Ollama, vLLM) need. A placeholder does both.
+        # In-process providers (the local model, the fake) take no key.
+        served_over_http = provider_of(deployment.model) not in FREE_PROVIDERS
+        return KEYLESS_SERVER_KEY if deployment.api_base and served_over_http else None
     key = os.environ.get(deployment.api_key_env)
     if not key:
         raise ApplicationError(
@@ -159,7 +240,7 @@ def _api_key(deployment: Deployment, tier: str) -> str | None:
 
 
 def _result(
-    response: ModelResponse, deployment: Deployment, tier: str, latency_ms: float
+    response: ModelResponse, deployment: Deployment, request: LLMRequest, latency_ms: float
 ) -> LLMResult:
     choice = response.choices[0] if response.choices else None
     text = ""
@@ -171,7 +252,7 @@ def _result(
     return LLMResult(
         text=text,
         model=deployment.model,
-        tier=tier,
+        tier=request.tier,
         usage=Usage(
             input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
@@ -180,6 +261,7 @@ def _result(
         latency_ms=latency_ms,
         attempt=activity.info().attempt,
         finish_reason=finish_reason,
+        deployment=request.deployment,
     )
 
 
@@ -204,13 +286,9 @@ def _cost(response: ModelResponse, model: str) -> float | None:
 
 
 def _classified(err: Exception, deployment: Deployment, api_key: str | None) -> ApplicationError:
-    error_type, retryable = next(
-        ((name, retry) for cls, name, retry in _CLASSIFICATION if isinstance(err, cls)),
-        _UNCLASSIFIED,
-    )
-    # litellm gives connection errors and timeouts a made-up status; only a real response's counts.
-    response = getattr(err, "response", None)
-    status_text = f" (HTTP {response.status_code})" if isinstance(response, httpx.Response) else ""
+    status = _real_status(err)
+    error_type, retryable = _classification(err, status)
+    status_text = f" (HTTP {status})" if status is not None else ""
     # litellm prefixes its class name once per wrapping, and appends the traceback of an
     # exception it wrapped; the message names the class already, and history keeps it short.
     detail = _LITELLM_PREFIX.sub("", str(getattr(err, "message", None) or err))
@@ -226,6 +304,60 @@ def _classified(err: Exception, deployment: Deployment, api_key: str | None) -> 
         non_retryable=not retryable,
         next_retry_delay=_retry_after(err) if retryable else None,
     )
+
+
+def _real_status(err: Exception) -> int | None:
+    """The HTTP status of the response the error came with, if a server really sent one.
+
+    litellm attaches a made-up response (no headers, no body, status 500 or 408) to
+    connection errors and timeouts; like litellm's own mapping, only a response with
+    headers or a body is taken to be real.
+    """
+    response = getattr(err, "response", None)
+    if isinstance(response, httpx.Response) and (response.headers or response.content):
+        return response.status_code
+    return None
+
+
+def _classification(err: Exception, status: int | None) -> tuple[str, bool]:
+    """(error type, retryable): by the body's error code, litellm's class, then the status."""
+    by_code = _BY_ERROR_CODE.get(_error_code(err) or "")
+    if by_code is not None:
+        return by_code
+    if status is None and not isinstance(err, errors.Timeout) and _connection_failed(err):
+        # litellm reports a refused or dropped connection to an OpenAI-compatible server as
+        # an InternalServerError; the exception chain says what really happened.
+        return "ModelConnectionError", True
+    for cls, name, retryable in _CLASSIFICATION:
+        if isinstance(err, cls):
+            return name, retryable
+    if status is not None:
+        if status >= 500:
+            return "ModelUnavailable", True
+        return _BY_STATUS.get(status, _UNCLASSIFIED)
+    return _UNCLASSIFIED
+
+
+def _connection_failed(err: BaseException) -> bool:
+    """Whether a network failure (refused, reset, DNS) is in err's cause/context chain."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, httpx.NetworkError | ConnectionError | socket.gaierror):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _error_code(err: Exception) -> str | None:
+    """The `code` of an OpenAI-shaped error body, as litellm keeps it on the exception."""
+    body = getattr(err, "body", None)
+    if not isinstance(body, Mapping):
+        return None
+    inner = body.get("error")
+    code = (inner if isinstance(inner, Mapping) else body).get("code")
+    return code if isinstance(code, str) else None
 
 
 def _retry_after(err: Exception) -> timedelta | None:
