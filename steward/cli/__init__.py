@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from steward.cli import approvals, demo, dev, runs, worker
+from steward.cli import approvals, costs, demo, dev, models, runs, worker
 
 app = typer.Typer(
     help="Steward: durable AI workflows on Temporal. Start runs, approve actions, inspect them.",
@@ -26,6 +26,8 @@ app.command("approve")(approvals.approve_command)
 app.command("reject")(approvals.reject_command)
 app.command("worker")(worker.worker_command)
 app.command("demo")(demo.demo_command)
+app.command("models")(models.models_command)
+app.command("costs")(costs.costs_command)
 
 
 def main() -> None:
