@@ -28,7 +28,7 @@ WORKFLOWS: Sequence[type] = (SupportReplyWorkflow, AgentWorkflow)
 # through avoids re-importing them for every workflow run.
 SANDBOX = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(
-        "steward", "activities", "pydantic", "pydantic_core", "annotated_types"
+        "steward", "activities", "pydantic", "pydantic_core", "annotated_types", "opentelemetry"
     )
 )
 

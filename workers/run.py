@@ -8,10 +8,11 @@ import logging
 import os
 import signal
 
-from steward import queues
+from steward import devserver, queues
 from steward.client import connect
 from steward.config import load_config
 from workers.build import Role, build_workers, default_activities
+from workers.telemetry import client_interceptors, tracer_provider, worker_interceptors
 
 
 async def serve(
@@ -20,8 +21,16 @@ async def serve(
     """Connect, build the workers for `role`, and run them until a stop signal."""
     config = load_config(config_path)
     activities = default_activities(config)
-    client = await connect()
-    workers = build_workers(client, activities, task_queue=task_queue, role=role)
+    provider = tracer_provider(f"steward-worker-{role}", devserver.state_dir() / "spans.jsonl")
+    tracer = provider.get_tracer("steward")
+    client = await connect(interceptors=client_interceptors(tracer))
+    workers = build_workers(
+        client,
+        activities,
+        task_queue=task_queue,
+        role=role,
+        interceptors=worker_interceptors(tracer),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -35,6 +44,7 @@ async def serve(
         await stop.wait()
         for worker in workers:
             group.create_task(worker.shutdown())
+    provider.shutdown()
 
 
 def main(argv: list[str] | None = None) -> None:

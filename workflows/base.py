@@ -10,6 +10,8 @@ own activity, so history shows every fallback.
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.contrib.opentelemetry import TracingWorkflowInboundInterceptor
+from temporalio.contrib.opentelemetry import workflow as otel_workflow
 from temporalio.exceptions import ActivityError
 
 from steward import queues
@@ -115,7 +117,9 @@ class StewardRun(ApprovalHandlers):
         """Wait for a human decision on `call`; the wait counts as review time."""
         outcome = await self.gate.request(call, rule, self.principal)
         self.approvals.append(outcome)
-        self.ledger.review_seconds += (outcome.decided_at - outcome.requested_at).total_seconds()
+        waited = (outcome.decided_at - outcome.requested_at).total_seconds()
+        self.ledger.review_seconds += waited
+        _approval_span(outcome, waited)
         return outcome
 
     async def _notify(self, request: ApprovalRequest) -> None:
@@ -197,3 +201,20 @@ class StewardRun(ApprovalHandlers):
             )
         else:
             workflow.upsert_search_attributes([sa.STATUS.value_set(status)])
+
+
+def _approval_span(outcome: ApprovalOutcome, waited: float) -> None:
+    """Record the wait as a span when the worker traces (never on replay)."""
+    # Without the tracing interceptor, completed_span falls back to the global tracer and
+    # warns on every call; a worker that does not trace should simply record nothing.
+    if TracingWorkflowInboundInterceptor._from_context() is None:
+        return
+    otel_workflow.completed_span(
+        f"approval {outcome.tool}",
+        attributes={
+            "steward.approval.id": outcome.request_id,
+            "steward.approval.status": outcome.status,
+            "steward.approval.approver": outcome.approver or "",
+            "steward.approval.wait_seconds": waited,
+        },
+    )
