@@ -6,10 +6,14 @@ only Steward and Temporal are timed:
 - the floor: the `complete` activity's code awaited directly (no Temporal);
 - one agent step through Temporal: a one-turn AgentWorkflow run, start to result;
 - the marginal cost of one more step: (a five-turn run - a one-turn run) / 4;
-- completed runs per second at 1, 10 and 50 concurrent runs.
+- completed runs per second at 1, 10 and 50 concurrent runs;
+- the model layer's own cost per call (routing, budget check, ledger) against one step;
+- the support playbook's cost on the shipped tickets routed by tier, against every call on
+  the strongest tier (litellm's prices for gpt-4o-mini and gpt-4o, the fake's token counts).
 
-Each is measured on the embedded dev server with Steward's tuning and with the server's
-defaults, so the effect of the tuning is visible. Worker and client share this process.
+Each is measured on a persisted dev server (SQLite file, like the embedded one) with
+Steward's tuning and with the server's defaults, so the effect of the tuning is visible.
+Worker and client share this process.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -33,8 +38,20 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from activities.llm import LLMActivities
 from steward import devserver
 from steward import search_attributes as sa
+from steward.budget import next_call_exceeds
 from steward.config import Deployment, StewardConfig, load_config
-from steward.models import LLMRequest, Message
+from steward.models import (
+    AgentProfile,
+    Budget,
+    Ledger,
+    LLMRequest,
+    LLMResult,
+    Message,
+    ModelCallRecord,
+    RunProgress,
+    Usage,
+)
+from steward.routing import Step, choose_tier
 from steward.runs import start_run
 from tests.support.fake_model import FakeModel, install_fake_model
 from tests.support.stack import running_workers, test_activities
@@ -106,21 +123,90 @@ async def measure(
     return {"label": label, "direct": d, "one": o, "step": (f - o) / 4, "throughput": throughput}
 
 
+def model_layer_overhead_us(iterations: int = 20_000) -> float:
+    """Routing + budget check + ledger bookkeeping for one call, in microseconds."""
+    profile = AgentProfile(
+        name="bench", kind="agent", tier_order=["fast", "strong"], budget=Budget(max_cost_usd=5.0)
+    )
+    ledger = Ledger()
+    result = LLMResult(
+        text="x",
+        model="m",
+        tier="fast",
+        latency_ms=1.0,
+        attempt=1,
+        usage=Usage(input_tokens=500, output_tokens=50, cost_usd=0.0001),
+    )
+    started = time.perf_counter()
+    for _ in range(iterations):
+        choose_tier(Step("plan", difficulty="high"), profile, ledger)
+        next_call_exceeds(profile.budget, ledger)
+        ledger.add_call(result)
+        ModelCallRecord.of("plan", result)
+    return (time.perf_counter() - started) / iterations * 1e6
+
+
+PRICES = {"fast": "gpt-4o-mini", "strong": "gpt-4o"}
+TICKETS = sorted(Path("examples/tickets").glob("*.txt"))
+
+
+async def routed_costs(
+    env: WorkflowEnvironment, fake: FakeModel, config: StewardConfig
+) -> list[tuple[str, float, float]]:
+    """(ticket, routed cost, all-strongest cost) for each shipped ticket."""
+    import litellm
+
+    def price(model: str, prompt: int, completion: int) -> float:
+        cost_in, cost_out = litellm.cost_per_token(
+            model=model, prompt_tokens=prompt, completion_tokens=completion
+        )
+        return float(cost_in + cost_out)
+
+    rows = []
+    queue = f"bench-cost-{uuid.uuid4().hex[:8]}"
+    async with running_workers(env.client, config, queue, activities=test_activities(config)):
+        for ticket in TICKETS:
+            fake.queue('{"category": "billing", "urgency": "normal"}', output_tokens=12)
+            fake.queue("Dear customer, " + "we are looking into it. " * 30, output_tokens=180)
+            handle = await start_run(
+                env.client,
+                config,
+                "support-reply",
+                ticket.read_text(),
+                "bench",
+                task_queue=queue,
+            )
+            progress: RunProgress | None = None
+            while progress is None or not progress.pending:
+                progress = await handle.query("progress", result_type=RunProgress)
+                await asyncio.sleep(0.02)
+            await handle.terminate("bench: cost measured, nothing to send")
+            calls = progress.model_calls
+            routed = sum(price(PRICES[c.tier], c.input_tokens, c.output_tokens) for c in calls)
+            strongest = sum(price(PRICES["strong"], c.input_tokens, c.output_tokens) for c in calls)
+            rows.append((ticket.stem, routed, strongest))
+    return rows
+
+
 async def main() -> None:
     fake = FakeModel()
     install_fake_model(fake)
-    config = config_for_bench(tempfile.mkdtemp(prefix="steward-bench-"))
+    scratch = Path(tempfile.mkdtemp(prefix="steward-bench-"))
+    config = config_for_bench(str(scratch / "outbox"))
     results = []
+    costs: list[tuple[str, float, float]] = []
     for label, extra in (("tuned", devserver.tuning_args()), ("defaults", [])):
         env = await WorkflowEnvironment.start_local(
             data_converter=pydantic_data_converter,
             dev_server_existing_path=str(devserver.temporal_binary()),
             search_attributes=sa.ALL,
-            dev_server_extra_args=extra,
+            dev_server_extra_args=[*extra, "--db-filename", str(scratch / f"{label}.db")],
             dev_server_log_level="error",
         )
         try:
             results.append(await measure(label, env, fake, config))
+            if label == "tuned":
+                costs = await routed_costs(env, fake, config)
         finally:
             await env.shutdown()
 
@@ -140,6 +226,16 @@ async def main() -> None:
         line += "".join(f" {r['throughput'][c]:>12.1f}" for c in CONCURRENCY)
         print(line)
     tuned, default = results
+    overhead = model_layer_overhead_us()
+    print(
+        f"\nmodel layer per call (routing, budget, ledger): {overhead:.1f} us, "
+        f"{overhead / 1000 / tuned['step']:.2%} of one step through Temporal"
+    )
+    print("\nsupport playbook cost, routed by tier vs every call on the strongest tier:")
+    for name, routed, strongest in costs:
+        print(
+            f"  {name:<20} ${routed:.6f} vs ${strongest:.6f}  ({1 - routed / strongest:.0%} saved)"
+        )
     print(
         f"\ntuning: 1-step run {default['one'] / tuned['one']:.1f}x faster, "
         f"+1 step {default['step'] / max(tuned['step'], 1e-9):.1f}x faster than on defaults"
