@@ -54,7 +54,7 @@ from steward.models import (
 from steward.routing import Step, choose_tier
 from steward.runs import start_run
 from tests.support.fake_model import FakeModel, install_fake_model
-from tests.support.stack import running_workers, test_activities
+from tests.support.stack import activities_for_tests, running_workers
 
 ANSWER = json.dumps({"action": "answer", "answer": "ok"})
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "25"))
@@ -102,7 +102,7 @@ async def measure(
         fake.queue(ANSWER)
         await activity_env.run(llm.complete, request)
 
-    async with running_workers(env.client, config, queue, activities=test_activities(config)):
+    async with running_workers(env.client, config, queue, activities=activities_for_tests(config)):
         await agent_run(env.client, config, queue, fake, 1)  # warm up the worker and caches
         for _ in range(ROUNDS):  # interleaved, so drift in the machine hits all three alike
             direct.append(await timed(direct_call))
@@ -164,7 +164,7 @@ async def routed_costs(
 
     rows = []
     queue = f"bench-cost-{uuid.uuid4().hex[:8]}"
-    async with running_workers(env.client, config, queue, activities=test_activities(config)):
+    async with running_workers(env.client, config, queue, activities=activities_for_tests(config)):
         for ticket in TICKETS:
             fake.queue('{"category": "billing", "urgency": "normal"}', output_tokens=12)
             fake.queue("Dear customer, " + "we are looking into it. " * 30, output_tokens=180)

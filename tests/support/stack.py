@@ -20,7 +20,7 @@ from steward.models import ApprovalRequest, RunProgress
 from workers.build import Activities, build_workers
 
 
-def test_activities(config: StewardConfig) -> Activities:
+def activities_for_tests(config: StewardConfig) -> Activities:
     """The real activity classes, configured for tests (no paid models)."""
     return Activities(
         llm=LLMActivities(config.tiers, allow_paid=False),
@@ -40,7 +40,11 @@ async def running_workers(
 ) -> AsyncIterator[None]:
     """Default and privileged workers on `task_queue` for the duration of the block."""
     workers = build_workers(
-        client, activities or test_activities(config), task_queue=task_queue, role="all", **options
+        client,
+        activities or activities_for_tests(config),
+        task_queue=task_queue,
+        role="all",
+        **options,
     )
     async with AsyncExitStack() as stack:
         for worker in workers:
