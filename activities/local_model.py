@@ -255,7 +255,7 @@ def _grammar_format(model: str, response_format: Any) -> dict[str, Any] | None:
     if kind == "json_schema":
         schema = (response_format.get("json_schema") or {}).get("schema")
         if isinstance(schema, dict):
-            return {"type": "json_object", "schema": schema}
+            return {"type": "json_object", "schema": _grammar_safe(schema)}
     raise errors.BadRequestError(
         message=(
             "response_format must be {'type': 'json_schema', 'json_schema': {'schema': {...}}}, "
@@ -264,6 +264,43 @@ def _grammar_format(model: str, response_format: Any) -> dict[str, Any] | None:
         model=model,
         llm_provider=PROVIDER_LOCAL,
     )
+
+
+MAX_GRAMMAR_REPEAT = 256
+"""Largest length bound kept in a grammar. llama.cpp expands a length bound into one rule
+per character; a bound like 100,000 builds a grammar that crashes the process."""
+
+UNSAFE_FOR_GRAMMAR = frozenset({"pattern", "format", "patternProperties"})
+"""Schema keywords llama.cpp's converter turns into grammars its own parser rejects (a
+regex with \\s, say), which crashes the process instead of raising."""
+
+
+NAMED_SUBSCHEMAS = frozenset({"properties", "$defs", "definitions"})
+LENGTH_BOUNDS = frozenset({"maxLength", "minLength", "maxItems", "minItems"})
+
+
+def _grammar_safe(schema: Any) -> Any:
+    """The schema without what llama.cpp's grammar builder cannot take.
+
+    Dropped constraints only loosen the grammar: whoever asked for the schema still
+    validates the answer against the full one.
+    """
+    if isinstance(schema, list):
+        return [_grammar_safe(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    safe: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in NAMED_SUBSCHEMAS and isinstance(value, dict):
+            # keys here are property names ("format" may well be one), not keywords
+            safe[key] = {name: _grammar_safe(sub) for name, sub in value.items()}
+        elif key in UNSAFE_FOR_GRAMMAR:
+            continue
+        elif key in LENGTH_BOUNDS and isinstance(value, int) and value > MAX_GRAMMAR_REPEAT:
+            continue
+        else:
+            safe[key] = _grammar_safe(value)
+    return safe
 
 
 def _deadline(timeout: float | httpx.Timeout | None) -> float | None:

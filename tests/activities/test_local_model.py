@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]  # no stubs in the lock
+import jsonschema
 import litellm
 import pytest
 from temporalio.exceptions import ApplicationError
@@ -96,3 +96,45 @@ async def test_a_prompt_beyond_the_context_window_is_not_retried() -> None:
 def test_missing_weights_fail_at_registration(tmp_path: Path) -> None:
     with pytest.raises(LocalModelError, match="not found"):
         register_local_model(tmp_path / "absent.gguf")
+
+
+def test_grammar_drops_what_llama_cpp_cannot_take_and_keeps_property_names() -> None:
+    from activities.local_model import _grammar_safe
+
+    schema = {
+        "type": "object",
+        "properties": {
+            "format": {"type": "string", "maxLength": 100_000, "pattern": r"^\s+$"},
+            "code": {"type": "string", "maxLength": 8},
+        },
+        "required": ["format"],
+    }
+    assert _grammar_safe(schema) == {
+        "type": "object",
+        "properties": {"format": {"type": "string"}, "code": {"type": "string", "maxLength": 8}},
+        "required": ["format"],
+    }
+
+
+@pytest.mark.local_model
+async def test_the_agent_turn_schema_does_not_crash_the_local_model() -> None:
+    # send_email's schema has a 100,000-character bound and a regex with \s: both once
+    # built grammars that killed the worker process
+    from activities.tools import default_specs
+    from steward.config import load_config
+    from workflows.agent import decision_schema
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "steward.yaml"
+    profile = load_config(example).profile("helpdesk", default_specs())
+    activities = LLMActivities({"fast": [Deployment(model=LOCAL_MODEL)]}, allow_paid=False)
+    result = await ActivityEnvironment().run(
+        activities.complete,
+        LLMRequest(
+            step="turn-1",
+            tier="fast",
+            messages=[Message(role="user", content="Email ops@example.com: backup done.")],
+            response_schema=decision_schema(profile),
+            max_tokens=80,
+        ),
+    )
+    assert isinstance(json.loads(result.text), dict)
