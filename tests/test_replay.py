@@ -6,6 +6,8 @@ A change to a workflow that would break runs already in flight fails here. Re-re
 
 from __future__ import annotations
 
+import base64
+import re
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,15 @@ async def test_an_unpatched_change_is_caught_by_replay() -> None:
     assert "Nondeterminism" in str(result.replay_failure) or "nondeterminism" in str(
         result.replay_failure
     )
+
+
+def test_committed_histories_describe_no_machine() -> None:
+    """Recorded histories are scrubbed of paths and worker identities (see histories.py)."""
+    for path in HISTORIES.glob("*.json"):
+        text = path.read_text()
+        payloads = " ".join(
+            base64.b64decode(data).decode("utf-8", "replace")
+            for data in re.findall(r'"data": "([A-Za-z0-9+/=]+)"', text)
+        )
+        assert not re.search(r"/tmp/|/work/|/root/|/home/", text + payloads), path.name
+        assert set(re.findall(r'"identity": "([^"]+)"', text)) <= {"steward-test-worker"}

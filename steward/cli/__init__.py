@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from steward.cli import approvals, costs, demo, dev, models, runs, worker
+from steward.cli import approvals, costs, demo, dev, history, models, runs, trace, worker
 
 app = typer.Typer(
     help="Steward: durable AI workflows on Temporal. Start runs, approve actions, inspect them.",
@@ -28,6 +28,9 @@ app.command("worker")(worker.worker_command)
 app.command("demo")(demo.demo_command)
 app.command("models")(models.models_command)
 app.command("costs")(costs.costs_command)
+app.command("trace")(trace.trace_command)
+app.command("replay")(history.replay_command)
+app.add_typer(history.app, name="history")
 
 
 def main() -> None:

@@ -1,12 +1,18 @@
 """Record workflow histories for the replay tests (`STEWARD_RECORD_HISTORIES=1 pytest`).
 
 Committed histories replay against today's workflow code in every test run, so a change
-that would break running workflows fails the suite.
+that would break running workflows fails the suite. Before a history is written, what
+would describe the recording machine is scrubbed: stack traces, worker identities
+(pid@host) and absolute paths inside payloads (temporary outboxes, say). None of it
+matters to replay.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -34,4 +40,32 @@ async def record_history(handle: WorkflowHandle[Any, Any]) -> None:
         return
     history = await handle.fetch_history()
     HISTORIES.mkdir(exist_ok=True)
-    (HISTORIES / f"{handle.id}.json").write_text(history.to_json())
+    scrubbed = scrub(json.loads(history.to_json()))
+    (HISTORIES / f"{handle.id}.json").write_text(json.dumps(scrubbed, indent=2) + "\n")
+
+
+ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:tmp|work|home|root|var|private|Users)/[^\s\"'\\]*")
+
+
+def scrub(node: Any) -> Any:
+    """The history JSON without stack traces, worker identities or absolute paths."""
+    if isinstance(node, list):
+        return [scrub(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    cleaned: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "stackTrace":
+            cleaned[key] = ""
+        elif key == "identity" and isinstance(value, str):
+            cleaned[key] = "steward-test-worker"
+        elif key == "data" and isinstance(value, str):
+            decoded = base64.b64decode(value).decode("utf-8", errors="surrogateescape")
+            cleaned[key] = base64.b64encode(
+                ABSOLUTE_PATH.sub("<path>", decoded).encode("utf-8", errors="surrogateescape")
+            ).decode()
+        elif isinstance(value, str):
+            cleaned[key] = ABSOLUTE_PATH.sub("<path>", value)
+        else:
+            cleaned[key] = scrub(value)
+    return cleaned
