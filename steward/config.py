@@ -1,19 +1,30 @@
 """Load steward.yaml into typed settings: model tiers, approvers, tools and agents.
 
 The file holds no secrets: a deployment names the environment variable its key lives in
-(`api_key_env`), and only the worker that calls the model reads it. The CLI resolves an
+(`api_key_env`), and only the worker that calls the model reads it; the SMTP server's
+credentials are named the same way (`username_env`, `password_env`) and read only by the
+privileged worker when it sends. The CLI resolves an
 agent's profile from this file when a run starts, so the profile in force travels in the
 workflow input and is part of history.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from steward.models import (
     AgentProfile,
@@ -25,6 +36,9 @@ from steward.models import (
 )
 
 DEFAULT_CONFIG_PATHS = (Path("steward.yaml"), Path("examples/steward.yaml"))
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
 
 class ConfigError(ValueError):
@@ -112,6 +126,158 @@ class NotifyConfig(_Section):
     )
 
 
+def is_loopback_host(host: str) -> bool:
+    """Whether `host` is literally this machine (localhost, 127.0.0.0/8, ::1); no DNS."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class SmtpConfig(_Section):
+    """The SMTP server send_email delivers through; without it, mail goes to the outbox.
+
+    Credentials are named, never given: `username_env` and `password_env` are the names of
+    environment variables that only the privileged worker reads, at the moment it sends.
+    """
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = Field(default=True, description="upgrade the connection with STARTTLS")
+    username_env: str | None = Field(
+        default=None, description="environment variable holding the SMTP user name"
+    )
+    password_env: str | None = Field(
+        default=None, description="environment variable holding the SMTP password"
+    )
+    timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="limit on each network operation"
+    )
+
+    @field_validator("username_env", "password_env")
+    @classmethod
+    def _names_a_variable(cls, value: str | None) -> str | None:
+        # The message never repeats the value: it may be the secret itself, pasted here.
+        if value is not None and not _ENV_NAME.fullmatch(value):
+            raise ValueError(
+                "expected the NAME of an environment variable (letters, digits, _), "
+                "e.g. SMTP_PASSWORD; the secret itself belongs in the worker's environment"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _credentials_travel_safely(self) -> SmtpConfig:
+        if (self.username_env is None) != (self.password_env is None):
+            raise ValueError("username_env and password_env go together: set both or neither")
+        if self.username_env and not self.starttls and not is_loopback_host(self.host):
+            raise ValueError(
+                "credentials without starttls would cross the network in clear text: "
+                "set starttls: true (plain login is only allowed to a server on loopback)"
+            )
+        return self
+
+
+class FilesConfig(_Section):
+    """Where write_file (the workspace) and publish_file (the published directory) write."""
+
+    workspace: str = Field(default=".steward/workspace", min_length=1)
+    published: str = Field(default=".steward/published", min_length=1)
+    max_bytes: int = Field(
+        default=1_000_000,
+        gt=0,
+        le=1_000_000,
+        description="largest file a tool may write; its content travels in history",
+    )
+
+    @model_validator(mode="after")
+    def _apart(self) -> FilesConfig:
+        # write_file needs less approval than publish_file; if one directory held the
+        # other, a write could land in the published directory and skip that approval.
+        workspace, published = Path(self.workspace).resolve(), Path(self.published).resolve()
+        if workspace.is_relative_to(published) or published.is_relative_to(workspace):
+            raise ValueError(
+                "workspace and published must be separate directories, neither inside the other"
+            )
+        return self
+
+
+class HttpConfig(_Section):
+    """What http_get may fetch: hosts on the allow list (any port), up to max_bytes."""
+
+    allow_hosts: list[str] = Field(
+        default_factory=list, description="host names or IP addresses; none means no fetching"
+    )
+    max_bytes: int = Field(
+        default=100_000,
+        gt=0,
+        le=1_000_000,
+        description="bytes of a body read at most; the rest is not fetched",
+    )
+    timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+
+    @field_validator("allow_hosts")
+    @classmethod
+    def _hosts(cls, hosts: list[str]) -> list[str]:
+        normalised = []
+        for index, raw in enumerate(hosts):
+            host = raw.strip().lower()
+            where = f"[{index}] {raw!r}"
+            if "://" in host or "/" in host:
+                raise ValueError(f"{where}: give a host name like example.com, not a URL")
+            if "*" in host:
+                raise ValueError(f"{where}: wildcards are not supported; list each host")
+            try:
+                normalised.append(str(ipaddress.ip_address(host.strip("[]"))))
+                continue
+            except ValueError:
+                pass  # not an IP address: it must be a host name
+            if ":" in host:
+                raise ValueError(
+                    f"{where}: give the host without a port "
+                    "(every port of a listed host is allowed)"
+                )
+            if not _HOST_NAME.fullmatch(host):
+                raise ValueError(f"{where}: not a host name")
+            normalised.append(host)
+        return normalised
+
+
+class MCPToolConfig(_Section):
+    """One MCP tool an agent may be granted, with the policy settings it runs under.
+
+    MCP servers do not say how risky their tools are, so steward.yaml must: a tool not
+    listed here is never shown to a model.
+    """
+
+    risk: RiskClass
+    description: str = Field(default="", description="overrides the server's description")
+    privileged: bool = False
+    decision: Literal["allow", "approve", "deny"] | None = None
+    approval: ApprovalConfig | None = None
+    timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    max_calls_per_run: int | None = Field(default=None, ge=1)
+
+
+class MCPServerConfig(_Section):
+    """An MCP server: a command speaking stdio, or a streamable HTTP URL."""
+
+    command: list[str] = Field(default_factory=list)
+    url: str | None = None
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="variable for the server -> name of the worker variable holding its value",
+    )
+    tools: dict[str, MCPToolConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> MCPServerConfig:
+        if bool(self.command) == bool(self.url):
+            raise ValueError("give either command (stdio) or url (streamable HTTP), not both")
+        return self
+
+
 class StewardConfig(_Section):
     """The whole of steward.yaml. Tiers are listed from cheapest to strongest."""
 
@@ -122,12 +288,28 @@ class StewardConfig(_Section):
     outbox: str = Field(default=".steward/outbox", description="directory of delivered .eml files")
     sender: str = Field(default="support@steward.local", description="From: of sent email")
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    smtp: SmtpConfig | None = Field(
+        default=None, description="send_email goes through this server; else to the outbox"
+    )
+    files: FilesConfig = Field(default_factory=FilesConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    mcp_servers: dict[str, MCPServerConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> StewardConfig:
         for tier, deployments in self.tiers.items():
             if not deployments:
                 raise ValueError(f"tiers.{tier}: list at least one deployment")
+        if self.smtp is not None:
+            # A send still talking to the server when Temporal times the attempt out can
+            # overlap with the retry; one network operation must end well before that.
+            send = self.tools.get("send_email", ToolConfig()).timeout_seconds
+            limit = send or ToolSpec.model_fields["timeout_seconds"].default
+            if self.smtp.timeout_seconds >= limit:
+                raise ValueError(
+                    f"smtp.timeout_seconds ({self.smtp.timeout_seconds:g}) must be below "
+                    f"send_email's timeout ({limit:g}s; tools.send_email.timeout_seconds)"
+                )
         for name, tool in self.tools.items():
             groups = []
             if tool.approval:
@@ -166,7 +348,10 @@ class StewardConfig(_Section):
             kind=agent.kind,
             description=agent.description,
             instructions=agent.instructions,
-            tools=[self._tool_spec(name, tool, registry) for tool in agent.tools],
+            tools=[
+                self._mcp_spec(name, tool) if "." in tool else self._tool_spec(name, tool, registry)
+                for tool in agent.tools
+            ],
             tiers=agent.tiers,
             max_turns=agent.max_turns,
             tier_order=list(self.tiers),
@@ -174,7 +359,36 @@ class StewardConfig(_Section):
             budget=self._budget(agent.budget),
         )
 
+    def _mcp_spec(self, agent: str, tool: str) -> ToolSpec:
+        server, _, name = tool.partition(".")
+        listed = self.mcp_servers.get(server)
+        settings = listed.tools.get(name) if listed is not None else None
+        if settings is None:
+            known = [f"{s}.{t}" for s, c in self.mcp_servers.items() for t in c.tools]
+            raise ConfigError(
+                f"agents.{agent}.tools: {tool!r} is not an MCP tool listed under mcp_servers "
+                f"(listed: {', '.join(sorted(known)) or 'none'})"
+            )
+        where = f"mcp_servers.{server}.tools.{name}.approval"
+        return ToolSpec(
+            name=tool,
+            description=settings.description,
+            risk=settings.risk,
+            scopes=[f"mcp:{server}"],
+            privileged=settings.privileged,
+            decision=settings.decision,
+            approval=self._rule(settings.approval, where) if settings.approval else None,
+            timeout_seconds=settings.timeout_seconds,
+            max_calls_per_run=settings.max_calls_per_run,
+            mcp_server=server,
+        )
+
     def _rule(self, approval: ApprovalConfig, where: str) -> ApprovalRule:
+        for group in (approval.group, approval.escalate.group if approval.escalate else None):
+            if group is not None and group not in self.approvers:
+                raise ConfigError(
+                    f"{where}: no approver group {group!r} (known: {sorted(self.approvers)})"
+                )
         escalation = None
         if approval.escalate is not None:
             escalation = Escalation(

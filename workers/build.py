@@ -1,11 +1,16 @@
-"""Build Steward's Temporal workers from a client and a loaded steward.yaml."""
+"""Build Steward's Temporal workers from a client and a loaded steward.yaml.
+
+Each tool's activity is registered on exactly one worker: the privileged one when the
+tool is privileged (by the registry's default or steward.yaml's `privileged:`), the
+default one otherwise, matching the queue the workflow sends the call to.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,7 +19,12 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.llm import PROVIDER_LOCAL, LLMActivities
+from activities.tools import REGISTRY
 from activities.tools.email import OutboxActivities
+from activities.tools.files import FileActivities
+from activities.tools.http_get import HttpActivities
+from activities.tools.mcp import MCPActivities, MCPConnection
+from activities.tools.smtp import SmtpTransport
 from steward import queues
 from steward.config import StewardConfig
 from workflows.agent import AgentWorkflow
@@ -28,17 +38,51 @@ WORKFLOWS: Sequence[type] = (SupportReplyWorkflow, AgentWorkflow)
 # through avoids re-importing them for every workflow run.
 SANDBOX = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(
-        "steward", "activities", "pydantic", "pydantic_core", "annotated_types", "opentelemetry"
+        "steward",
+        "activities",
+        "pydantic",
+        "pydantic_core",
+        "annotated_types",
+        "opentelemetry",
+        "jsonschema",
+        "referencing",
+        "rpds",
+        "jsonschema_specifications",
     )
 )
 
 
+def _privileged_by_default() -> frozenset[str]:
+    return frozenset(name for name, tool in REGISTRY.items() if tool.spec.privileged)
+
+
 @dataclass
 class Activities:
-    """The activity objects a worker serves; tests swap in their own."""
+    """The activity objects a worker serves; tests swap in their own.
+
+    `files` and `http` may be None: a worker built without them serves no such tools.
+    """
 
     llm: Any
     outbox: Any
+    files: Any = None
+    http: Any = None
+    mcp: Any = None
+    privileged_tools: frozenset[str] = field(default_factory=_privileged_by_default)
+
+
+def privileged_tools(config: StewardConfig) -> frozenset[str]:
+    """The tools that run on the privileged queue under this config."""
+    names = set()
+    for name, tool in REGISTRY.items():
+        override = config.tools.get(name)
+        if override is not None and override.privileged is not None:
+            privileged = override.privileged
+        else:
+            privileged = tool.spec.privileged
+        if privileged:
+            names.add(name)
+    return frozenset(names)
 
 
 def default_activities(config: StewardConfig, *, allow_paid: bool | None = None) -> Activities:
@@ -65,8 +109,39 @@ def default_activities(config: StewardConfig, *, allow_paid: bool | None = None)
                 if config.notify.webhook_url_env
                 else None
             ),
+            # The transport reads its credentials from this worker's environment when it
+            # sends, so only the privileged worker ever needs them.
+            smtp=SmtpTransport(config.smtp, os.environ) if config.smtp else None,
         ),
+        files=FileActivities(
+            Path(config.files.workspace),
+            Path(config.files.published),
+            max_bytes=config.files.max_bytes,
+        ),
+        http=HttpActivities(
+            config.http.allow_hosts,
+            max_bytes=config.http.max_bytes,
+            timeout_seconds=config.http.timeout_seconds,
+        ),
+        mcp=MCPActivities(
+            {
+                name: MCPConnection(command=server.command, url=server.url, env=server.env)
+                for name, server in config.mcp_servers.items()
+            }
+        ),
+        privileged_tools=privileged_tools(config),
     )
+
+
+def tool_activities(activities: Activities) -> dict[str, Callable[..., Any]]:
+    """The tool activities these objects provide, by tool name."""
+    found: dict[str, Callable[..., Any]] = {"send_email": activities.outbox.send_email}
+    if activities.files is not None:
+        found["write_file"] = activities.files.write_file
+        found["publish_file"] = activities.files.publish_file
+    if activities.http is not None:
+        found["http_get"] = activities.http.http_get
+    return found
 
 
 def build_workers(
@@ -78,6 +153,8 @@ def build_workers(
     **worker_options: Any,
 ) -> list[Worker]:
     """The workers for a role: default (workflows, model calls), privileged (tools), or all."""
+    tools = tool_activities(activities)
+    privileged = activities.privileged_tools
     workers = []
     if role in ("default", "all"):
         workers.append(
@@ -85,7 +162,11 @@ def build_workers(
                 client,
                 task_queue=task_queue,
                 workflows=list(WORKFLOWS),
-                activities=[activities.llm.complete],
+                activities=[
+                    activities.llm.complete,
+                    *(tool for name, tool in tools.items() if name not in privileged),
+                    *_mcp(activities, describe=True),
+                ],
                 workflow_runner=SANDBOX,
                 **worker_options,
             )
@@ -95,9 +176,23 @@ def build_workers(
             Worker(
                 client,
                 task_queue=queues.privileged(task_queue),
-                activities=[activities.outbox.send_email, activities.outbox.notify_approvers],
+                activities=[
+                    activities.outbox.notify_approvers,
+                    *(tool for name, tool in tools.items() if name in privileged),
+                    *_mcp(activities, describe=False),
+                ],
                 activity_executor=ThreadPoolExecutor(max_workers=4),
                 **worker_options,
             )
         )
     return workers
+
+
+def _mcp(activities: Activities, *, describe: bool) -> list[Callable[..., Any]]:
+    """MCP activities: calls on both queues (a tool's queue follows its setting), the
+    description of tools on the default one, where runs start.
+    """
+    if activities.mcp is None or not activities.mcp.servers:
+        return []
+    calls: list[Callable[..., Any]] = [activities.mcp.call_mcp_tool]
+    return [activities.mcp.describe_mcp_tools, *calls] if describe else calls

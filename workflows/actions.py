@@ -15,12 +15,22 @@ from pydantic import ValidationError
 from temporalio import workflow
 
 from steward import policy, queues
-from steward.models import ActionRecord, ToolCall, ToolInvocation, idempotency_key
+from steward.models import (
+    ActionRecord,
+    AgentProfile,
+    ToolCall,
+    ToolInvocation,
+    ToolSpec,
+    idempotency_key,
+)
 from workflows.base import StewardRun
 from workflows.options import TOOL_CALL_RETRY
 
 with workflow.unsafe.imports_passed_through():
+    from jsonschema import Draft202012Validator
+
     from activities.tools import REGISTRY
+    from activities.tools.mcp import MCPActivities
 
 
 class ToolActions:
@@ -28,10 +38,13 @@ class ToolActions:
 
     def __init__(self, run: StewardRun) -> None:
         self.run = run
-        self.profile = run.profile
-        self.principal = run.principal
         self.records: list[ActionRecord] = []
         self._calls_by_tool: dict[str, int] = {}
+
+    @property
+    def profile(self) -> AgentProfile:
+        """The run's profile (with MCP tools described once the run has prepared them)."""
+        return self.run.profile
 
     async def act(self, call: ToolCall) -> ActionRecord:
         """Carry out one call as far as policy and approvers allow; return what happened."""
@@ -43,14 +56,10 @@ class ToolActions:
         return record
 
     async def _act(self, call: ToolCall) -> ActionRecord:
-        definition = REGISTRY.get(call.tool)
-        if definition is None:
-            return _record(call, "deny", f"no tool named {call.tool!r}", "denied")
-        try:
-            arguments = definition.args_model.model_validate(call.arguments).model_dump()
-        except ValidationError as err:
-            return _record(call, "deny", f"invalid arguments: {_describe(err)}", "denied")
-        call = call.model_copy(update={"arguments": arguments})
+        checked = _validated(call, policy.granted_tool(self.profile, call.tool))
+        if isinstance(checked, str):
+            return _record(call, "deny", checked, "denied")
+        call = checked
         decision = policy.decide(
             call, self.profile, policy.RunState(calls_by_tool=dict(self._calls_by_tool))
         )
@@ -66,13 +75,14 @@ class ToolActions:
         info = workflow.info()
         self._calls_by_tool[call.tool] = self._calls_by_tool.get(call.tool, 0) + 1
         started = workflow.now()
+        activity = MCPActivities.call_mcp_tool if spec.mcp_server else REGISTRY[call.tool].activity
         result = await workflow.execute_activity_method(
-            definition.activity,
+            activity,
             ToolInvocation(
                 call=call,
                 idempotency_key=idempotency_key(info.workflow_id, call.id),
                 agent=self.profile.name,
-                principal=self.principal,
+                principal=self.run.principal,
             ),
             task_queue=queues.privileged(info.task_queue) if spec.privileged else info.task_queue,
             start_to_close_timeout=timedelta(seconds=spec.timeout_seconds),
@@ -80,6 +90,30 @@ class ToolActions:
         )
         self.run.ledger.tool_seconds += (workflow.now() - started).total_seconds()
         return _record(call, decision.kind, decision.reason, "done", result.output)
+
+
+def _validated(call: ToolCall, spec: ToolSpec | None) -> ToolCall | str:
+    """The call with its arguments checked against the tool's schema, or why they fail.
+
+    Built-in tools validate with their pydantic model (and get its normalised values); an
+    MCP tool with the JSON schema its server gave when the run started. A tool that is
+    neither registered nor a granted MCP tool does not exist for this agent.
+    """
+    if spec is not None and spec.mcp_server is not None:
+        validator = Draft202012Validator(spec.input_schema or {"type": "object"})
+        problems = [
+            f"{'.'.join(str(p) for p in error.absolute_path) or 'arguments'}: {error.message}"
+            for error in validator.iter_errors(call.arguments)
+        ]
+        return f"invalid arguments: {'; '.join(problems)}" if problems else call
+    definition = REGISTRY.get(call.tool)
+    if definition is None:
+        return f"no tool named {call.tool!r}"
+    try:
+        arguments = definition.args_model.model_validate(call.arguments).model_dump()
+    except ValidationError as err:
+        return f"invalid arguments: {_describe(err)}"
+    return call.model_copy(update={"arguments": arguments})
 
 
 def _record(

@@ -44,15 +44,18 @@ def decision_schema(profile: AgentProfile) -> dict[str, Any]:
         }
     ]
     for tool in profile.tools:
-        definition = REGISTRY.get(tool.name)
-        if definition is None:
+        if tool.mcp_server is not None:
+            arguments = tool.input_schema or {"type": "object"}
+        elif (definition := REGISTRY.get(tool.name)) is not None:
+            arguments = definition.args_model.model_json_schema()
+        else:
             continue
         options.append(
             {
                 "type": "object",
                 "properties": {
                     "action": {"type": "string", "const": tool.name},
-                    "arguments": definition.args_model.model_json_schema(),
+                    "arguments": arguments,
                 },
                 "required": ["action", "arguments"],
             }
@@ -79,7 +82,7 @@ class AgentWorkflow(StewardRun):
     @workflow.run
     async def run(self, request: RunRequest) -> RunResult:
         """Loop until the model answers or the turn limit is reached."""
-        self.begin(request)
+        await self.begin(request)
         actions = ToolActions(self)
         try:
             return await self._loop(request, actions)
@@ -87,7 +90,7 @@ class AgentWorkflow(StewardRun):
             return self.conclude("budget_exceeded", str(stop), actions.records)
 
     async def _loop(self, request: RunRequest, actions: ToolActions) -> RunResult:
-        profile = request.profile
+        profile = self.profile  # with its MCP tools described
         messages = [
             Message(role="system", content=system_prompt(profile)),
             Message(role="user", content=request.input),

@@ -27,19 +27,30 @@ from steward.models import (
     Ledger,
     LLMRequest,
     LLMResult,
+    MCPToolInfo,
+    MCPToolsRequest,
     ModelCallRecord,
     RunProgress,
     RunRequest,
     RunResult,
     ToolCall,
+    ToolSpec,
     idempotency_key,
 )
 from workflows.approvals import ApprovalGate, ApprovalHandlers
-from workflows.options import MODEL_CALL_RETRY, MODEL_CALL_TIMEOUT, NOTIFY_RETRY, NOTIFY_TIMEOUT
+from workflows.options import (
+    MCP_DESCRIBE_TIMEOUT,
+    MODEL_CALL_RETRY,
+    MODEL_CALL_TIMEOUT,
+    NOTIFY_RETRY,
+    NOTIFY_TIMEOUT,
+    TOOL_CALL_RETRY,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities.llm import LLMActivities
     from activities.tools.email import OutboxActivities
+    from activities.tools.mcp import MCPActivities
 
 COST_SEARCH_ATTRIBUTE_PATCH = "cost-search-attribute"
 NOTIFY_APPROVERS_PATCH = "notify-approvers"
@@ -61,10 +72,32 @@ class StewardRun(ApprovalHandlers):
         self.profile = AgentProfile(name="?", kind="agent")
         self.principal = "?"
 
-    def begin(self, request: RunRequest) -> None:
-        """Remember who asked and the profile in force, for budgets and approvals."""
+    async def begin(self, request: RunRequest) -> None:
+        """Remember who asked and the profile in force; describe its MCP tools.
+
+        The MCP servers are asked once, by an activity, so the tools' descriptions and
+        schemas are in history: replay never talks to a server, and a server that changes
+        its tools mid-run cannot change what this run validates against.
+        """
         self.profile = request.profile
         self.principal = request.principal
+        servers: dict[str, list[str]] = {}
+        for tool in self.profile.tools:
+            if tool.mcp_server is not None and tool.input_schema is None:
+                servers.setdefault(tool.mcp_server, []).append(tool.name.partition(".")[2])
+        described: dict[str, MCPToolInfo] = {}
+        for server, names in servers.items():
+            listed = await workflow.execute_activity_method(
+                MCPActivities.describe_mcp_tools,
+                MCPToolsRequest(server=server, tools=names),
+                start_to_close_timeout=MCP_DESCRIBE_TIMEOUT,
+                retry_policy=TOOL_CALL_RETRY,
+            )
+            described |= {f"{server}.{tool.name}": tool for tool in listed.tools}
+        if described:
+            self.profile = self.profile.model_copy(
+                update={"tools": [_described(tool, described) for tool in self.profile.tools]}
+            )
 
     @workflow.query(name="progress")
     def progress(self) -> RunProgress:
@@ -217,4 +250,16 @@ def _approval_span(outcome: ApprovalOutcome, waited: float) -> None:
             "steward.approval.approver": outcome.approver or "",
             "steward.approval.wait_seconds": waited,
         },
+    )
+
+
+def _described(tool: ToolSpec, described: dict[str, MCPToolInfo]) -> ToolSpec:
+    info = described.get(tool.name)
+    if info is None:
+        return tool
+    return tool.model_copy(
+        update={
+            "description": tool.description or info.description,
+            "input_schema": info.input_schema,
+        }
     )

@@ -33,3 +33,5 @@ NOTIFY_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=3,
 )
+
+MCP_DESCRIBE_TIMEOUT = timedelta(seconds=60)

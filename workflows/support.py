@@ -58,7 +58,7 @@ class SupportReplyWorkflow(StewardRun):
             raise ApplicationError(
                 f"bad ticket: {err}", type="BadInput", non_retryable=True
             ) from None
-        self.begin(request)
+        await self.begin(request)
         actions = ToolActions(self)
         try:
             return await self._reply(request, ticket, actions)

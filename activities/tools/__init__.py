@@ -14,12 +14,17 @@ from typing import Any
 from pydantic import BaseModel
 
 from activities.tools.email import OutboxActivities
+from activities.tools.files import FileActivities
+from activities.tools.http_get import HttpActivities
 from steward.models import (
+    HttpGetArgs,
+    PublishFileArgs,
     RiskClass,
     SendEmailArgs,
     ToolInvocation,
     ToolResult,
     ToolSpec,
+    WriteFileArgs,
 )
 
 
@@ -43,6 +48,38 @@ REGISTRY: dict[str, ToolDefinition] = {
         ),
         args_model=SendEmailArgs,
         activity=OutboxActivities.send_email,
+    ),
+    "write_file": ToolDefinition(
+        spec=ToolSpec(
+            name="write_file",
+            description="Write text to a file in the workspace (path relative to it, content).",
+            risk=RiskClass.WRITE,
+            scopes=["files:write"],
+        ),
+        args_model=WriteFileArgs,
+        activity=FileActivities.write_file,
+    ),
+    "publish_file": ToolDefinition(
+        spec=ToolSpec(
+            name="publish_file",
+            description="Publish text as a file in the published directory (path, content).",
+            risk=RiskClass.PUBLISH,
+            scopes=["files:publish"],
+            privileged=True,
+        ),
+        args_model=PublishFileArgs,
+        activity=FileActivities.publish_file,
+    ),
+    "http_get": ToolDefinition(
+        spec=ToolSpec(
+            name="http_get",
+            description="Fetch a web page from an allowed host (url); returns status and text.",
+            risk=RiskClass.READ,
+            scopes=["http:get"],
+            side_effects=False,
+        ),
+        args_model=HttpGetArgs,
+        activity=HttpActivities.http_get,
     ),
 }
 

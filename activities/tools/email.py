@@ -1,35 +1,54 @@
-"""Email from Steward: the send_email tool and approval notices, delivered to the local
-outbox exactly once per call.
+"""Email from Steward: the send_email tool and approval notices, each delivered once per
+call as far as the way out allows.
 
-Each message is a `.eml` file named by the call's idempotency key. It is written to a
-temporary file and then hard-linked into place, which either creates the message or finds
-it already there: a retried or re-run activity never delivers twice. Approval notices can
-also be posted to a webhook, with the idempotency key in a header so the receiver can
-drop a repeat.
+Without `smtp:` in steward.yaml, a message is a `.eml` file in the local outbox named by
+the call's idempotency key. It is written to a temporary file and then hard-linked into
+place, which either creates the message or finds it already there: a retried or re-run
+activity never delivers twice.
+
+With `smtp:`, the privileged worker hands the message to that server (activities/tools/
+smtp.py). SMTP has no idempotent submit, so the activity keeps a record: before sending it
+looks for a copy of the message under `outbox/sent/`, named by the idempotency key, and
+sends nothing if one is there; after the server accepts the message it creates that copy
+atomically (temporary file, then hard link). One window remains: if the worker dies, or
+Temporal times the attempt out, after the server accepted the message and before the
+record exists, the retry sends it again. Both copies carry the same Message-ID, derived
+from the idempotency key, so a receiver or mail store that deduplicates can drop the repeat.
+
+Approval notices always go to the outbox, and can also be posted to a webhook with the
+idempotency key in a header so the receiver can drop a repeat.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, parseaddr
 from pathlib import Path
 
 import httpx
-from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.tools.arguments import parse_arguments
+from activities.tools.smtp import SmtpTransport
 from steward.models import ApprovalNotice, SendEmailArgs, ToolInvocation, ToolResult
 
 WEBHOOK_TIMEOUT_SECONDS = 10.0
+SENT_RECORDS = "sent"
+"""Subdirectory of the outbox holding a copy of each message sent through SMTP."""
+
+log = logging.getLogger(__name__)
 
 
 class OutboxActivities:
-    """Email delivery into a directory (the local outbox), and approval notices."""
+    """Email delivery (the local outbox, or an SMTP server when given), and approval notices."""
 
     def __init__(
         self,
@@ -38,35 +57,77 @@ class OutboxActivities:
         *,
         contacts: Mapping[str, str] | None = None,
         webhook_url: str | None = None,
+        smtp: SmtpTransport | None = None,
     ) -> None:
         self.outbox = outbox
         self.sender = sender
         self.contacts = dict(contacts or {})
         self.webhook_url = webhook_url
+        self.smtp = smtp
 
     def message_path(self, idempotency_key: str) -> Path:
-        """Where the message for this key lands."""
+        """Where the message for this key lands in the outbox."""
         return self.outbox / f"{idempotency_key.replace(':', '_')}.eml"
+
+    def sent_record_path(self, idempotency_key: str) -> Path:
+        """Where the record of a message sent through SMTP is kept."""
+        return self.outbox / SENT_RECORDS / f"{idempotency_key.replace(':', '_')}.eml"
 
     @activity.defn(name="send_email")
     async def send_email(self, invocation: ToolInvocation) -> ToolResult:
-        """Write the message once; report where it is and whether it was already there."""
-        args = _parse_args(invocation)
+        """Deliver the message once; report where it went and whether it had already gone."""
+        args = parse_arguments(SendEmailArgs, invocation)
+        if self.smtp is not None:
+            return await self._send_smtp(self.smtp, invocation, args)
         target = self.message_path(invocation.idempotency_key)
         if target.exists():
             return _sent(target, already=True)
-        message = EmailMessage()
-        message["From"] = self.sender
-        message["To"] = args.to
-        message["Subject"] = args.subject
-        message["Date"] = formatdate(localtime=False)
-        message["Message-ID"] = make_msgid(idstring=invocation.idempotency_key.replace(":", "."))
-        message["X-Steward-Agent"] = invocation.agent
-        message["X-Steward-Requested-By"] = invocation.principal
-        message.set_content(args.body)
+        message = self._compose(invocation, args)
         self.outbox.mkdir(parents=True, exist_ok=True)
         already = _write_once(target, bytes(message))
         return _sent(target, already=already)
+
+    async def _send_smtp(
+        self, smtp: SmtpTransport, invocation: ToolInvocation, args: SendEmailArgs
+    ) -> ToolResult:
+        record = self.sent_record_path(invocation.idempotency_key)
+        message_id = message_id_for(invocation.idempotency_key, self.sender)
+        where = f"sent to {args.to} through {smtp.address}, Message-ID {message_id}"
+        if record.exists():
+            return ToolResult(
+                tool="send_email", ok=True, output=f"{where} (already sent by an earlier attempt)"
+            )
+        message = self._compose(invocation, args)
+        if activity.info().attempt > 1:
+            log.warning(
+                "send_email %s: attempt %d and no record of a send; an earlier attempt may "
+                "have reached the server, so this copy may repeat it (same Message-ID)",
+                invocation.idempotency_key,
+                activity.info().attempt,
+            )
+        await smtp.send(message, parseaddr(self.sender)[1] or self.sender, [args.to])
+        record.parent.mkdir(parents=True, exist_ok=True)
+        _write_once(record, bytes(message))
+        return ToolResult(tool="send_email", ok=True, output=where)
+
+    def _compose(self, invocation: ToolInvocation, args: SendEmailArgs) -> EmailMessage:
+        message = EmailMessage()
+        try:
+            message["To"] = args.to
+            message["Subject"] = args.subject
+        except ValueError as err:  # e.g. a line break in the subject: header injection
+            raise ApplicationError(
+                f"send_email arguments invalid: {err}",
+                type="InvalidToolArguments",
+                non_retryable=True,
+            ) from None
+        message["From"] = self.sender
+        message["Date"] = formatdate(localtime=False)
+        message["Message-ID"] = message_id_for(invocation.idempotency_key, self.sender)
+        message["X-Steward-Agent"] = invocation.agent
+        message["X-Steward-Requested-By"] = invocation.principal
+        message.set_content(args.body)
+        return message
 
     @activity.defn(name="notify_approvers")
     async def notify_approvers(self, notice: ApprovalNotice) -> ToolResult:
@@ -118,15 +179,12 @@ class OutboxActivities:
             )
 
 
-def _parse_args(invocation: ToolInvocation) -> SendEmailArgs:
-    try:
-        return SendEmailArgs.model_validate(invocation.call.arguments)
-    except ValidationError as err:
-        raise ApplicationError(
-            f"send_email arguments invalid: {err.errors()[0]['loc']}: {err.errors()[0]['msg']}",
-            type="InvalidToolArguments",
-            non_retryable=True,
-        ) from None
+def message_id_for(idempotency_key: str, sender: str) -> str:
+    """The Message-ID of the message sent for this key: the same on every attempt."""
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "steward.local"
+    readable = re.sub(r"[^A-Za-z0-9_-]", "-", idempotency_key)[:100]
+    unique = hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]
+    return f"<{readable}.{unique}@{domain}>"
 
 
 def _write_once(target: Path, data: bytes) -> bool:
