@@ -9,7 +9,9 @@ only Steward and Temporal are timed:
 - completed runs per second at 1, 10 and 50 concurrent runs;
 - the model layer's own cost per call (routing, budget check, ledger) against one step;
 - the support playbook's cost on the shipped tickets routed by tier, against every call on
-  the strongest tier (litellm's prices for gpt-4o-mini and gpt-4o, the fake's token counts).
+  the strongest tier (litellm's prices for gpt-4o-mini and gpt-4o, the fake's token counts);
+- replay time per 1,000 history events and trace building/rendering time, on the history
+  of a 100-step agent run.
 
 Each is measured on a persisted dev server (SQLite file, like the embedded one) with
 Steward's tuning and with the server's defaults, so the effect of the tuning is visible.
@@ -31,7 +33,7 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
@@ -51,8 +53,10 @@ from steward.models import (
     RunProgress,
     Usage,
 )
+from steward.replay import replay
 from steward.routing import Step, choose_tier
 from steward.runs import start_run
+from steward.trace import build_trace, render_html, render_text
 from tests.support.fake_model import FakeModel, install_fake_model
 from tests.support.stack import activities_for_tests, running_workers
 
@@ -188,6 +192,49 @@ async def routed_costs(
     return rows
 
 
+async def long_run_history(
+    env: WorkflowEnvironment, fake: FakeModel, config: StewardConfig, steps: int = 100
+) -> WorkflowHistory:
+    """The history of one agent run of `steps` model calls."""
+    data = config.model_dump()
+    data["agents"]["helpdesk"]["max_turns"] = steps
+    long = StewardConfig.model_validate(data)
+    queue = f"bench-long-{uuid.uuid4().hex[:8]}"
+    async with running_workers(env.client, long, queue, activities=activities_for_tests(long)):
+        for _ in range(steps - 1):
+            fake.queue("not json")
+        fake.queue(ANSWER)
+        handle = await start_run(env.client, long, "helpdesk", "go", "bench", task_queue=queue)
+        await handle.result()
+        return await handle.fetch_history()
+
+
+async def history_costs(history: WorkflowHistory, rounds: int = 5) -> dict[str, float]:
+    """Median replay ms per 1,000 events, and ms to build and render the trace."""
+    replays, builds, texts, htmls = [], [], [], []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        (report,) = await replay([history])
+        replays.append((time.perf_counter() - started) * 1000 / len(history.events) * 1000)
+        assert report.ok, report
+        started = time.perf_counter()
+        trace = build_trace(history)
+        builds.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        render_text(trace)
+        texts.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        render_html(trace)
+        htmls.append((time.perf_counter() - started) * 1000)
+    return {
+        "events": float(len(history.events)),
+        "replay_per_1000": statistics.median(replays),
+        "build": statistics.median(builds),
+        "text": statistics.median(texts),
+        "html": statistics.median(htmls),
+    }
+
+
 async def main() -> None:
     fake = FakeModel()
     install_fake_model(fake)
@@ -207,6 +254,7 @@ async def main() -> None:
             results.append(await measure(label, env, fake, config))
             if label == "tuned":
                 costs = await routed_costs(env, fake, config)
+                long_history = await long_run_history(env, fake, config)
         finally:
             await env.shutdown()
 
@@ -236,6 +284,12 @@ async def main() -> None:
         print(
             f"  {name:<20} ${routed:.6f} vs ${strongest:.6f}  ({1 - routed / strongest:.0%} saved)"
         )
+    history = await history_costs(long_history)
+    print(
+        f"\n100-step agent run: {history['events']:.0f} events; replay "
+        f"{history['replay_per_1000']:.0f} ms per 1,000 events; trace build "
+        f"{history['build']:.0f} ms, text {history['text']:.0f} ms, html {history['html']:.0f} ms"
+    )
     print(
         f"\ntuning: 1-step run {default['one'] / tuned['one']:.1f}x faster, "
         f"+1 step {default['step'] / max(tuned['step'], 1e-9):.1f}x faster than on defaults"
