@@ -123,13 +123,18 @@ def default_activities(config: StewardConfig, *, allow_paid: bool | None = None)
             max_bytes=config.http.max_bytes,
             timeout_seconds=config.http.timeout_seconds,
         ),
-        mcp=MCPActivities(
-            {
-                name: MCPConnection(command=server.command, url=server.url, env=server.env)
-                for name, server in config.mcp_servers.items()
-            }
-        ),
+        mcp=mcp_activities(config),
         privileged_tools=privileged_tools(config),
+    )
+
+
+def mcp_activities(config: StewardConfig) -> MCPActivities:
+    """The MCP servers of steward.yaml, reachable from this worker."""
+    return MCPActivities(
+        {
+            name: MCPConnection(command=server.command, url=server.url, env=server.env)
+            for name, server in config.mcp_servers.items()
+        }
     )
 
 

@@ -15,10 +15,9 @@ from temporalio.client import Client, WorkflowHandle
 
 from activities.llm import LLMActivities
 from activities.tools.email import OutboxActivities
-from activities.tools.mcp import MCPActivities, MCPConnection
 from steward.config import StewardConfig
 from steward.models import ApprovalRequest, RunProgress
-from workers.build import Activities, build_workers
+from workers.build import Activities, build_workers, mcp_activities
 
 
 def activities_for_tests(config: StewardConfig) -> Activities:
@@ -28,12 +27,7 @@ def activities_for_tests(config: StewardConfig) -> Activities:
         outbox=OutboxActivities(
             Path(config.outbox), config.sender, contacts=config.notify.contacts
         ),
-        mcp=MCPActivities(
-            {
-                name: MCPConnection(command=server.command, url=server.url, env=server.env)
-                for name, server in config.mcp_servers.items()
-            }
-        ),
+        mcp=mcp_activities(config),
     )
 
 
