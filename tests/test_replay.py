@@ -6,12 +6,14 @@ A change to a workflow that would break runs already in flight fails here. Re-re
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 from pathlib import Path
 
 import pytest
 from temporalio import workflow
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -75,3 +77,21 @@ def test_committed_histories_describe_no_machine() -> None:
         )
         assert not re.search(r"/tmp/|/work/|/root/|/home/", text + payloads), path.name
         assert set(re.findall(r'"identity": "([^"]+)"', text)) <= {"steward-test-worker"}
+
+
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
+async def test_history_replays_from_the_start_at_every_task(path: Path) -> None:
+    """What a worker with max_cached_workflows=0 does: each workflow task replays the run
+    from its first event. Cutting the history after every completed task and replaying
+    each cut from scratch covers every such task."""
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    completed = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    cuts = [i + 1 for i, event in enumerate(history.events) if event.event_type == completed]
+    assert cuts, path.name
+    async with asyncio.timeout(60):
+        for cut in cuts:
+            prefix = WorkflowHistory(history.workflow_id, list(history.events[:cut]))
+            result = await replayer().replay_workflow(prefix, raise_on_replay_failure=False)
+            assert result.replay_failure is None, (
+                f"{path.name} cut at {cut}: {result.replay_failure}"
+            )
