@@ -35,7 +35,9 @@ Role = Literal["default", "privileged", "all"]
 WORKFLOWS: Sequence[type] = (SupportReplyWorkflow, AgentWorkflow)
 
 # Steward's own pure modules and pydantic are safe to share with the sandbox; passing them
-# through avoids re-importing them for every workflow run.
+# through avoids re-importing them for every workflow run. litellm is never used by
+# workflows, but it installs a logging filter that imports lazily: a record logged while
+# a workflow task runs would otherwise make that import inside the sandbox and fail.
 SANDBOX = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(
         "steward",
@@ -48,6 +50,7 @@ SANDBOX = SandboxedWorkflowRunner(
         "referencing",
         "rpds",
         "jsonschema_specifications",
+        "litellm",
     )
 )
 
