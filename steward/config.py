@@ -74,6 +74,9 @@ class ApprovalConfig(_Section):
     timeout_seconds: float = Field(default=3600.0, gt=0)
     required: int = Field(default=1, ge=1)
     escalate: EscalationConfig | None = None
+    signed: bool = Field(
+        default=False, description="decisions must be signed with the approver's own key"
+    )
 
 
 class ToolConfig(_Section):
@@ -294,6 +297,10 @@ class StewardConfig(_Section):
     files: FilesConfig = Field(default_factory=FilesConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     mcp_servers: dict[str, MCPServerConfig] = Field(default_factory=dict)
+    approver_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="approver -> name of the privileged worker's variable holding their key",
+    )
 
     @model_validator(mode="after")
     def _references_resolve(self) -> StewardConfig:
@@ -401,6 +408,7 @@ class StewardConfig(_Section):
                 timeout_seconds=approval.timeout_seconds,
                 required=approval.required,
                 escalation=escalation,
+                signed=approval.signed,
             )
         except ValidationError as err:
             raise ConfigError(f"{where}: {err.errors()[0]['msg']}") from None

@@ -131,6 +131,9 @@ class ApprovalRule(Strict):
     timeout_seconds: float = Field(default=3600.0, gt=0)
     required: int = Field(default=1, ge=1, description="distinct approvals needed (N of M)")
     escalation: Escalation | None = None
+    signed: bool = Field(
+        default=False, description="decisions must carry a signature from the approver's key"
+    )
 
     @model_validator(mode="after")
     def _enough_approvers(self) -> ApprovalRule:
@@ -328,6 +331,7 @@ class ApprovalRequest(Strict):
     required: int = 1
     approved_by: list[str] = Field(default_factory=list)
     escalated: bool = False
+    signed: bool = False
 
 
 class ApprovalDecision(Strict):
@@ -338,6 +342,16 @@ class ApprovalDecision(Strict):
     approver: str = Field(min_length=1, max_length=200)
     approve: bool
     reason: str = Field(default="", max_length=2_000)
+    signature: str = Field(
+        default="", max_length=128, description="HMAC by the approver's key, for signed rules"
+    )
+
+
+class SignatureCheck(Strict):
+    """Whether a signed decision was made with its approver's key."""
+
+    valid: bool
+    reason: str = ""
 
 
 class ApprovalOutcome(Strict):

@@ -7,6 +7,7 @@ since any Temporal client can reach it.
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Literal
 
@@ -20,7 +21,7 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
-from steward import queues
+from steward import queues, signing
 from steward import search_attributes as sa
 from steward.config import ConfigError, StewardConfig
 from steward.models import (
@@ -112,6 +113,17 @@ async def pending(client: Client) -> list[ApprovalRequest]:
     return sorted(waiting, key=lambda request: request.requested_at)
 
 
+SIGNING_KEY_ENV = "STEWARD_APPROVAL_KEY"
+
+
+def signing_key() -> bytes:
+    """The approver's own signing key, from their environment (never sent anywhere)."""
+    key = os.environ.get(SIGNING_KEY_ENV, "")
+    if not key:
+        raise RunError(f"this approval must be signed: set {SIGNING_KEY_ENV} to your approval key")
+    return key.encode()
+
+
 def workflow_of(approval_id: str) -> str:
     """The workflow id an approval id belongs to (`WORKFLOW_ID:N`)."""
     workflow_id, sep, seq = approval_id.rpartition(":")
@@ -154,6 +166,9 @@ async def decide(
         approve=approve,
         reason=reason,
     )
+    if request.signed:
+        key = signing_key()
+        decision = decision.model_copy(update={"signature": signing.sign(key, decision)})
     handle = client.get_workflow_handle(request.workflow_id)
     if via == "signal":
         await handle.signal("decide", decision)

@@ -119,7 +119,12 @@ async def test_each_tool_is_served_by_the_worker_its_queue_needs(
     default = build_workers(client, activities, task_queue=task_queue, role="default")
     privileged = build_workers(client, activities, task_queue=task_queue, role="privileged")
     assert activity_names(default) == {"complete", "write_file", "http_get"}
-    assert activity_names(privileged) == {"send_email", "notify_approvers", "publish_file"}
+    assert activity_names(privileged) == {
+        "send_email",
+        "notify_approvers",
+        "verify_approval",
+        "publish_file",
+    }
 
 
 async def test_a_privileged_override_moves_the_tool(
@@ -134,7 +139,12 @@ async def test_a_privileged_override_moves_the_tool(
     default = build_workers(client, activities, task_queue=task_queue, role="default")
     privileged = build_workers(client, activities, task_queue=task_queue, role="privileged")
     assert activity_names(default) == {"complete", "write_file", "publish_file"}
-    assert activity_names(privileged) == {"send_email", "notify_approvers", "http_get"}
+    assert activity_names(privileged) == {
+        "send_email",
+        "notify_approvers",
+        "verify_approval",
+        "http_get",
+    }
 
 
 @pytest.mark.parametrize("tool", ["write_file", "publish_file", "http_get"])

@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.approvals import ApprovalKeys
 from activities.llm import PROVIDER_LOCAL, LLMActivities
 from activities.tools import REGISTRY
 from activities.tools.email import OutboxActivities
@@ -71,6 +72,7 @@ class Activities:
     files: Any = None
     http: Any = None
     mcp: Any = None
+    approvals: Any = None
     privileged_tools: frozenset[str] = field(default_factory=_privileged_by_default)
 
 
@@ -127,7 +129,22 @@ def default_activities(config: StewardConfig, *, allow_paid: bool | None = None)
             timeout_seconds=config.http.timeout_seconds,
         ),
         mcp=mcp_activities(config),
+        approvals=approval_keys(config),
         privileged_tools=privileged_tools(config),
+    )
+
+
+def approval_keys(config: StewardConfig) -> ApprovalKeys:
+    """Approvers' signing keys from this worker's environment (read once, here).
+
+    Only the privileged worker registers the verifier that uses them.
+    """
+    return ApprovalKeys(
+        {
+            approver: os.environ[variable].encode()
+            for approver, variable in config.approver_keys.items()
+            if os.environ.get(variable)
+        }
     )
 
 
@@ -186,6 +203,7 @@ def build_workers(
                 task_queue=queues.privileged(task_queue),
                 activities=[
                     activities.outbox.notify_approvers,
+                    *([activities.approvals.verify_approval] if activities.approvals else []),
                     *(tool for name, tool in tools.items() if name in privileged),
                     *_mcp(activities, describe=False),
                 ],

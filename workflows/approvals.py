@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
+from temporalio.workflow import HandlerUnfinishedPolicy
 
 from steward import search_attributes as sa
 from steward.models import (
@@ -31,6 +32,7 @@ from steward.models import (
     ApprovalRule,
     DecisionReceipt,
     RefusedDecision,
+    SignatureCheck,
     ToolCall,
 )
 
@@ -38,17 +40,25 @@ MAX_REFUSALS_KEPT = 50
 
 
 Notifier: TypeAlias = Callable[[ApprovalRequest], Awaitable[None]]
+Verifier: TypeAlias = Callable[[ApprovalDecision], Awaitable[SignatureCheck]]
 
 
 async def _no_notifier(request: ApprovalRequest) -> None:
     return None
 
 
+async def _no_verifier(decision: ApprovalDecision) -> SignatureCheck:
+    return SignatureCheck(valid=False, reason="this run cannot verify signed approvals")
+
+
 class ApprovalGate:
     """Pending approval requests of one run and the rules for deciding them."""
 
-    def __init__(self, notifier: Notifier = _no_notifier) -> None:
+    def __init__(
+        self, notifier: Notifier = _no_notifier, verifier: Verifier = _no_verifier
+    ) -> None:
         self.notifier = notifier
+        self.verifier = verifier
         self.pending: dict[str, ApprovalRequest] = {}
         self.outcomes: dict[str, ApprovalOutcome] = {}
         self.refused: list[RefusedDecision] = []
@@ -79,7 +89,23 @@ class ApprovalGate:
                 f"{decision.approver!r} already approved {request.id}; it needs "
                 f"{request.required} distinct approvers"
             )
+        if request.signed and not decision.signature:
+            return f"{request.id} needs a decision signed with the approver's key"
         return None
+
+    async def decide(self, decision: ApprovalDecision) -> DecisionReceipt | str:
+        """Check (and for signed requests verify) a decision, then apply it; or why not."""
+        reason = self.check(decision)
+        if reason is not None:
+            return reason
+        if self.pending[decision.request_id].signed:
+            verdict = await self.verifier(decision)
+            if not verdict.valid:
+                return verdict.reason
+            reason = self.check(decision)  # another decision may have landed meanwhile
+            if reason is not None:
+                return reason
+        return self.apply(decision)
 
     def apply(self, decision: ApprovalDecision) -> DecisionReceipt:
         """Record a checked decision; the waiting call wakes once the request is decided."""
@@ -132,6 +158,7 @@ class ApprovalGate:
             requested_at=now,
             deadline=now + timedelta(seconds=rule.timeout_seconds),
             required=rule.required,
+            signed=rule.signed,
         )
         self.pending[request.id] = request
         stages = [(rule.approvers, rule.timeout_seconds)]
@@ -185,27 +212,27 @@ class ApprovalHandlers:
 
     gate: ApprovalGate
 
-    @workflow.signal(name="decide")
-    def decide_signal(self, raw: RawValue) -> None:
+    # A verification still running when the run ends is moot: abandon it quietly.
+    @workflow.signal(name="decide", unfinished_policy=HandlerUnfinishedPolicy.ABANDON)
+    async def decide_signal(self, raw: RawValue) -> None:
         """A decision sent as a signal: checked, then applied or refused (never raised)."""
         try:
             decision = workflow.payload_converter().from_payload(raw.payload, ApprovalDecision)
         except (ValidationError, ValueError, TypeError) as err:
             self.gate.refuse("?", "?", f"malformed decision: {_first_line(err)}")
             return
-        reason = self.gate.check(decision)
-        if reason is not None:
-            self.gate.refuse(decision.request_id, decision.approver, reason)
-            return
-        self.gate.apply(decision)
+        result = await self.gate.decide(decision)
+        if isinstance(result, str):
+            self.gate.refuse(decision.request_id, decision.approver, result)
 
-    @workflow.update(name="decide")
-    def decide_update(self, decision: ApprovalDecision) -> DecisionReceipt:
+    @workflow.update(name="decide", unfinished_policy=HandlerUnfinishedPolicy.ABANDON)
+    async def decide_update(self, decision: ApprovalDecision) -> DecisionReceipt:
         """A decision sent as an update: a refusal is answered to the sender at once."""
-        reason = self.gate.check(decision)  # the validator checked; replay skips validators
-        if reason is not None:
-            raise ApplicationError(reason, type="DecisionRefused")
-        return self.gate.apply(decision)
+        result = await self.gate.decide(decision)  # replay skips validators: check again
+        if isinstance(result, str):
+            self.gate.refuse(decision.request_id, decision.approver, result)
+            raise ApplicationError(result, type="DecisionRefused")
+        return result
 
     @decide_update.validator
     def _check_decision(self, decision: ApprovalDecision) -> None:

@@ -20,6 +20,7 @@ from steward.budget import next_call_exceeds
 from steward.models import (
     ActionRecord,
     AgentProfile,
+    ApprovalDecision,
     ApprovalNotice,
     ApprovalOutcome,
     ApprovalRequest,
@@ -33,6 +34,7 @@ from steward.models import (
     RunProgress,
     RunRequest,
     RunResult,
+    SignatureCheck,
     ToolCall,
     ToolSpec,
     idempotency_key,
@@ -45,9 +47,11 @@ from workflows.options import (
     NOTIFY_RETRY,
     NOTIFY_TIMEOUT,
     TOOL_CALL_RETRY,
+    VERIFY_TIMEOUT,
 )
 
 with workflow.unsafe.imports_passed_through():
+    from activities.approvals import ApprovalKeys
     from activities.llm import LLMActivities
     from activities.tools.email import OutboxActivities
     from activities.tools.mcp import MCPActivities
@@ -64,7 +68,7 @@ class StewardRun(ApprovalHandlers):
     """Base of Steward's workflows (not itself a workflow)."""
 
     def __init__(self) -> None:
-        self.gate = ApprovalGate(self._notify)
+        self.gate = ApprovalGate(self._notify, self._verify)
         self.step = "starting"
         self.model_calls: list[ModelCallRecord] = []
         self.approvals: list[ApprovalOutcome] = []
@@ -179,6 +183,17 @@ class StewardRun(ApprovalHandlers):
             )
         except ActivityError as err:
             workflow.logger.warning("approvers of %s not notified: %s", request.id, err.cause)
+
+    async def _verify(self, decision: ApprovalDecision) -> SignatureCheck:
+        """Have the privileged worker, which holds approvers' keys, check a signature."""
+        info = workflow.info()
+        return await workflow.execute_activity_method(
+            ApprovalKeys.verify_approval,
+            decision,
+            task_queue=queues.privileged(info.task_queue),
+            start_to_close_timeout=VERIFY_TIMEOUT,
+            retry_policy=NOTIFY_RETRY,
+        )
 
     async def _within_budget(self) -> None:
         budget = self.profile.budget

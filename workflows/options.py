@@ -35,3 +35,4 @@ NOTIFY_RETRY = RetryPolicy(
 )
 
 MCP_DESCRIBE_TIMEOUT = timedelta(seconds=60)
+VERIFY_TIMEOUT = timedelta(seconds=10)

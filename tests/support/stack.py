@@ -17,7 +17,7 @@ from activities.llm import LLMActivities
 from activities.tools.email import OutboxActivities
 from steward.config import StewardConfig
 from steward.models import ApprovalRequest, RunProgress
-from workers.build import Activities, build_workers, mcp_activities
+from workers.build import Activities, approval_keys, build_workers, mcp_activities
 
 
 def activities_for_tests(config: StewardConfig) -> Activities:
@@ -28,6 +28,7 @@ def activities_for_tests(config: StewardConfig) -> Activities:
             Path(config.outbox), config.sender, contacts=config.notify.contacts
         ),
         mcp=mcp_activities(config),
+        approvals=approval_keys(config),
     )
 
 
