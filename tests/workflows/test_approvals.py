@@ -68,16 +68,46 @@ async def test_refused_decisions_change_nothing(
         with pytest.raises(RunError, match="no pending approval"):
             await decide(client, f"{handle.id}:7", "demo-approver", approve=True)
 
-        # one valid approval; a second decision for the same request is refused
+        # one valid approval (a second one is tested while the run still waits, below)
         await handle.execute_update("decide", decision())
-        with pytest.raises(WorkflowUpdateFailedError) as caught:
-            await handle.execute_update("decide", decision(approve=False))
-        assert "already decided" in str(caught.value.cause)
         result = await handle.result()
 
     assert result.status == "completed"
     assert [a.approver for a in result.approvals] == ["demo-approver"]
     assert len(outbox_messages(config)) == 1
+
+
+async def test_a_second_decision_for_a_decided_request_is_refused(
+    client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
+) -> None:
+    # two sends in one agent run: the replayed decision for the first arrives while the
+    # run waits on the second, so nothing races the run's end
+    email = {"to": "ops@example.com", "subject": "Backup", "body": "done"}
+    for _ in range(2):
+        fake_model.queue(json.dumps({"action": "send_email", "arguments": email}))
+    fake_model.queue(json.dumps({"action": "answer", "answer": "sent twice"}))
+    async with running_workers(client, config, task_queue):
+        handle = await start_run(
+            client, config, "helpdesk", "tell ops", "dana", task_queue=task_queue
+        )
+        first = await wait_for_approval(handle)
+        approve_first = ApprovalDecision(
+            request_id=first.id, args_digest=first.args_digest, approver="alice", approve=True
+        )
+        await handle.execute_update("decide", approve_first)
+        async with asyncio.timeout(20):
+            while (second := await wait_for_approval(handle)).id == first.id:
+                await asyncio.sleep(0.05)
+        for replayed in (approve_first, approve_first.model_copy(update={"approve": False})):
+            with pytest.raises(WorkflowUpdateFailedError) as caught:
+                await handle.execute_update("decide", replayed)
+            assert f"approval {first.id} was already decided: approved" in str(caught.value.cause)
+        await decide(client, second.id, "alice", approve=True)
+        result = await handle.result()
+
+    assert result.status == "completed"
+    assert [a.status for a in result.approvals] == ["approved", "approved"]
+    assert len(outbox_messages(config)) == 2
 
 
 async def _temporal_cli(env: WorkflowEnvironment, *args: str) -> tuple[int, str]:
