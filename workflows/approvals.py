@@ -247,5 +247,10 @@ class ApprovalHandlers:
 
 
 def _first_line(err: Exception) -> str:
+    """What was wrong with a payload, naming the fields for a validation error."""
+    if isinstance(err, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'decision'}: {e['msg']}" for e in err.errors()
+        )
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__

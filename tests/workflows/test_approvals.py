@@ -152,6 +152,8 @@ async def test_plain_temporal_cli_can_approve_and_cannot_break_the_run(
             assert code == 0, out
         progress = await wait_for_refusals(handle, 4)
         assert all(r.reason.startswith("malformed decision") for r in progress.refused)
+        # a refusal names what was wrong, field by field
+        assert any("args_digest: Field required" in r.reason for r in progress.refused)
         assert len(progress.pending) == 1  # still waiting, task not stuck
 
         good = {
