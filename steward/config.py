@@ -33,6 +33,7 @@ from steward.models import (
     Escalation,
     RiskClass,
     ToolSpec,
+    problems,
 )
 
 DEFAULT_CONFIG_PATHS = (Path("steward.yaml"), Path("examples/steward.yaml"))
@@ -474,7 +475,4 @@ def load_config(path: str | Path | None = None) -> StewardConfig:
     try:
         return StewardConfig.model_validate(raw)
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in err.errors()
-        )
-        raise ConfigError(f"{source}: {problems}") from None
+        raise ConfigError(f"{source}: {problems(err, '(top)')}") from None

@@ -15,10 +15,27 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 MAX_INPUT_CHARS = 1_000_000
 """Largest run input accepted. Temporal rejects payloads over 2 MB; stay well under it."""
+
+
+def problems(err: ValidationError, whole: str) -> str:
+    """A validation error as `field: what was expected`, one per problem.
+
+    `whole` names the payload itself when a problem is not in one field.
+    """
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or whole}: {e['msg']}" for e in err.errors()
+    )
 
 
 class Strict(BaseModel):

@@ -22,6 +22,7 @@ from steward.models import (
     ToolInvocation,
     ToolSpec,
     idempotency_key,
+    problems,
 )
 from workflows.base import StewardRun
 from workflows.options import TOOL_CALL_RETRY
@@ -101,18 +102,18 @@ def _validated(call: ToolCall, spec: ToolSpec | None) -> ToolCall | str:
     """
     if spec is not None and spec.mcp_server is not None:
         validator = Draft202012Validator(spec.input_schema or {"type": "object"})
-        problems = [
+        failures = [
             f"{'.'.join(str(p) for p in error.absolute_path) or 'arguments'}: {error.message}"
             for error in validator.iter_errors(call.arguments)
         ]
-        return f"invalid arguments: {'; '.join(problems)}" if problems else call
+        return f"invalid arguments: {'; '.join(failures)}" if failures else call
     definition = REGISTRY.get(call.tool)
     if definition is None:
         return f"no tool named {call.tool!r}"
     try:
         arguments = definition.args_model.model_validate(call.arguments).model_dump()
     except ValidationError as err:
-        return f"invalid arguments: {_describe(err)}"
+        return f"invalid arguments: {problems(err, 'arguments')}"
     return call.model_copy(update={"arguments": arguments})
 
 
@@ -129,10 +130,4 @@ def _record(
             "outcome": outcome,
             "output": output,
         }
-    )
-
-
-def _describe(err: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in err.errors()
     )

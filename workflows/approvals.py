@@ -34,6 +34,7 @@ from steward.models import (
     RefusedDecision,
     SignatureCheck,
     ToolCall,
+    problems,
 )
 
 MAX_REFUSALS_KEPT = 50
@@ -249,8 +250,6 @@ class ApprovalHandlers:
 def _first_line(err: Exception) -> str:
     """What was wrong with a payload, naming the fields for a validation error."""
     if isinstance(err, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'decision'}: {e['msg']}" for e in err.errors()
-        )
+        return problems(err, "decision")
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__

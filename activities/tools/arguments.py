@@ -12,7 +12,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 from temporalio.exceptions import ApplicationError
 
-from steward.models import ToolInvocation
+from steward.models import ToolInvocation, problems
 
 Args = TypeVar("Args", bound=BaseModel)
 
@@ -22,11 +22,8 @@ def parse_arguments(model: type[Args], invocation: ToolInvocation) -> Args:
     try:
         return model.model_validate(invocation.call.arguments)
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in err.errors()
-        )
         raise ApplicationError(
-            f"{invocation.call.tool} arguments invalid: {problems}",
+            f"{invocation.call.tool} arguments invalid: {problems(err, 'arguments')}",
             type="InvalidToolArguments",
             non_retryable=True,
         ) from None
