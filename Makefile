@@ -34,14 +34,23 @@ typecheck: install
 pytest: install
 	$(BIN)/pytest -q
 
-bench: install
+# The benchmark also installs its peer (pydantic-ai), which Steward never imports.
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): requirements-bench.lock $(STAMP)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-bench.lock
+	touch $@
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
 
-# Regenerate requirements.lock after changing dependencies in pyproject.toml.
+# Regenerate both locks after changing dependencies in pyproject.toml.
+LOCK_FLAGS := --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28
 lock:
 	test -x .lockenv/bin/uv || ($(PYTHON) -m venv .lockenv && .lockenv/bin/pip install --quiet uv==0.13.8)
-	.lockenv/bin/uv pip compile pyproject.toml --extra dev --generate-hashes \
-		--python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
+	.lockenv/bin/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) -o requirements.lock
+	.lockenv/bin/uv pip compile pyproject.toml --extra dev --extra bench $(LOCK_FLAGS) \
+		-o requirements-bench.lock
 
 clean:
 	-$(BIN)/steward dev down
