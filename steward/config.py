@@ -35,6 +35,7 @@ from steward.models import (
     ToolSpec,
     problems,
 )
+from steward.retrieval import COLLECTION_NAME, SEARCH_DOCS, WORDLLAMA
 
 DEFAULT_CONFIG_PATHS = (Path("steward.yaml"), Path("examples/steward.yaml"))
 
@@ -114,6 +115,9 @@ class AgentConfig(_Section):
     description: str = ""
     instructions: str = ""
     tools: list[str] = Field(default_factory=list)
+    collections: list[str] = Field(
+        default_factory=list, description="retrieval collections this agent may search"
+    )
     tiers: dict[str, str] = Field(default_factory=dict)
     max_turns: int = Field(default=8, ge=1, le=100)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
@@ -282,6 +286,53 @@ class MCPServerConfig(_Section):
         return self
 
 
+class EmbeddingConfig(_Section):
+    """The embedding model: the offline default, or a litellm model name with its dimension."""
+
+    model: str = Field(default=WORDLLAMA, min_length=1)
+    dimension: int | None = Field(default=None, gt=0, le=65536)
+    api_base: str | None = None
+    api_key_env: str | None = Field(
+        default=None, description="name of the environment variable holding the key"
+    )
+
+    @model_validator(mode="after")
+    def _dimension_known(self) -> EmbeddingConfig:
+        if self.model != WORDLLAMA and self.dimension is None:
+            raise ValueError(f"dimension: required for {self.model!r} (e.g. 1536)")
+        return self
+
+
+class CollectionConfig(_Section):
+    """A retrieval collection: what it holds and, optionally, the folder it is ingested from."""
+
+    description: str = ""
+    path: str | None = Field(default=None, description="default folder for `steward ingest`")
+
+
+class RetrievalConfig(_Section):
+    """Where vectors live (embedded Qdrant, or the server in `url_env`), how text is cut."""
+
+    store: str = Field(
+        default=".steward/qdrant", min_length=1, description="embedded Qdrant's directory"
+    )
+    url_env: str = Field(
+        default="QDRANT_URL", description="variable that, when set, names a Qdrant server"
+    )
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    chunk_tokens: int = Field(default=200, ge=32, le=2000)
+    max_file_bytes: int = Field(default=20_000_000, gt=0, le=500_000_000)
+    collections: dict[str, CollectionConfig] = Field(default_factory=dict)
+
+    @field_validator("collections")
+    @classmethod
+    def _names(cls, value: dict[str, CollectionConfig]) -> dict[str, CollectionConfig]:
+        for name in value:
+            if not re.fullmatch(COLLECTION_NAME, name):
+                raise ValueError(f"{name!r}: use lower-case letters, digits, - and _")
+        return value
+
+
 class StewardConfig(_Section):
     """The whole of steward.yaml. Tiers are listed from cheapest to strongest."""
 
@@ -302,6 +353,7 @@ class StewardConfig(_Section):
         default_factory=dict,
         description="approver -> name of the privileged worker's variable holding their key",
     )
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> StewardConfig:
@@ -337,6 +389,12 @@ class StewardConfig(_Section):
                     f"agents.{name}.budget.approval.group: no approver group {extender!r} "
                     f"(known: {sorted(self.approvers)})"
                 )
+            for collection in agent.collections:
+                if collection not in self.retrieval.collections:
+                    raise ValueError(
+                        f"agents.{name}.collections: unknown collection {collection!r} "
+                        f"(known: {sorted(self.retrieval.collections)})"
+                    )
             for role, tier in agent.tiers.items():
                 if tier not in self.tiers:
                     raise ValueError(
@@ -361,6 +419,7 @@ class StewardConfig(_Section):
                 for tool in agent.tools
             ],
             tiers=agent.tiers,
+            collections=agent.collections,
             max_turns=agent.max_turns,
             tier_order=list(self.tiers),
             deployments={tier: [d.model for d in ds] for tier, ds in self.tiers.items()},
@@ -433,6 +492,17 @@ class StewardConfig(_Section):
                 f"agents.{agent}.tools: unknown tool {tool!r} (available: {sorted(registry)})"
             )
         override = self.tools.get(tool, ToolConfig())
+        if tool == SEARCH_DOCS:
+            granted = self.agents[agent].collections
+            if not granted:
+                raise ConfigError(
+                    f"agents.{agent}.tools: search_docs needs collections granted "
+                    f"(agents.{agent}.collections)"
+                )
+            # The model learns which collections it may name from the tool's description.
+            base = base.model_copy(
+                update={"description": f"{base.description} collection: one of {granted}."}
+            )
         approval = base.approval
         if override.approval is not None:
             approval = self._rule(override.approval, f"tools.{tool}.approval")

@@ -322,12 +322,23 @@ class ToolInvocation(Strict):
     principal: str
 
 
+class Citation(Strict):
+    """Where a piece of an answer came from: a chunk of an ingested document."""
+
+    collection: str
+    source: str = Field(description="the document's path, relative to the ingested folder")
+    heading: str = Field(default="", description="the heading trail, e.g. 'Refunds > Timing'")
+    chunk: int = Field(ge=0, description="the chunk's position in its document")
+    score: float
+
+
 class ToolResult(Strict):
-    """What a tool returned, as text the model can read."""
+    """What a tool returned, as text the model can read (and its sources, for retrieval)."""
 
     tool: str
     ok: bool
     output: str
+    citations: list[Citation] = Field(default_factory=list)
 
 
 # --- approvals -----------------------------------------------------------------------
@@ -496,6 +507,9 @@ class AgentProfile(Strict):
     tiers: dict[str, str] = Field(
         default_factory=dict, description="step role -> tier, e.g. classify: fast"
     )
+    collections: list[str] = Field(
+        default_factory=list, description="retrieval collections the agent may search"
+    )
     max_turns: int = Field(default=8, ge=1, le=100)
     tier_order: list[str] = Field(
         default_factory=list, description="tier names from cheapest to strongest"
@@ -540,6 +554,7 @@ class ActionRecord(Strict):
     reason: str
     outcome: Literal["done", "rejected", "timed_out", "denied", "failed"]
     output: str = ""
+    citations: list[Citation] = Field(default_factory=list)
 
 
 class RunResult(Strict):
@@ -549,6 +564,9 @@ class RunResult(Strict):
     answer: str
     details: dict[str, str] = Field(default_factory=dict)
     actions: list[ActionRecord] = Field(default_factory=list)
+    citations: list[Citation] = Field(
+        default_factory=list, description="the document passages the answer rests on"
+    )
     approvals: list[ApprovalOutcome] = Field(default_factory=list)
     model_calls: list[ModelCallRecord] = Field(default_factory=list)
     ledger: Ledger = Field(default_factory=Ledger)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from steward.models import AgentProfile, ApprovalRule, RiskClass, ToolCall, ToolSpec
+from steward.retrieval import SEARCH_DOCS, not_granted
 
 RISK_DEFAULTS: Mapping[RiskClass, Literal["allow", "approve", "deny"]] = {
     RiskClass.READ: "allow",
@@ -68,6 +69,11 @@ def decide(call: ToolCall, profile: AgentProfile, state: RunState) -> Decision:
     spec = granted_tool(profile, call.tool)
     if spec is None:
         return Deny(f"tool {call.tool!r} is not granted to {profile.name!r}")
+    if spec.name == SEARCH_DOCS:
+        collection = str(call.arguments.get("collection"))
+        refused = not_granted(collection, profile.collections, profile.name)
+        if refused is not None:
+            return Deny(refused)
     made = state.calls_by_tool.get(spec.name, 0)
     if spec.max_calls_per_run is not None and made >= spec.max_calls_per_run:
         return Deny(

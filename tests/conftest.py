@@ -88,12 +88,15 @@ def fake_model() -> Iterator[FakeModel]:
 
 @pytest.fixture
 def config(tmp_path: Path) -> StewardConfig:
-    """The example steward.yaml with every tier on the fake model and a private outbox."""
+    """The example steward.yaml with every tier on the fake model, a private outbox and an
+    empty private vector store (a playbook drafts ungrounded unless a test ingests).
+    """
     base = load_config(REPO / "examples" / "steward.yaml")
     return StewardConfig.model_validate(
         base.model_dump()
         | {
             "tiers": {name: [{"model": "fake/queued"}] for name in base.tiers},
             "outbox": str(tmp_path / "outbox"),
+            "retrieval": base.retrieval.model_dump() | {"store": str(tmp_path / "qdrant")},
         }
     )

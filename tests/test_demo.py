@@ -22,6 +22,7 @@ async def test_demo_runs_the_playbook_to_a_sent_reply(
 ) -> None:
     config = yaml.safe_load((REPO / "examples" / "steward.yaml").read_text())
     config["outbox"] = str(tmp_path / "outbox")
+    config["retrieval"]["store"] = str(tmp_path / "qdrant")
     (tmp_path / "steward.yaml").write_text(yaml.safe_dump(config))
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -43,6 +44,9 @@ async def test_demo_runs_the_playbook_to_a_sent_reply(
     out, _ = await asyncio.wait_for(process.communicate(), timeout=240)
     text = out.decode()
     assert process.returncode == 0, text
+    assert "collection handbook: 10 files ingested" in text
+    assert "grounding: 3 passages from handbook" in text
+    assert "cites:  handbook/" in text  # the reply rests on the handbook
     assert "waits for a human approval" in text
     assert "steward approve support-reply-" in text and "--as demo-approver" in text
     assert "stdin is not a terminal: approving as demo-approver" in text

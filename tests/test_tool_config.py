@@ -31,7 +31,8 @@ def load(tmp_path: Path, text: str) -> StewardConfig:
 def test_example_grants_and_specs() -> None:
     config = load_config(EXAMPLE)
     helpdesk = {tool.name: tool for tool in config.profile("helpdesk", default_specs()).tools}
-    assert set(helpdesk) == {"send_email", "write_file", "http_get"}
+    assert set(helpdesk) == {"send_email", "write_file", "http_get", "search_docs"}
+    assert "one of ['handbook']" in helpdesk["search_docs"].description
     assert helpdesk["write_file"].risk == RiskClass.WRITE
     assert helpdesk["write_file"].scopes == ["files:write"]
     assert helpdesk["write_file"].approval is not None  # risk write needs approvers
@@ -103,6 +104,17 @@ def test_smtp_timeout_may_grow_with_the_tool_timeout(tmp_path: Path) -> None:
     assert config.smtp is not None and config.smtp.timeout_seconds == 30
 
 
+RETRIEVAL = {
+    "scan_documents",
+    "ingest_document",
+    "publish_document",
+    "discard_document",
+    "prune_documents",
+    "retrieve",
+    "search_docs",
+}
+
+
 def activity_names(workers: list[Worker]) -> set[str]:
     found: set[str] = set()
     for worker in workers:
@@ -118,7 +130,7 @@ async def test_each_tool_is_served_by_the_worker_its_queue_needs(
     activities = default_activities(config, allow_paid=False)
     default = build_workers(client, activities, task_queue=task_queue, role="default")
     privileged = build_workers(client, activities, task_queue=task_queue, role="privileged")
-    assert activity_names(default) == {"complete", "write_file", "http_get"}
+    assert activity_names(default) == {"complete", "write_file", "http_get"} | RETRIEVAL
     assert activity_names(privileged) == {
         "send_email",
         "notify_approvers",
@@ -138,7 +150,7 @@ async def test_a_privileged_override_moves_the_tool(
     activities = default_activities(load_config(path), allow_paid=False)
     default = build_workers(client, activities, task_queue=task_queue, role="default")
     privileged = build_workers(client, activities, task_queue=task_queue, role="privileged")
-    assert activity_names(default) == {"complete", "write_file", "publish_file"}
+    assert activity_names(default) == {"complete", "write_file", "publish_file"} | RETRIEVAL
     assert activity_names(privileged) == {
         "send_email",
         "notify_approvers",

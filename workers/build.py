@@ -8,7 +8,7 @@ default one otherwise, matching the queue the workflow sends the call to.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +19,9 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.approvals import ApprovalKeys
+from activities.embeddings import make_embedder
 from activities.llm import PROVIDER_LOCAL, LLMActivities
+from activities.retrieval import RetrievalActivities, VectorStore
 from activities.tools import REGISTRY
 from activities.tools.email import OutboxActivities
 from activities.tools.files import FileActivities
@@ -28,12 +30,14 @@ from activities.tools.mcp import MCPActivities, MCPConnection
 from activities.tools.smtp import SmtpTransport
 from steward import queues
 from steward.config import StewardConfig
+from steward.retrieval import SEARCH_DOCS
 from workflows.agent import AgentWorkflow
+from workflows.ingest import IngestWorkflow
 from workflows.support import SupportReplyWorkflow
 
 Role = Literal["default", "privileged", "all"]
 
-WORKFLOWS: Sequence[type] = (SupportReplyWorkflow, AgentWorkflow)
+WORKFLOWS: Sequence[type] = (SupportReplyWorkflow, AgentWorkflow, IngestWorkflow)
 
 # Steward's own pure modules and pydantic are safe to share with the sandbox; passing them
 # through avoids re-importing them for every workflow run. litellm is never used by
@@ -52,6 +56,11 @@ SANDBOX = SandboxedWorkflowRunner(
         "rpds",
         "jsonschema_specifications",
         "litellm",
+        # Retrieval's activity module imports the Qdrant client, which reads the temp dir
+        # at import; workflows only reference its activity methods.
+        "qdrant_client",
+        "portalocker",
+        "numpy",
     )
 )
 
@@ -64,7 +73,8 @@ def _privileged_by_default() -> frozenset[str]:
 class Activities:
     """The activity objects a worker serves; tests swap in their own.
 
-    `files` and `http` may be None: a worker built without them serves no such tools.
+    `files`, `http` and `retrieval` may be None: a worker built without them serves no
+    such tools (and, without retrieval, no ingest or search).
     """
 
     llm: Any
@@ -73,6 +83,7 @@ class Activities:
     http: Any = None
     mcp: Any = None
     approvals: Any = None
+    retrieval: Any = None
     privileged_tools: frozenset[str] = field(default_factory=_privileged_by_default)
 
 
@@ -130,7 +141,39 @@ def default_activities(config: StewardConfig, *, allow_paid: bool | None = None)
         ),
         mcp=mcp_activities(config),
         approvals=approval_keys(config),
+        retrieval=retrieval_activities(config),
         privileged_tools=privileged_tools(config),
+    )
+
+
+def retrieval_activities(
+    config: StewardConfig, environ: Mapping[str, str] | None = None
+) -> RetrievalActivities:
+    """Ingest and search over Qdrant: the server the environment names, else embedded.
+
+    Neither the store nor the embedding model is opened here; the first activity that
+    needs them does, so a worker that never searches never takes the embedded store's lock.
+    """
+    env = os.environ if environ is None else environ
+    settings = config.retrieval
+    url = env.get(settings.url_env)
+    store = (
+        VectorStore(url=url, api_key=env.get("QDRANT_API_KEY"))
+        if url
+        else VectorStore(path=Path(settings.store))
+    )
+    embedding = settings.embedding
+    return RetrievalActivities(
+        store,
+        lambda: make_embedder(
+            embedding.model,
+            embedding.dimension,
+            env,
+            api_base=embedding.api_base,
+            api_key_env=embedding.api_key_env,
+        ),
+        chunk_tokens=settings.chunk_tokens,
+        max_file_bytes=settings.max_file_bytes,
     )
 
 
@@ -166,6 +209,8 @@ def tool_activities(activities: Activities) -> dict[str, Callable[..., Any]]:
         found["publish_file"] = activities.files.publish_file
     if activities.http is not None:
         found["http_get"] = activities.http.http_get
+    if activities.retrieval is not None:
+        found[SEARCH_DOCS] = activities.retrieval.search_docs
     return found
 
 
@@ -191,8 +236,11 @@ def build_workers(
                     activities.llm.complete,
                     *(tool for name, tool in tools.items() if name not in privileged),
                     *_mcp(activities, describe=True),
+                    *_retrieval(activities),
                 ],
                 workflow_runner=SANDBOX,
+                # Retrieval's activities are synchronous (Qdrant and the embedder block).
+                activity_executor=ThreadPoolExecutor(max_workers=4),
                 **worker_options,
             )
         )
@@ -212,6 +260,21 @@ def build_workers(
             )
         )
     return workers
+
+
+def _retrieval(activities: Activities) -> list[Callable[..., Any]]:
+    """Ingest and search run where workflows start, next to the store they own."""
+    if activities.retrieval is None:
+        return []
+    r = activities.retrieval
+    return [
+        r.scan_documents,
+        r.ingest_document,
+        r.publish_document,
+        r.discard_document,
+        r.prune_documents,
+        r.retrieve,
+    ]
 
 
 def _mcp(activities: Activities, *, describe: bool) -> list[Callable[..., Any]]:

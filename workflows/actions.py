@@ -18,6 +18,7 @@ from steward import policy, queues
 from steward.models import (
     ActionRecord,
     AgentProfile,
+    Citation,
     ToolCall,
     ToolInvocation,
     ToolSpec,
@@ -90,7 +91,17 @@ class ToolActions:
             retry_policy=TOOL_CALL_RETRY,
         )
         self.run.ledger.tool_seconds += (workflow.now() - started).total_seconds()
-        return _record(call, decision.kind, decision.reason, "done", result.output)
+        record = _record(call, decision.kind, decision.reason, "done", result.output)
+        record.citations = result.citations
+        return record
+
+    def citations(self) -> list[Citation]:
+        """The passages the run's searches returned, each once, in the order found."""
+        found: dict[tuple[str, str, int], Citation] = {}
+        for record in self.records:
+            for citation in record.citations:
+                found.setdefault((citation.collection, citation.source, citation.chunk), citation)
+        return list(found.values())
 
 
 def _validated(call: ToolCall, spec: ToolSpec | None) -> ToolCall | str:

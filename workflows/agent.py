@@ -137,7 +137,7 @@ class AgentWorkflow(StewardRun):
             )
         else:
             answer = f"no answer after {profile.max_turns} turns"
-        return self.conclude(status, answer, actions.records)
+        return self.conclude(status, answer, actions.records, citations=actions.citations())
 
 
 def _parse_turn(text: str) -> tuple[str, object] | str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from temporalio import workflow
 from temporalio.contrib.opentelemetry import TracingWorkflowInboundInterceptor
 from temporalio.contrib.opentelemetry import workflow as otel_workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from steward import queues
 from steward import search_attributes as sa
@@ -25,6 +25,7 @@ from steward.models import (
     ApprovalOutcome,
     ApprovalRequest,
     ApprovalRule,
+    Citation,
     Ledger,
     LLMRequest,
     LLMResult,
@@ -39,6 +40,7 @@ from steward.models import (
     ToolSpec,
     idempotency_key,
 )
+from steward.retrieval import RetrievedChunk, RetrieveRequest, not_granted
 from workflows.approvals import ApprovalGate, ApprovalHandlers
 from workflows.options import (
     MCP_DESCRIBE_TIMEOUT,
@@ -46,6 +48,8 @@ from workflows.options import (
     MODEL_CALL_TIMEOUT,
     NOTIFY_RETRY,
     NOTIFY_TIMEOUT,
+    RETRIEVE_RETRY,
+    RETRIEVE_TIMEOUT,
     TOOL_CALL_RETRY,
     VERIFY_TIMEOUT,
 )
@@ -53,6 +57,7 @@ from workflows.options import (
 with workflow.unsafe.imports_passed_through():
     from activities.approvals import ApprovalKeys
     from activities.llm import LLMActivities
+    from activities.retrieval import RetrievalActivities
     from activities.tools.email import OutboxActivities
     from activities.tools.mcp import MCPActivities
 
@@ -150,6 +155,21 @@ class StewardRun(ApprovalHandlers):
             return result
         raise AssertionError("a tier always has at least one deployment")
 
+    async def retrieve(self, request: RetrieveRequest) -> list[RetrievedChunk]:
+        """Search a collection this run's agent was granted; refused otherwise."""
+        refused = not_granted(request.collection, self.profile.collections, self.profile.name)
+        if refused is not None:
+            raise ApplicationError(refused, type="NotGranted", non_retryable=True)
+        started = workflow.now()
+        found = await workflow.execute_activity_method(
+            RetrievalActivities.retrieve,
+            request,
+            start_to_close_timeout=RETRIEVE_TIMEOUT,
+            retry_policy=RETRIEVE_RETRY,
+        )
+        self.ledger.tool_seconds += (workflow.now() - started).total_seconds()
+        return found.chunks
+
     async def ask(self, call: ToolCall, rule: ApprovalRule) -> ApprovalOutcome:
         """Wait for a human decision on `call`; the wait counts as review time."""
         outcome = await self.gate.request(call, rule, self.principal)
@@ -225,6 +245,7 @@ class StewardRun(ApprovalHandlers):
         answer: str,
         actions: list[ActionRecord],
         details: dict[str, str] | None = None,
+        citations: list[Citation] | None = None,
     ) -> RunResult:
         """Finish the run and build its result."""
         self.finish(status)
@@ -234,6 +255,7 @@ class StewardRun(ApprovalHandlers):
                 "answer": answer,
                 "details": details or {},
                 "actions": actions,
+                "citations": citations or [],
                 "approvals": self.approvals,
                 "model_calls": self.model_calls,
                 "ledger": self.ledger,

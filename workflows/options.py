@@ -36,3 +36,11 @@ NOTIFY_RETRY = RetryPolicy(
 
 MCP_DESCRIBE_TIMEOUT = timedelta(seconds=60)
 VERIFY_TIMEOUT = timedelta(seconds=10)
+
+RETRIEVE_TIMEOUT = timedelta(seconds=60)
+RETRIEVE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=3,
+)

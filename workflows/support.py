@@ -11,7 +11,7 @@ import json
 
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from steward.models import (
     LLMRequest,
@@ -20,10 +20,21 @@ from steward.models import (
     RunResult,
     ToolCall,
 )
+from steward.retrieval import (
+    DATA_NOT_INSTRUCTIONS,
+    RetrievedChunk,
+    RetrieveRequest,
+    cited,
+    quote_documents,
+)
 from steward.routing import Step, choose_tier
 from steward.tickets import Ticket, parse_ticket
 from workflows.actions import ToolActions
 from workflows.base import BudgetExceeded, StewardRun
+
+GROUNDING_PATCH = "handbook-grounding"
+GROUNDING_PASSAGES = 3
+MAX_QUERY_CHARS = 2000
 
 CATEGORIES = ("billing", "shipping", "technical", "account", "other")
 URGENCIES = ("low", "normal", "high")
@@ -68,8 +79,9 @@ class SupportReplyWorkflow(StewardRun):
     async def _reply(self, request: RunRequest, ticket: Ticket, actions: ToolActions) -> RunResult:
         self.step = "classify"
         classification, note = await self._classify(request, ticket)
+        passages, grounding = await self._ground(request, ticket)
         self.step = "draft"
-        draft = await self._draft(request, ticket, classification)
+        draft = await self._draft(request, ticket, classification, passages)
 
         self.step = "send"
         record = await actions.act(
@@ -87,7 +99,36 @@ class SupportReplyWorkflow(StewardRun):
         details = {"category": classification.category, "urgency": classification.urgency}
         if note:
             details["classification_note"] = note
-        return self.conclude(status, draft, actions.records, details)
+        if grounding:
+            details["grounding"] = grounding
+        # The draft's [n] markers name the passages it used; a draft that marks none was
+        # still written from all of them, so the run lists those.
+        citations = cited(draft, passages) or [p.citation for p in passages]
+        return self.conclude(status, draft, actions.records, details, citations)
+
+    async def _ground(
+        self, request: RunRequest, ticket: Ticket
+    ) -> tuple[list[RetrievedChunk], str]:
+        """Handbook passages about the ticket, from the playbook's first granted collection.
+
+        A playbook granted no collection drafts from its instructions alone. If the search
+        fails for good (say, the collection was never ingested), the reply is still drafted
+        and the run's details say why it is ungrounded, so the approver sees it.
+        """
+        if not request.profile.collections or not workflow.patched(GROUNDING_PATCH):
+            return [], ""
+        self.step = "retrieve"
+        collection = request.profile.collections[0]
+        query = f"{ticket.subject}\n{ticket.body}"[:MAX_QUERY_CHARS]
+        try:
+            chunks = await self.retrieve(
+                RetrieveRequest(collection=collection, query=query, top_k=GROUNDING_PASSAGES)
+            )
+        except ActivityError as err:
+            cause = err.cause.message if isinstance(err.cause, ApplicationError) else str(err)
+            workflow.logger.warning("drafting without the handbook: %s", cause)
+            return [], f"not grounded: {cause}"
+        return chunks, f"{len(chunks)} passages from {collection}"
 
     async def _classify(self, request: RunRequest, ticket: Ticket) -> tuple[Classification, str]:
         choice = choose_tier(Step("classify"), request.profile, self.ledger)
@@ -124,13 +165,21 @@ class SupportReplyWorkflow(StewardRun):
         return parsed, ""
 
     async def _draft(
-        self, request: RunRequest, ticket: Ticket, classification: Classification
+        self,
+        request: RunRequest,
+        ticket: Ticket,
+        classification: Classification,
+        passages: list[RetrievedChunk],
     ) -> str:
         choice = choose_tier(Step("draft", consequence="high"), request.profile, self.ledger)
         instructions = request.profile.instructions or (
             "You write short, friendly replies to customer emails for an online shop. "
             "Never promise refunds."
         )
+        ask = f"{_quoted(ticket, classification.category)}\n\nWrite the reply."
+        if passages:
+            instructions = f"{instructions} Follow the handbook passages. {DATA_NOT_INSTRUCTIONS}"
+            ask = f"Handbook passages:\n{quote_documents(passages)}\n\n{ask}"
         result = await self.complete(
             LLMRequest(
                 step="draft",
@@ -144,10 +193,7 @@ class SupportReplyWorkflow(StewardRun):
                             "'Best regards, The Support Team'."
                         ),
                     ),
-                    Message(
-                        role="user",
-                        content=f"{_quoted(ticket, classification.category)}\n\nWrite the reply.",
-                    ),
+                    Message(role="user", content=ask),
                 ],
                 max_tokens=220,
             )

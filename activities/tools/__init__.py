@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from activities.retrieval import RetrievalActivities
 from activities.tools.email import OutboxActivities
 from activities.tools.files import FileActivities
 from activities.tools.http_get import HttpActivities
@@ -26,6 +27,7 @@ from steward.models import (
     ToolSpec,
     WriteFileArgs,
 )
+from steward.retrieval import SEARCH_DOCS, SearchDocsArgs
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,20 @@ REGISTRY: dict[str, ToolDefinition] = {
         ),
         args_model=HttpGetArgs,
         activity=HttpActivities.http_get,
+    ),
+    SEARCH_DOCS: ToolDefinition(
+        spec=ToolSpec(
+            name=SEARCH_DOCS,
+            description=(
+                "Search the team's documents (query, collection, optional top_k); returns "
+                "passages with their sources, to cite as [n]."
+            ),
+            risk=RiskClass.READ,
+            scopes=["retrieval:search"],
+            side_effects=False,
+        ),
+        args_model=SearchDocsArgs,
+        activity=RetrievalActivities.search_docs,
     ),
 }
 

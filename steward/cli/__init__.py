@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from steward.cli import approvals, costs, demo, dev, history, models, runs, trace, worker
+from steward.cli import approvals, costs, demo, dev, history, ingest, models, runs, trace, worker
 
 app = typer.Typer(
     help="Steward: durable AI workflows on Temporal. Start runs, approve actions, inspect them.",
@@ -25,6 +25,7 @@ app.command("pending")(approvals.pending_command)
 app.command("approve")(approvals.approve_command)
 app.command("reject")(approvals.reject_command)
 app.command("worker")(worker.worker_command)
+app.command("ingest")(ingest.ingest_command)
 app.command("demo")(demo.demo_command)
 app.command("models")(models.models_command)
 app.command("costs")(costs.costs_command)

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 
 from steward import devserver
 from steward.cli.common import run, ui_link
 from steward.client import connect
 from steward.config import StewardConfig, load_config
+from steward.ingest import ingest_request, start_ingest
 from steward.models import ApprovalRequest, RunProgress, RunResult
 from steward.runs import decide, start_run
 
@@ -55,6 +56,7 @@ def demo_command(
 
 async def _demo(ticket: str, settings: StewardConfig) -> None:
     client = await connect()
+    await _ingest_grounding(client, settings)
     handle = await start_run(client, settings, "support-reply", ticket, DEMO_REQUESTER)
     typer.echo(f"\nstarted {handle.id}: classifying and drafting with the model...")
     request = await _wait_for_approval(handle)
@@ -111,12 +113,31 @@ async def _wait_for_approval(handle: WorkflowHandle[object, RunResult]) -> Appro
     )
 
 
+async def _ingest_grounding(client: Client, settings: StewardConfig) -> None:
+    """Bring the playbook's collections up to date (quick when nothing changed)."""
+    playbook = settings.agents.get("support-reply")
+    for collection in playbook.collections if playbook else []:
+        if settings.retrieval.collections[collection].path is None:
+            continue
+        request = ingest_request(settings, collection, None)
+        done = await (await start_ingest(client, request)).result()
+        typer.echo(
+            f"collection {collection}: {done.files_ingested} files ingested "
+            f"({done.chunks} chunks), {done.files_unchanged} unchanged"
+        )
+        for problem in done.problems:
+            typer.echo(f"  not ingested: {problem.source}: {problem.reason}")
+
+
 def _print_result(workflow_id: str, result: RunResult, settings: StewardConfig) -> None:
     typer.echo(f"\nrun {workflow_id}: {result.status}")
     for key, value in result.details.items():
         typer.echo(f"  {key}: {value}")
     for action in result.actions:
         typer.echo(f"  action: {action.tool} -> {action.outcome}: {action.output or action.reason}")
+    for citation in result.citations:
+        where = f"{citation.source} > {citation.heading}" if citation.heading else citation.source
+        typer.echo(f"  cites:  {citation.collection}/{where}")
     typer.echo("  model calls:")
     for call in result.model_calls:
         cost = "unknown" if call.cost_usd is None else f"${call.cost_usd:.6f}"

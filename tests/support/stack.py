@@ -14,14 +14,27 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 
 from activities.llm import LLMActivities
+from activities.retrieval import RetrievalActivities
 from activities.tools.email import OutboxActivities
 from steward.config import StewardConfig
 from steward.models import ApprovalRequest, RunProgress
-from workers.build import Activities, approval_keys, build_workers, mcp_activities
+from workers.build import (
+    Activities,
+    approval_keys,
+    build_workers,
+    mcp_activities,
+    retrieval_activities,
+)
 
 
-def activities_for_tests(config: StewardConfig) -> Activities:
-    """The real activity classes, configured for tests (no paid models)."""
+def activities_for_tests(
+    config: StewardConfig, *, retrieval: RetrievalActivities | None = None
+) -> Activities:
+    """The real activity classes, configured for tests (no paid models).
+
+    Retrieval uses the config's store unless a test passes its own (say, one with the
+    handbook ingested).
+    """
     return Activities(
         llm=LLMActivities(config.tiers, allow_paid=False),
         outbox=OutboxActivities(
@@ -29,6 +42,7 @@ def activities_for_tests(config: StewardConfig) -> Activities:
         ),
         mcp=mcp_activities(config),
         approvals=approval_keys(config),
+        retrieval=retrieval or retrieval_activities(config, environ={}),
     )
 
 

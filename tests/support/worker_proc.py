@@ -21,7 +21,7 @@ from steward.client import connect
 from steward.config import load_config
 from steward.models import ToolInvocation, ToolResult
 from tests.support.fake_model import FakeModel, install_fake_model
-from workers.build import Activities, build_workers
+from workers.build import Activities, build_workers, retrieval_activities
 
 
 class SlowOutbox(OutboxActivities):
@@ -52,7 +52,11 @@ async def main() -> None:
     config = load_config(args.config)
     install_fake_model(FakeModel.from_script(Path(args.script), calls_log=Path(args.calls_log)))
     outbox = SlowOutbox(Path(config.outbox), config.sender, args.send_delay)
-    activities = Activities(llm=LLMActivities(config.tiers, allow_paid=False), outbox=outbox)
+    activities = Activities(
+        llm=LLMActivities(config.tiers, allow_paid=False),
+        outbox=outbox,
+        retrieval=retrieval_activities(config, environ={}),
+    )
     client = await connect()
     workers = build_workers(client, activities, task_queue=args.queue, role="all")
     await asyncio.gather(*(worker.run() for worker in workers))

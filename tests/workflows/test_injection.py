@@ -69,7 +69,17 @@ async def test_privileged_tools_are_registered_only_on_the_privileged_worker(
                 found.add(_Definition.must_from_callable(activity).name or "")
         return found
 
-    assert names(default) == {"complete"}
+    retrieval = {
+        "scan_documents",
+        "ingest_document",
+        "publish_document",
+        "discard_document",
+        "prune_documents",
+        "retrieve",
+        "search_docs",
+    }
+    assert names(default) == {"complete"} | retrieval
+    assert not names(privileged) & retrieval
     assert {"send_email", "notify_approvers"} <= names(privileged)
     assert "complete" not in names(privileged)
     assert [w.task_queue for w in privileged] == [queues.privileged("q")]

@@ -50,7 +50,16 @@ async def test_approved_reply_is_sent_once(
         await record_history(handle)
 
     assert result.status == "completed"
-    assert result.details == {"category": "shipping", "urgency": "high"}
+    assert result.details == {
+        "category": "shipping",
+        "urgency": "high",
+        "grounding": (
+            "not grounded: no collection 'handbook' in embedded store "
+            f"{config.retrieval.store}: ingest documents first "
+            "(steward ingest PATH --collection handbook)"
+        ),
+    }
+    assert result.citations == []
     assert [a.outcome for a in result.actions] == ["done"]
     assert [(c.step, c.model) for c in result.model_calls] == [
         ("classify", "fake/queued"),

@@ -1,0 +1,543 @@
+"""Retrieval activities: scan, embed and store documents in Qdrant; search them with citations.
+
+Every write is idempotent so Temporal can retry any of them: a chunk's point id is derived
+from its folder, file, content hash and position, so a batch stored twice is stored once.
+A new version of a file is written unpublished (`ready: false`), published in one step
+once all its batches are in, and only then are the old version's chunks deleted: a search
+never sees half a document, and a failed file leaves its previous version in place.
+
+The Qdrant client is injected (`VectorStore`): embedded (`QdrantClient(path=...)`, owned by
+this worker process) by default, a server when the worker's environment names one.
+Activities here are synchronous and run in the worker's thread pool; calls to an embedded
+store are serialised by a lock because its local mode is not built for concurrent writers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from qdrant_client import QdrantClient, models
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.documents import (
+    SUPPORTED,
+    Chunk,
+    DocumentError,
+    chunk_sections,
+    read_sections,
+    sha256_file,
+)
+from activities.embeddings import Embedder, keyword_vector
+from steward.models import Citation, ToolInvocation, ToolResult, problems
+from steward.retrieval import (
+    DATA_NOT_INSTRUCTIONS,
+    BatchResult,
+    DocumentBatch,
+    FileProblem,
+    FileRef,
+    FileVersion,
+    IngestRequest,
+    PruneResult,
+    RetrievedChunk,
+    RetrieveRequest,
+    RetrieveResult,
+    ScanPage,
+    ScanRequest,
+    SearchDocsArgs,
+    quote_documents,
+)
+
+DENSE = "dense"
+SPARSE = "keywords"
+_POINTS = uuid.UUID("6f1d3a52-8c1e-4b7a-9a55-2f4f8f0f2c11")
+T = TypeVar("T")
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens in `text`, estimated at four characters each (the budget is approximate)."""
+    return max(1, len(text) // 4)
+
+
+class VectorStore:
+    """The Qdrant client, opened on first use: embedded at `path`, or a server at `url`."""
+
+    def __init__(
+        self, *, path: Path | None = None, url: str | None = None, api_key: str | None = None
+    ) -> None:
+        if (path is None) == (url is None):
+            raise ValueError("give the embedded store's path or a server's url")
+        self.path, self.url, self._api_key = path, url, api_key
+        self._client: QdrantClient | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def where(self) -> str:
+        """The store, for messages (a server's address or the embedded directory)."""
+        return self.url or f"embedded store {self.path}"
+
+    def run(self, operation: Callable[[QdrantClient], T]) -> T:
+        """Run one operation on the client; an embedded store takes one at a time."""
+        with self._lock:
+            return operation(self._open())
+
+    def _open(self) -> QdrantClient:
+        if self._client is None:
+            if self.url is not None:
+                self._client = QdrantClient(url=self.url, api_key=self._api_key, timeout=30)
+            else:
+                assert self.path is not None
+                self.path.mkdir(parents=True, exist_ok=True)
+                try:
+                    self._client = QdrantClient(path=str(self.path))
+                except RuntimeError as err:
+                    if "already accessed" not in str(err):
+                        raise
+                    raise ApplicationError(
+                        f"the embedded Qdrant store {self.path} is open in another process "
+                        "(one worker owns it; run retrieval on that worker, or set QDRANT_URL "
+                        "to share a Qdrant server)",
+                        type="StoreLocked",
+                    ) from None
+        return self._client
+
+    def close(self) -> None:
+        """Release the store (an embedded one unlocks its directory)."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+
+class RetrievalActivities:
+    """Ingest and search, over an injected store and embedding model."""
+
+    def __init__(
+        self,
+        store: VectorStore,
+        embedder: Callable[[], Embedder],
+        *,
+        chunk_tokens: int = 200,
+        max_file_bytes: int = 20_000_000,
+    ) -> None:
+        self.store = store
+        self._make_embedder = embedder
+        self._embedder: Embedder | None = None
+        self._embedder_lock = threading.Lock()
+        self.chunk_tokens = chunk_tokens
+        self.max_file_bytes = max_file_bytes
+        # Batches of one file usually reach the same worker one after another; keeping the
+        # last file's chunks saves re-reading a large file for every batch.
+        self._chunked: tuple[tuple[str, str, str], list[Chunk]] | None = None
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedding model, loaded on first use (not when the worker starts)."""
+        with self._embedder_lock:
+            if self._embedder is None:
+                self._embedder = self._make_embedder()
+            return self._embedder
+
+    # --- ingest ----------------------------------------------------------------------
+
+    @activity.defn(name="scan_documents")
+    def scan_documents(self, request: ScanRequest) -> ScanPage:
+        """List one page of the folder's documents, each with its hash and what changed."""
+        ingest = request.ingest
+        root = Path(ingest.root)
+        if not root.exists():
+            raise ApplicationError(
+                f"{root} does not exist (give a folder or a file the worker can read)",
+                type="BadInput",
+                non_retryable=True,
+            )
+        self._collection(ingest.collection, create=True)
+        everything = list(_documents(root))
+        page = everything[request.offset : request.offset + request.limit]
+        stored = self._stored_versions(ingest)
+        files, refused = [], []
+        for path in page:
+            source = _source(root, path)
+            activity.heartbeat(source)
+            try:
+                size = path.stat().st_size
+                if size > self.max_file_bytes:
+                    raise DocumentError(
+                        f"{size:,} bytes is over the {self.max_file_bytes:,}-byte limit per file "
+                        "(retrieval.max_file_bytes)"
+                    )
+                digest = sha256_file(path)
+            except (OSError, DocumentError) as err:
+                refused.append(FileProblem(source=source, reason=_reason(err)))
+                continue
+            versions = stored.get(source, set())
+            status = "unchanged" if versions == {digest} else "changed" if versions else "new"
+            files.append(FileRef(source=source, sha256=digest, size=size, status=status))
+        end = request.offset + len(page)
+        return ScanPage(
+            files=files,
+            problems=refused,
+            next_offset=end if end < len(everything) else None,
+            total=len(everything),
+        )
+
+    @activity.defn(name="ingest_document")
+    def ingest_document(self, batch: DocumentBatch) -> BatchResult:
+        """Embed and store one batch of a file's chunks, unpublished until the file is done."""
+        ingest, ref = batch.ingest, batch.file
+        try:
+            chunks = self._chunks(ingest.root, ref)
+        except (OSError, DocumentError) as err:
+            raise ApplicationError(
+                f"{ref.source}: {_reason(err)}", type="BadDocument", non_retryable=True
+            ) from None
+        if not chunks:
+            raise ApplicationError(
+                f"{ref.source}: no text to index", type="BadDocument", non_retryable=True
+            )
+        self._collection(ingest.collection, create=True)
+        part = chunks[batch.start : batch.start + batch.limit]
+        vectors = self.embedder.embed([_embedded_text(c.heading, c.text) for c in part])
+        activity.heartbeat(f"{ref.source}: embedded {batch.start + len(part)}/{len(chunks)}")
+        points = []
+        for chunk, vector in zip(part, vectors, strict=True):
+            ids, weights = keyword_vector(f"{chunk.heading}\n{chunk.text}")
+            points.append(
+                models.PointStruct(
+                    id=_point_id(ingest.root, ref.source, ref.sha256, chunk.position),
+                    vector={
+                        DENSE: vector,
+                        SPARSE: models.SparseVector(indices=ids, values=weights),
+                    },
+                    payload={
+                        "root": ingest.root,
+                        "source": ref.source,
+                        "heading": chunk.heading,
+                        "position": chunk.position,
+                        "sha256": ref.sha256,
+                        "tags": ingest.tags,
+                        "ingested_at": batch.ingested_at.isoformat(),
+                        "text": chunk.text,
+                        "ready": False,
+                    },
+                )
+            )
+        self.store.run(lambda q: q.upsert(ingest.collection, points=points, wait=True))
+        return BatchResult(stored=len(points), total_chunks=len(chunks))
+
+    @activity.defn(name="publish_document")
+    def publish_document(self, version: FileVersion) -> int:
+        """Make a file's new chunks searchable, then drop its older versions' chunks."""
+        ingest, ref = version.ingest, version.file
+        mine = _file_filter(ingest.root, ref.source)
+        this = models.FieldCondition(key="sha256", match=models.MatchValue(value=ref.sha256))
+
+        def publish(q: QdrantClient) -> int:
+            selector = models.Filter(must=[*mine, this])
+            q.set_payload(ingest.collection, {"ready": True}, points=selector, wait=True)
+            q.delete(
+                ingest.collection,
+                points_selector=models.Filter(must=mine, must_not=[this]),
+                wait=True,
+            )
+            return q.count(ingest.collection, count_filter=selector, exact=True).count
+
+        return self.store.run(publish)
+
+    @activity.defn(name="discard_document")
+    def discard_document(self, version: FileVersion) -> int:
+        """Remove an unpublished version's chunks (its ingest failed); the old one stays."""
+        ingest, ref = version.ingest, version.file
+        selector = models.Filter(
+            must=[
+                *_file_filter(ingest.root, ref.source),
+                models.FieldCondition(key="sha256", match=models.MatchValue(value=ref.sha256)),
+                models.FieldCondition(key="ready", match=models.MatchValue(value=False)),
+            ]
+        )
+
+        def discard(q: QdrantClient) -> int:
+            if not q.collection_exists(ingest.collection):
+                return 0
+            found = q.count(ingest.collection, count_filter=selector, exact=True).count
+            q.delete(ingest.collection, points_selector=selector, wait=True)
+            return found
+
+        return self.store.run(discard)
+
+    @activity.defn(name="prune_documents")
+    def prune_documents(self, ingest: IngestRequest) -> PruneResult:
+        """Delete the chunks of files that are no longer in the folder."""
+        root = Path(ingest.root)
+        present = {_source(root, path) for path in _documents(root)} if root.exists() else set()
+        stored = self._stored_versions(ingest, ready_only=False)
+        gone = sorted(source for source in stored if source not in present)
+        removed = 0
+        for source in gone:
+            selector = models.Filter(must=_file_filter(ingest.root, source))
+
+            def drop(q: QdrantClient, selector: models.Filter = selector) -> int:
+                found = q.count(ingest.collection, count_filter=selector, exact=True).count
+                q.delete(ingest.collection, points_selector=selector, wait=True)
+                return found
+
+            removed += self.store.run(drop)
+        return PruneResult(removed_files=gone, removed_chunks=removed)
+
+    def _chunks(self, root: str, ref: FileRef) -> list[Chunk]:
+        key = (root, ref.source, ref.sha256)
+        if self._chunked is not None and self._chunked[0] == key:
+            return self._chunked[1]
+        path = _inside(Path(root), ref.source)
+        if sha256_file(path) != ref.sha256:
+            raise DocumentError("the file changed while it was being ingested; ingest again")
+        chunks = chunk_sections(
+            read_sections(path, self.max_file_bytes), self.chunk_tokens, estimate_tokens
+        )
+        self._chunked = (key, chunks)
+        return chunks
+
+    # --- search ----------------------------------------------------------------------
+
+    @activity.defn(name="retrieve")
+    def retrieve(self, request: RetrieveRequest) -> RetrieveResult:
+        """Search one collection: dense similarity, fused with keyword matches when hybrid.
+
+        With `hybrid`, results are ranked by reciprocal rank fusion and `score` is the
+        fused score; `score_threshold` always applies to the dense similarity.
+        """
+        self._collection(request.collection, create=False)
+        vector = self.embedder.embed([request.query])[0]
+        conditions: list[Any] = [
+            models.FieldCondition(key="ready", match=models.MatchValue(value=True))
+        ]
+        if request.sources:
+            conditions.append(
+                models.FieldCondition(key="source", match=models.MatchAny(any=request.sources))
+            )
+        if request.tags:
+            conditions.append(
+                models.FieldCondition(key="tags", match=models.MatchAny(any=request.tags))
+            )
+        where = models.Filter(must=conditions)
+        ids, weights = keyword_vector(request.query)
+
+        def search(q: QdrantClient) -> list[models.ScoredPoint]:
+            if not request.hybrid or not ids:
+                return q.query_points(
+                    request.collection,
+                    query=vector,
+                    using=DENSE,
+                    query_filter=where,
+                    limit=request.top_k,
+                    score_threshold=request.score_threshold,
+                    with_payload=True,
+                ).points
+            wide = request.top_k * 4
+            return q.query_points(
+                request.collection,
+                prefetch=[
+                    models.Prefetch(
+                        query=vector,
+                        using=DENSE,
+                        filter=where,
+                        limit=wide,
+                        score_threshold=request.score_threshold,
+                    ),
+                    models.Prefetch(
+                        query=models.SparseVector(indices=ids, values=weights),
+                        using=SPARSE,
+                        filter=where,
+                        limit=wide,
+                    ),
+                ],
+                query=models.FusionQuery(fusion=models.Fusion.RRF),
+                limit=request.top_k,
+                with_payload=True,
+            ).points
+
+        found = self.store.run(search)
+        return RetrieveResult(
+            chunks=[_retrieved(request.collection, point) for point in found],
+            embedder=self.embedder.name,
+        )
+
+    @activity.defn(name="search_docs")
+    async def search_docs(self, invocation: ToolInvocation) -> ToolResult:
+        """The search_docs tool: passages as quoted data, with their citations.
+
+        Async like every tool activity; the blocking search runs in a thread.
+        """
+        return await asyncio.to_thread(self._search_docs, invocation)
+
+    def _search_docs(self, invocation: ToolInvocation) -> ToolResult:
+        try:
+            args = SearchDocsArgs.model_validate(invocation.call.arguments)
+        except ValidationError as err:
+            raise ApplicationError(
+                f"search_docs: {problems(err, 'arguments')}", type="BadInput", non_retryable=True
+            ) from None
+        found = self.retrieve(
+            RetrieveRequest(collection=args.collection, query=args.query, top_k=args.top_k)
+        )
+        return ToolResult(
+            tool="search_docs",
+            ok=True,
+            output=f"{DATA_NOT_INSTRUCTIONS}\n{quote_documents(found.chunks)}",
+            citations=[chunk.citation for chunk in found.chunks],
+        )
+
+    # --- the collection ----------------------------------------------------------------
+
+    def _collection(self, name: str, *, create: bool) -> None:
+        """Check the collection was built with this embedder (or create it); refuse if not."""
+        exists = self.store.run(lambda q: q.collection_exists(name))
+        if not exists and not create:
+            raise ApplicationError(
+                f"no collection {name!r} in {self.store.where}: ingest documents "
+                f"first (steward ingest PATH --collection {name})",
+                type="NoCollection",
+                non_retryable=True,
+            )
+        embedder = self.embedder  # loaded only once there is something to embed
+
+        def check(q: QdrantClient) -> None:
+            if not q.collection_exists(name):
+                q.create_collection(
+                    name,
+                    vectors_config={
+                        DENSE: models.VectorParams(
+                            size=embedder.dimension, distance=models.Distance.COSINE
+                        )
+                    },
+                    sparse_vectors_config={
+                        SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                    },
+                    metadata={"embedder": embedder.name, "dimension": embedder.dimension},
+                )
+                return
+            info = q.get_collection(name)
+            recorded = (info.config.metadata or {}).get("embedder")
+            vectors = info.config.params.vectors
+            size = vectors[DENSE].size if isinstance(vectors, dict) and DENSE in vectors else None
+            if recorded != embedder.name or size != embedder.dimension:
+                raise ApplicationError(
+                    f"collection {name!r} was built with {recorded or 'an unknown model'} "
+                    f"({size or '?'} dimensions); this worker embeds with {embedder.name} "
+                    f"({embedder.dimension} dimensions). Vectors of two models cannot be "
+                    "compared: ingest into a new collection, or set retrieval.embedding back",
+                    type="EmbedderMismatch",
+                    non_retryable=True,
+                )
+
+        self.store.run(check)
+
+    def _stored_versions(
+        self, ingest: IngestRequest, *, ready_only: bool = True
+    ) -> dict[str, set[str]]:
+        """The content hashes stored for each file under this ingest's folder."""
+        must: list[Any] = [
+            models.FieldCondition(key="root", match=models.MatchValue(value=ingest.root))
+        ]
+        if ready_only:
+            must.append(models.FieldCondition(key="ready", match=models.MatchValue(value=True)))
+
+        def scroll(q: QdrantClient) -> dict[str, set[str]]:
+            versions: dict[str, set[str]] = {}
+            if not q.collection_exists(ingest.collection):
+                return versions
+            offset: Any = None
+            while True:
+                points, offset = q.scroll(
+                    ingest.collection,
+                    scroll_filter=models.Filter(must=must),
+                    limit=1000,
+                    offset=offset,
+                    with_payload=["source", "sha256"],
+                    with_vectors=False,
+                )
+                for point in points:
+                    payload = point.payload or {}
+                    versions.setdefault(str(payload["source"]), set()).add(str(payload["sha256"]))
+                if offset is None:
+                    return versions
+
+        return self.store.run(scroll)
+
+
+def _documents(root: Path) -> Iterator[Path]:
+    """The supported documents under `root` (or `root` itself), in path order.
+
+    Hidden files and folders (a leading dot) are skipped, and so are symbolic links that
+    lead out of the folder.
+    """
+    if root.is_file():
+        yield root
+        return
+    base = root.resolve()
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        if path.suffix.lower() not in SUPPORTED or not path.is_file():
+            continue
+        if not path.resolve().is_relative_to(base):
+            continue
+        yield path
+
+
+def _source(root: Path, path: Path) -> str:
+    return path.name if root.is_file() else path.relative_to(root).as_posix()
+
+
+def _inside(root: Path, source: str) -> Path:
+    path = root if root.is_file() else root / source
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise ApplicationError(
+            f"{source}: outside the ingested folder", type="BadInput", non_retryable=True
+        )
+    return path
+
+
+def _reason(err: Exception) -> str:
+    if isinstance(err, PermissionError):
+        return "permission denied (the worker cannot read it)"
+    if isinstance(err, OSError):
+        return f"cannot read it ({err.strerror or err})"
+    return str(err)
+
+
+def _embedded_text(heading: str, text: str) -> str:
+    # The heading trail is part of what a chunk is about ("Refunds > Timing").
+    return f"{heading}\n{text}" if heading else text
+
+
+def _point_id(root: str, source: str, digest: str, position: int) -> str:
+    return str(uuid.uuid5(_POINTS, f"{root}\x00{source}\x00{digest}\x00{position}"))
+
+
+def _file_filter(root: str, source: str) -> list[Any]:
+    return [
+        models.FieldCondition(key="root", match=models.MatchValue(value=root)),
+        models.FieldCondition(key="source", match=models.MatchValue(value=source)),
+    ]
+
+
+def _retrieved(collection: str, point: models.ScoredPoint) -> RetrievedChunk:
+    payload = point.payload or {}
+    return RetrievedChunk(
+        text=str(payload.get("text", "")),
+        citation=Citation(
+            collection=collection,
+            source=str(payload.get("source", "?")),
+            heading=str(payload.get("heading", "")),
+            chunk=int(payload.get("position", 0)),
+            score=round(float(point.score), 4),
+        ),
+    )
