@@ -2,9 +2,12 @@
 
 Every write is idempotent so Temporal can retry any of them: a chunk's point id is derived
 from its folder, file, content hash and position, so a batch stored twice is stored once.
-A new version of a file is written unpublished (`ready: false`), published in one step
-once all its batches are in, and only then are the old version's chunks deleted: a search
-never sees half a document, and a failed file leaves its previous version in place.
+A new version of a file that spans several batches is written to the collection's
+staging twin and moved into the collection by its last batch, and only then are the old
+version's chunks deleted: a search never sees half a document, and a failed file leaves
+its previous version in place. Keeping unfinished chunks out of the searched collection (rather
+than flagging them) means a plain search needs no filter, which the embedded store
+evaluates point by point in Python.
 
 The Qdrant client is injected (`VectorStore`): embedded (`QdrantClient(path=...)`, owned by
 this worker process) by default, a server when the worker's environment names one.
@@ -66,20 +69,30 @@ def estimate_tokens(text: str) -> int:
 
 
 class VectorStore:
-    """The Qdrant client, opened on first use: embedded at `path`, or a server at `url`."""
+    """The Qdrant client, opened on first use: embedded at `path`, or a server at `url`.
+
+    `memory=True` keeps an embedded store in memory only (benchmarks and throwaway tests).
+    """
 
     def __init__(
-        self, *, path: Path | None = None, url: str | None = None, api_key: str | None = None
+        self,
+        *,
+        path: Path | None = None,
+        url: str | None = None,
+        api_key: str | None = None,
+        memory: bool = False,
     ) -> None:
-        if (path is None) == (url is None):
-            raise ValueError("give the embedded store's path or a server's url")
-        self.path, self.url, self._api_key = path, url, api_key
+        if (path is not None) + (url is not None) + memory != 1:
+            raise ValueError("give the embedded store's path, a server's url, or memory=True")
+        self.path, self.url, self._api_key, self.memory = path, url, api_key, memory
         self._client: QdrantClient | None = None
         self._lock = threading.RLock()
 
     @property
     def where(self) -> str:
         """The store, for messages (a server's address or the embedded directory)."""
+        if self.memory:
+            return "in-memory store"
         return self.url or f"embedded store {self.path}"
 
     def run(self, operation: Callable[[QdrantClient], T]) -> T:
@@ -91,6 +104,8 @@ class VectorStore:
         if self._client is None:
             if self.url is not None:
                 self._client = QdrantClient(url=self.url, api_key=self._api_key, timeout=30)
+            elif self.memory:
+                self._client = QdrantClient(location=":memory:")
             else:
                 assert self.path is not None
                 self.path.mkdir(parents=True, exist_ok=True)
@@ -157,7 +172,7 @@ class RetrievalActivities:
                 type="BadInput",
                 non_retryable=True,
             )
-        self._collection(ingest.collection, create=True)
+        self.ensure_collection(ingest.collection, create=True)
         everything = list(_documents(root))
         page = everything[request.offset : request.offset + request.limit]
         stored = self._stored_versions(ingest)
@@ -189,7 +204,11 @@ class RetrievalActivities:
 
     @activity.defn(name="ingest_document")
     def ingest_document(self, batch: DocumentBatch) -> BatchResult:
-        """Embed and store one batch of a file's chunks, unpublished until the file is done."""
+        """Embed and store one batch of a file's chunks; the last batch publishes the file.
+
+        A file of one batch is written straight into the collection. A longer one is
+        staged batch by batch, and its last batch moves it into the collection whole.
+        """
         ingest, ref = batch.ingest, batch.file
         try:
             chunks = self._chunks(ingest.root, ref)
@@ -201,7 +220,7 @@ class RetrievalActivities:
             raise ApplicationError(
                 f"{ref.source}: no text to index", type="BadDocument", non_retryable=True
             )
-        self._collection(ingest.collection, create=True)
+        self.ensure_collection(ingest.collection, create=True)
         part = chunks[batch.start : batch.start + batch.limit]
         vectors = self.embedder.embed([_embedded_text(c.heading, c.text) for c in part])
         activity.heartbeat(f"{ref.source}: embedded {batch.start + len(part)}/{len(chunks)}")
@@ -224,49 +243,85 @@ class RetrievalActivities:
                         "tags": ingest.tags,
                         "ingested_at": batch.ingested_at.isoformat(),
                         "text": chunk.text,
-                        "ready": False,
                     },
                 )
             )
-        self.store.run(lambda q: q.upsert(ingest.collection, points=points, wait=True))
-        return BatchResult(stored=len(points), total_chunks=len(chunks))
+        total = len(chunks)
+        last = batch.start + len(part) >= total
+        if batch.start == 0 and last:
+            # The whole file in one batch: the store's lock makes this one write atomic for
+            # searches in this process, so it needs no staging.
+            self.store.run(lambda q: self._replace(q, ingest, ref, points))
+        else:
+            staging = staging_of(ingest.collection)
+            self.store.run(lambda q: q.upsert(staging, points=points, wait=True))
+            if last:
+                every = [_point_id(ingest.root, ref.source, ref.sha256, i) for i in range(total)]
+                self.store.run(lambda q: self._publish(q, ingest, ref, every))
+        activity.heartbeat(f"{ref.source}: stored {batch.start + len(part)}/{total}")
+        return BatchResult(stored=len(points), total_chunks=total, published=last)
 
-    @activity.defn(name="publish_document")
-    def publish_document(self, version: FileVersion) -> int:
-        """Make a file's new chunks searchable, then drop its older versions' chunks."""
-        ingest, ref = version.ingest, version.file
-        mine = _file_filter(ingest.root, ref.source)
-        this = models.FieldCondition(key="sha256", match=models.MatchValue(value=ref.sha256))
-
-        def publish(q: QdrantClient) -> int:
-            selector = models.Filter(must=[*mine, this])
-            q.set_payload(ingest.collection, {"ready": True}, points=selector, wait=True)
+    def _replace(
+        self,
+        q: QdrantClient,
+        ingest: IngestRequest,
+        ref: FileRef,
+        points: list[models.PointStruct],
+    ) -> None:
+        """Write a file's new version, then drop its older ones (a new file has none)."""
+        q.upsert(ingest.collection, points=points, wait=True)
+        if ref.status != "new":
+            this = models.FieldCondition(key="sha256", match=models.MatchValue(value=ref.sha256))
             q.delete(
                 ingest.collection,
-                points_selector=models.Filter(must=mine, must_not=[this]),
+                points_selector=models.Filter(
+                    must=_file_filter(ingest.root, ref.source), must_not=[this]
+                ),
                 wait=True,
             )
-            return q.count(ingest.collection, count_filter=selector, exact=True).count
 
-        return self.store.run(publish)
+    def _publish(
+        self, q: QdrantClient, ingest: IngestRequest, ref: FileRef, ids: list[str]
+    ) -> None:
+        """Move a file's staged chunks (by their known ids) into the collection.
+
+        Safe to repeat: chunks an earlier attempt moved are no longer staged, and the
+        ones it had not moved yet are.
+        """
+        staging = staging_of(ingest.collection)
+        for start in range(0, len(ids), 256):
+            staged = q.retrieve(
+                staging, ids=ids[start : start + 256], with_payload=True, with_vectors=True
+            )
+            if staged:
+                moved = [
+                    models.PointStruct(id=p.id, vector=p.vector or {}, payload=p.payload)
+                    for p in staged
+                ]
+                self._replace(q, ingest, ref, moved)
+                q.delete(
+                    staging,
+                    points_selector=models.PointIdsList(points=[p.id for p in staged]),
+                    wait=True,
+                )
 
     @activity.defn(name="discard_document")
     def discard_document(self, version: FileVersion) -> int:
-        """Remove an unpublished version's chunks (its ingest failed); the old one stays."""
+        """Remove a version's staged chunks (its ingest failed); the published one stays."""
         ingest, ref = version.ingest, version.file
         selector = models.Filter(
             must=[
                 *_file_filter(ingest.root, ref.source),
                 models.FieldCondition(key="sha256", match=models.MatchValue(value=ref.sha256)),
-                models.FieldCondition(key="ready", match=models.MatchValue(value=False)),
             ]
         )
+        staging = staging_of(ingest.collection)
 
         def discard(q: QdrantClient) -> int:
-            if not q.collection_exists(ingest.collection):
+            if not q.collection_exists(staging):
                 return 0
-            found = q.count(ingest.collection, count_filter=selector, exact=True).count
-            q.delete(ingest.collection, points_selector=selector, wait=True)
+            found = q.count(staging, count_filter=selector, exact=True).count
+            q.delete(staging, points_selector=selector, wait=True)
             return found
 
         return self.store.run(discard)
@@ -276,7 +331,7 @@ class RetrievalActivities:
         """Delete the chunks of files that are no longer in the folder."""
         root = Path(ingest.root)
         present = {_source(root, path) for path in _documents(root)} if root.exists() else set()
-        stored = self._stored_versions(ingest, ready_only=False)
+        stored = self._stored_versions(ingest)
         gone = sorted(source for source in stored if source not in present)
         removed = 0
         for source in gone:
@@ -285,6 +340,7 @@ class RetrievalActivities:
             def drop(q: QdrantClient, selector: models.Filter = selector) -> int:
                 found = q.count(ingest.collection, count_filter=selector, exact=True).count
                 q.delete(ingest.collection, points_selector=selector, wait=True)
+                q.delete(staging_of(ingest.collection), points_selector=selector, wait=True)
                 return found
 
             removed += self.store.run(drop)
@@ -312,11 +368,9 @@ class RetrievalActivities:
         With `hybrid`, results are ranked by reciprocal rank fusion and `score` is the
         fused score; `score_threshold` always applies to the dense similarity.
         """
-        self._collection(request.collection, create=False)
+        self.ensure_collection(request.collection, create=False)
         vector = self.embedder.embed([request.query])[0]
-        conditions: list[Any] = [
-            models.FieldCondition(key="ready", match=models.MatchValue(value=True))
-        ]
+        conditions: list[Any] = []
         if request.sources:
             conditions.append(
                 models.FieldCondition(key="source", match=models.MatchAny(any=request.sources))
@@ -325,7 +379,7 @@ class RetrievalActivities:
             conditions.append(
                 models.FieldCondition(key="tags", match=models.MatchAny(any=request.tags))
             )
-        where = models.Filter(must=conditions)
+        where = models.Filter(must=conditions) if conditions else None
         ids, weights = keyword_vector(request.query)
 
         def search(q: QdrantClient) -> list[models.ScoredPoint]:
@@ -395,7 +449,7 @@ class RetrievalActivities:
 
     # --- the collection ----------------------------------------------------------------
 
-    def _collection(self, name: str, *, create: bool) -> None:
+    def ensure_collection(self, name: str, *, create: bool) -> None:
         """Check the collection was built with this embedder (or create it); refuse if not."""
         exists = self.store.run(lambda q: q.collection_exists(name))
         if not exists and not create:
@@ -409,19 +463,9 @@ class RetrievalActivities:
 
         def check(q: QdrantClient) -> None:
             if not q.collection_exists(name):
-                q.create_collection(
-                    name,
-                    vectors_config={
-                        DENSE: models.VectorParams(
-                            size=embedder.dimension, distance=models.Distance.COSINE
-                        )
-                    },
-                    sparse_vectors_config={
-                        SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
-                    },
-                    metadata={"embedder": embedder.name, "dimension": embedder.dimension},
-                )
-                return
+                _create(q, name, embedder)
+            if create and not q.collection_exists(staging_of(name)):
+                _create(q, staging_of(name), embedder)
             info = q.get_collection(name)
             recorded = (info.config.metadata or {}).get("embedder")
             vectors = info.config.params.vectors
@@ -438,37 +482,62 @@ class RetrievalActivities:
 
         self.store.run(check)
 
-    def _stored_versions(
-        self, ingest: IngestRequest, *, ready_only: bool = True
-    ) -> dict[str, set[str]]:
-        """The content hashes stored for each file under this ingest's folder."""
-        must: list[Any] = [
-            models.FieldCondition(key="root", match=models.MatchValue(value=ingest.root))
-        ]
-        if ready_only:
-            must.append(models.FieldCondition(key="ready", match=models.MatchValue(value=True)))
+    def _stored_versions(self, ingest: IngestRequest) -> dict[str, set[str]]:
+        """The content hashes published for each file under this ingest's folder."""
+        under = models.Filter(
+            must=[models.FieldCondition(key="root", match=models.MatchValue(value=ingest.root))]
+        )
 
-        def scroll(q: QdrantClient) -> dict[str, set[str]]:
-            versions: dict[str, set[str]] = {}
+        def versions(q: QdrantClient) -> dict[str, set[str]]:
+            found: dict[str, set[str]] = {}
             if not q.collection_exists(ingest.collection):
-                return versions
-            offset: Any = None
-            while True:
-                points, offset = q.scroll(
-                    ingest.collection,
-                    scroll_filter=models.Filter(must=must),
-                    limit=1000,
-                    offset=offset,
-                    with_payload=["source", "sha256"],
-                    with_vectors=False,
-                )
-                for point in points:
+                return found
+            for batch in _scroll(q, ingest.collection, under, vectors=False):
+                for point in batch:
                     payload = point.payload or {}
-                    versions.setdefault(str(payload["source"]), set()).add(str(payload["sha256"]))
-                if offset is None:
-                    return versions
+                    found.setdefault(str(payload["source"]), set()).add(str(payload["sha256"]))
+            return found
 
-        return self.store.run(scroll)
+        return self.store.run(versions)
+
+
+def staging_of(collection: str) -> str:
+    """The twin collection where a file's new chunks wait until the whole file is in.
+
+    Collection names are lower case, so this name can never be one a user declares.
+    """
+    return f"{collection}.STAGING"
+
+
+def _create(q: QdrantClient, name: str, embedder: Embedder) -> None:
+    q.create_collection(
+        name,
+        vectors_config={
+            DENSE: models.VectorParams(size=embedder.dimension, distance=models.Distance.COSINE)
+        },
+        sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+        metadata={"embedder": embedder.name, "dimension": embedder.dimension},
+    )
+
+
+def _scroll(
+    q: QdrantClient, collection: str, where: models.Filter, *, vectors: bool
+) -> Iterator[list[models.Record]]:
+    """Every point matching `where`, a page at a time."""
+    offset: Any = None
+    while True:
+        points, offset = q.scroll(
+            collection,
+            scroll_filter=where,
+            limit=256 if vectors else 1000,
+            offset=offset,
+            with_payload=True if vectors else ["source", "sha256"],
+            with_vectors=vectors,
+        )
+        if points:
+            yield points
+        if offset is None:
+            return
 
 
 def _documents(root: Path) -> Iterator[Path]:

@@ -53,7 +53,10 @@ class RetrieveRequest(Strict):
     )
     sources: list[str] = Field(default_factory=list, description="only these documents")
     tags: list[str] = Field(default_factory=list, description="only documents with a tag here")
-    hybrid: bool = Field(default=True, description="fuse the dense search with keyword matches")
+    hybrid: bool = Field(
+        default=False,
+        description="also match keywords (a sparse vector) and fuse both rankings",
+    )
 
     @field_validator("query")
     @classmethod
@@ -133,10 +136,11 @@ class DocumentBatch(Strict):
 
 
 class BatchResult(Strict):
-    """What one batch stored, and how many chunks the file has in all."""
+    """What one batch stored, how many chunks the file has, and whether it is now live."""
 
     stored: int
     total_chunks: int
+    published: bool = False
 
 
 class FileVersion(Strict):

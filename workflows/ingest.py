@@ -2,7 +2,7 @@
 
 Only references and counts pass through history: a page of file names and hashes from the
 scan, then for each new or changed file a batch activity per 64 chunks (the activity
-reads the file itself), then one step that publishes the file's new version and drops its
+reads the file itself); the last batch publishes the file's new version and drops its
 old one. A file that cannot be read is recorded as a problem and the ingest goes on. After
 the last page, chunks of files no longer in the folder are removed.
 
@@ -28,6 +28,8 @@ from steward.retrieval import (
     IngestState,
     ScanRequest,
 )
+from workflows.base import require_input
+from workflows.options import BAD_INPUT
 
 with workflow.unsafe.imports_passed_through():
     from activities.retrieval import RetrievalActivities
@@ -47,7 +49,7 @@ CONTINUE_AFTER_EVENTS = 5_000
 """Continue as new between pages past this many events (Temporal warns at 10,240)."""
 
 
-@workflow.defn(name="IngestWorkflow")
+@workflow.defn(name="IngestWorkflow", failure_exception_types=BAD_INPUT)
 class IngestWorkflow:
     """Bring a collection up to date with a folder."""
 
@@ -62,6 +64,7 @@ class IngestWorkflow:
     @workflow.run
     async def run(self, state: IngestState) -> IngestProgress:
         """Ingest page by page; the result counts files, chunks, removals and problems."""
+        state = require_input(state, IngestState)
         self.progress = state.progress
         offset: int | None = state.offset
         while offset is not None:
@@ -103,9 +106,10 @@ class IngestWorkflow:
     async def _ingest(self, state: IngestState, ref: FileRef) -> None:
         """All batches of one file, then publish; on a bad file, discard what was written."""
         version = FileVersion(ingest=state.request, file=ref)
-        start, total = 0, None
+        start, stored = 0, 0
         try:
-            while total is None or start < total:
+            published = False
+            while not published:
                 done = await workflow.execute_activity_method(
                     RetrievalActivities.ingest_document,
                     DocumentBatch(
@@ -115,16 +119,9 @@ class IngestWorkflow:
                     heartbeat_timeout=INGEST_HEARTBEAT,
                     retry_policy=INGEST_RETRY,
                 )
-                total = done.total_chunks
                 start += done.stored
-                if done.stored == 0:
-                    break
-            stored = await workflow.execute_activity_method(
-                RetrievalActivities.publish_document,
-                version,
-                start_to_close_timeout=INGEST_TIMEOUT,
-                retry_policy=INGEST_RETRY,
-            )
+                stored = done.total_chunks
+                published = done.published
         except ActivityError as failed:
             cause = failed.cause
             if not isinstance(cause, ApplicationError) or cause.type != "BadDocument":

@@ -61,7 +61,7 @@ async def test_reingest_skips_unchanged_replaces_edited_and_drops_deleted(
     assert (first.files_ingested, first.files_unchanged, first.problems) == (HANDBOOK_FILES, 0, [])
     stored = points(retrieval, "docs")
     assert len(stored) == first.chunks > HANDBOOK_FILES
-    assert all(p["ready"] for p in stored)
+    assert points(retrieval, "docs.STAGING") == []  # everything was published
     assert {p["source"] for p in stored} == {p.name for p in HANDBOOK.iterdir()}
 
     again = await run_ingest(client, config, task_queue, retrieval, folder)
@@ -115,7 +115,7 @@ async def test_a_crash_after_storing_a_batch_resumes_without_duplicates(
     assert len(stored) == done.chunks
     keys = {(p["source"], p["position"]) for p in stored}
     assert len(keys) == len(stored)  # each chunk once
-    assert all(p["ready"] for p in stored)
+    assert points(retrieval, "docs.STAGING") == []
     retrieval.store.close()
 
 
@@ -166,7 +166,8 @@ async def test_bad_files_are_reported_and_the_rest_is_ingested_whole(
     ]
     after = points(failing, "docs", source="long.md")
     assert sorted(p["position"] for p in after) == list(range(100))  # the old version, whole
-    assert {p["sha256"] for p in after} == {v1[0]["sha256"]} and all(p["ready"] for p in after)
+    assert {p["sha256"] for p in after} == {v1[0]["sha256"]}
+    assert points(failing, "docs.STAGING") == []  # the half-written version was discarded
     assert len(points(failing, "docs", source="good.md")) == 1
     failing.store.close()
 
@@ -210,4 +211,41 @@ def test_a_missing_collection_and_a_locked_store_say_what_to_do(tmp_path: Path) 
             second.retrieve, RetrieveRequest(collection="nope", query="refunds")
         )
     assert not locked.value.non_retryable  # the other process may let go: retry
+    retrieval.store.close()
+
+
+async def test_tags_are_stored_and_filter_searches(
+    client: Client, config: StewardConfig, task_queue: str, tmp_path: Path
+) -> None:
+    public, internal = tmp_path / "public", tmp_path / "internal"
+    public.mkdir()
+    internal.mkdir()
+    (public / "refunds.md").write_text("# Refunds\n\nRefunds take five business days.\n")
+    (internal / "refunds-notes.md").write_text("# Refunds\n\nInternal: refunds over 50 euros.\n")
+    retrieval = retrieval_at(tmp_path / "qdrant")
+    async with running_workers(
+        client, config, task_queue, activities_for_tests(config, retrieval=retrieval)
+    ):
+        for folder, tag in ((public, "public"), (internal, "internal")):
+            await ingest(
+                client, IngestRequest(root=str(folder), collection="docs", tags=[tag]), task_queue
+            )
+    everything = ActivityEnvironment().run(
+        retrieval.retrieve, RetrieveRequest(collection="docs", query="refunds", top_k=10)
+    )
+    assert {c.citation.source for c in everything.chunks} == {"refunds.md", "refunds-notes.md"}
+    tagged = ActivityEnvironment().run(
+        retrieval.retrieve,
+        RetrieveRequest(collection="docs", query="refunds", top_k=10, tags=["public"]),
+    )
+    assert [c.citation.source for c in tagged.chunks] == ["refunds.md"]
+    # two folders share the collection: re-ingesting one never prunes the other's files
+    async with running_workers(
+        client, config, task_queue, activities_for_tests(config, retrieval=retrieval)
+    ):
+        again = await ingest(
+            client, IngestRequest(root=str(public), collection="docs", tags=["public"]), task_queue
+        )
+    assert (again.files_unchanged, again.removed_files) == (1, 0)
+    assert len(points(retrieval, "docs", source="refunds-notes.md")) == 1
     retrieval.store.close()
