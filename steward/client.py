@@ -4,30 +4,58 @@ Connection settings come from Temporal's own environment configuration (TEMPORAL
 TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS settings and profiles in temporal.toml). With no
 address configured, it talks to the embedded dev server that `steward dev up` started.
 Every client carries the pydantic data converter so Steward's payloads round-trip typed.
+
+The environment (dev, staging, prod) is chosen here too, once for every command and worker:
+`STEWARD_ENV` names one declared in steward.yaml, `load_settings` merges its overrides, and
+`connect` talks to its namespace, which wins over TEMPORAL_NAMESPACE.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from pathlib import Path
+from typing import Any, Final
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 
 from steward import devserver
+from steward.config import StewardConfig, load_config
+
+ENVIRONMENT_VARIABLE: Final = "STEWARD_ENV"
 
 
-def connect_options() -> dict[str, Any]:
-    """Client.connect keyword arguments from the environment, defaulting to the dev server."""
+def selected_environment() -> str | None:
+    """The environment $STEWARD_ENV selects, or None for steward.yaml as written."""
+    return os.environ.get(ENVIRONMENT_VARIABLE) or None
+
+
+def load_settings(path: str | Path | None = None) -> StewardConfig:
+    """steward.yaml (the one given, else the default) with the selected environment merged."""
+    return load_config(path, environment=selected_environment())
+
+
+def connect_options(settings: StewardConfig | None = None) -> dict[str, Any]:
+    """Client.connect keyword arguments from the environment, defaulting to the dev server.
+
+    The namespace is that of `settings`' environment; with no settings, that of the
+    environment $STEWARD_ENV selects (steward.yaml is read only then); with neither,
+    TEMPORAL_NAMESPACE, else "default".
+    """
     options: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
     options.setdefault("target_host", devserver.default_address())
     options.setdefault("namespace", "default")
+    if settings is None and selected_environment() is not None:
+        settings = load_settings()
+    if settings is not None and settings.environment is not None:
+        options["namespace"] = settings.namespace
     return options
 
 
-async def connect(**overrides: Any) -> Client:
-    """Connect with environment settings (overridable) and the pydantic converter."""
-    options = connect_options()
+async def connect(settings: StewardConfig | None = None, **overrides: Any) -> Client:
+    """Connect in the environment's namespace (see connect_options) with the pydantic converter."""
+    options = connect_options(settings)
     options.update(overrides)
     target = options.pop("target_host")
     return await Client.connect(target, data_converter=pydantic_data_converter, **options)

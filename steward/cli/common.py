@@ -58,11 +58,11 @@ def whoami() -> str:
     return os.environ.get("STEWARD_USER") or getpass.getuser()
 
 
-def ui_link(workflow_id: str) -> str | None:
+def ui_link(workflow_id: str, namespace: str = "default") -> str | None:
     """A Temporal UI link to a workflow, when the embedded server is the one in use."""
     if os.environ.get("TEMPORAL_ADDRESS"):
         return None
     server = devserver.status()
     if server is None:
         return None
-    return f"{server.ui_url}/namespaces/default/workflows/{workflow_id}"
+    return f"{server.ui_url}/namespaces/{namespace}/workflows/{workflow_id}"

@@ -20,8 +20,8 @@ from temporalio.client import Client, WorkflowHandle
 
 from steward import devserver
 from steward.cli.common import run, ui_link
-from steward.client import connect
-from steward.config import StewardConfig, load_config
+from steward.client import connect, load_settings
+from steward.config import StewardConfig
 from steward.ingest import ingest_request, start_ingest
 from steward.models import ApprovalRequest, RunProgress, RunResult
 from steward.runs import decide, start_run
@@ -37,9 +37,9 @@ def demo_command(
     config: Annotated[str | None, typer.Option(help="steward.yaml to use")] = None,
 ) -> None:
     """Run the support playbook end to end: classify, draft, approve, send."""
-    settings = load_config(config)
+    settings = load_settings(config)
     if not os.environ.get("TEMPORAL_ADDRESS"):
-        server = devserver.start()
+        server = devserver.start(namespaces=settings.namespaces)
         typer.echo(f"Temporal dev server: {server.address}  (UI {server.ui_url})")
     log = devserver.state_dir() / "worker.log"
     worker = _start_worker(log, config)
@@ -55,7 +55,7 @@ def demo_command(
 
 
 async def _demo(ticket: str, settings: StewardConfig) -> None:
-    client = await connect()
+    client = await connect(settings)
     await _ingest_grounding(client, settings)
     handle = await start_run(client, settings, "support-reply", ticket, DEMO_REQUESTER)
     typer.echo(f"\nstarted {handle.id}: classifying and drafting with the model...")
@@ -63,7 +63,7 @@ async def _demo(ticket: str, settings: StewardConfig) -> None:
     if request is None:
         _print_result(handle.id, await handle.result(), settings)
         return
-    ui = ui_link(handle.id)
+    ui = ui_link(handle.id, settings.namespace)
     typer.echo("\nThe reply is drafted and waits for a human approval:")
     typer.echo(f"  to:      {request.arguments.get('to')}")
     typer.echo(f"  subject: {request.arguments.get('subject')}")
@@ -154,7 +154,7 @@ def _print_result(workflow_id: str, result: RunResult, settings: StewardConfig) 
     )
     typer.echo("\nWhere to look next:")
     typer.echo(f"  steward status {workflow_id}")
-    ui = ui_link(workflow_id)
+    ui = ui_link(workflow_id, settings.namespace)
     if ui:
         typer.echo(f"  {ui}")
     typer.echo(f"  outbox: {settings.outbox}/")

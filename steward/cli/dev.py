@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from steward import devserver
+from steward.config import DEFAULT_CONFIG_PATHS, ConfigError, load_config
 
 app = typer.Typer(
     help=(
@@ -27,15 +28,21 @@ app = typer.Typer(
 def up(
     port: Annotated[int, typer.Option(help="frontend gRPC port")] = devserver.DEFAULT_PORT,
     ui_port: Annotated[int, typer.Option(help="web UI port")] = devserver.DEFAULT_UI_PORT,
+    config: Annotated[
+        str | None,
+        typer.Option("--config", help="steward.yaml whose environments' namespaces to create"),
+    ] = None,
 ) -> None:
     """Start the server in the background, or reuse the one already running.
 
     Workflows are stored in a SQLite file in the state directory, so they survive
-    `steward dev down` and a reboot. Steward's search attributes are registered on start.
+    `steward dev down` and a reboot. The namespace of every environment in steward.yaml is
+    created, and Steward's search attributes are registered in each, on start.
     """
     try:
-        server = devserver.start(port=port, ui_port=ui_port)
-    except devserver.DevServerError as err:
+        namespaces = _namespaces(config)
+        server = devserver.start(port=port, ui_port=ui_port, namespaces=namespaces)
+    except (devserver.DevServerError, ConfigError) as err:
         typer.secho(f"error: {err}", fg="red", err=True)
         raise typer.Exit(1) from None
     if server.reused:
@@ -45,6 +52,7 @@ def up(
     else:
         typer.echo(f"Temporal dev server started (pid {server.pid}).")
     _describe(server)
+    typer.echo(f"  namespaces: {', '.join(namespaces)}")
 
 
 @app.command()
@@ -71,6 +79,13 @@ def status() -> None:
     _describe(server)
     if not serving:
         raise typer.Exit(1)
+
+
+def _namespaces(config: str | None) -> list[str]:
+    """The namespaces steward.yaml's environments run in; just "default" without a file."""
+    if config is None and not any(path.is_file() for path in DEFAULT_CONFIG_PATHS):
+        return [devserver.NAMESPACE]
+    return load_config(config).namespaces
 
 
 def _describe(server: devserver.DevServer) -> None:

@@ -13,8 +13,7 @@ from temporalio.service import RPCError
 from steward import queues
 from steward.cli.common import run
 from steward.cli.runs import ConfigOption
-from steward.client import connect
-from steward.config import load_config
+from steward.client import connect, load_settings
 from steward.ingest import ingest_request, start_ingest
 from steward.retrieval import IngestProgress
 from steward.runs import RunError
@@ -39,8 +38,9 @@ def ingest_command(
     """
 
     async def go() -> IngestProgress:
-        request = ingest_request(load_config(config), collection, path, tag)
-        client = await connect()
+        settings = load_settings(config)
+        request = ingest_request(settings, collection, path, tag)
+        client = await connect(settings)
         handle = await start_ingest(client, request, task_queue=queue)
         typer.echo(f"ingesting {request.root} into {collection!r} ({handle.id})")
         waiting = asyncio.ensure_future(handle.result())

@@ -22,7 +22,8 @@ from urllib.parse import urlsplit, urlunsplit
 import typer
 
 from steward.cli.common import run
-from steward.config import Deployment, StewardConfig, load_config
+from steward.client import load_settings
+from steward.config import Deployment, StewardConfig
 
 if TYPE_CHECKING:
     from activities.llm import LLMActivities
@@ -69,7 +70,7 @@ def models_command(
     """
 
     async def go() -> bool:
-        settings = load_config(config)
+        settings = load_settings(config)
         checks = await (_probe_all(settings) if probe else _check_all(settings))
         for tier, deployments in settings.tiers.items():
             typer.echo(tier)

@@ -10,8 +10,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
 from steward import queues
 from steward.cli.common import read_input, run, ui_link, whoami
-from steward.client import connect
-from steward.config import load_config
+from steward.client import connect, load_settings
 from steward.models import RunProgress, RunResult
 from steward.runs import build_request, start_run
 
@@ -40,9 +39,9 @@ def run_command(
     text = read_input(input_text)
 
     async def go() -> None:
-        settings = load_config(config)
+        settings = load_settings(config)
         build_request(settings, target, text, principal or whoami())  # refuse bad input first
-        client = await connect()
+        client = await connect(settings)
         handle = await start_run(
             client,
             settings,
@@ -53,7 +52,7 @@ def run_command(
             workflow_id=workflow_id,
         )
         typer.echo(f"started {handle.id}")
-        link = ui_link(handle.id)
+        link = ui_link(handle.id, client.namespace)
         if link:
             typer.echo(f"  UI:      {link}")
         typer.echo(f"  status:  steward status {handle.id}")
