@@ -12,7 +12,7 @@ import json
 from datetime import datetime
 from enum import StrEnum
 from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -23,6 +23,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+MAX_WAIT_SECONDS = 366 * 86400
+"""Longest approval deadline: a year. Much more overflows the date a deadline falls on."""
 
 MAX_INPUT_CHARS = 1_000_000
 """Largest run input accepted. Temporal rejects payloads over 2 MB; stay well under it."""
@@ -38,10 +41,33 @@ def problems(err: ValidationError, whole: str) -> str:
     )
 
 
+J = TypeVar("J")
+
+
+def finite_json(value: J) -> J:
+    """`value` unchanged if it is plain JSON; infinities and NaN are refused.
+
+    Python's json reads `Infinity` and `NaN`, but the data converter writes them as null,
+    so a payload holding one would not be the payload that arrives (and a digest over it
+    would not match). Free-form fields (tool arguments, MCP schemas) are checked with this.
+    """
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and (item != item or item in (float("inf"), float("-inf"))):
+            raise ValueError("Infinity and NaN are not JSON numbers")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return value
+
+
 class Strict(BaseModel):
     """Base for payloads: unknown fields are an error, not silently dropped."""
 
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    # Infinity and NaN would pass validation, then travel as JSON null: refuse them here.
+    model_config = ConfigDict(extra="forbid", frozen=False, allow_inf_nan=False)
 
 
 # --- model calls -------------------------------------------------------------------
@@ -138,14 +164,14 @@ class Escalation(Strict):
     """Who is asked next when nobody decided by the deadline, and for how long."""
 
     approvers: list[str] = Field(min_length=1)
-    timeout_seconds: float = Field(default=3600.0, gt=0)
+    timeout_seconds: float = Field(default=3600.0, gt=0, le=MAX_WAIT_SECONDS)
 
 
 class ApprovalRule(Strict):
     """Who must approve a tool call, how many of them, how long they have, and what next."""
 
     approvers: list[str] = Field(min_length=1)
-    timeout_seconds: float = Field(default=3600.0, gt=0)
+    timeout_seconds: float = Field(default=3600.0, gt=0, le=MAX_WAIT_SECONDS)
     required: int = Field(default=1, ge=1, description="distinct approvals needed (N of M)")
     escalation: Escalation | None = None
     signed: bool = Field(
@@ -187,6 +213,11 @@ class ToolSpec(Strict):
         default=30.0, gt=0, le=3600, description="how long one attempt of the tool may take"
     )
 
+    @field_validator("input_schema")
+    @classmethod
+    def _plain_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return finite_json(value)
+
 
 class ToolCall(Strict):
     """A tool call a workflow is about to make, with its exact arguments."""
@@ -194,6 +225,11 @@ class ToolCall(Strict):
     id: str
     tool: str
     arguments: dict[str, Any]
+
+    @field_validator("arguments")
+    @classmethod
+    def _plain_json(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return finite_json(value)
 
     def digest(self) -> str:
         """A digest of the tool and its exact arguments; an approval is bound to it."""
@@ -361,6 +397,11 @@ class ApprovalRequest(Strict):
     escalated: bool = False
     signed: bool = False
 
+    @field_validator("arguments")
+    @classmethod
+    def _plain_json(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return finite_json(value)
+
 
 class ApprovalDecision(Strict):
     """A human's answer to one approval request, as sent by signal or update `decide`."""
@@ -426,9 +467,9 @@ class RefusedDecision(Strict):
 class Budget(Strict):
     """Limits on one run's model use, and what happens when a call would pass them."""
 
-    max_cost_usd: float | None = Field(default=None, gt=0)
-    max_tokens: int | None = Field(default=None, gt=0)
-    max_model_calls: int | None = Field(default=None, gt=0)
+    max_cost_usd: float | None = Field(default=None, gt=0, le=1e9)
+    max_tokens: int | None = Field(default=None, gt=0, le=10**15)
+    max_model_calls: int | None = Field(default=None, gt=0, le=10**9)
     on_exceed: Literal["stop", "approve"] = "stop"
     approval: ApprovalRule | None = Field(
         default=None, description="who may extend the budget, when on_exceed is approve"
@@ -599,6 +640,11 @@ class MCPToolInfo(Strict):
     name: str
     description: str
     input_schema: dict[str, Any]
+
+    @field_validator("input_schema")
+    @classmethod
+    def _plain_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return finite_json(value)
 
 
 class MCPToolList(Strict):

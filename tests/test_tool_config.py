@@ -107,12 +107,14 @@ def test_smtp_timeout_may_grow_with_the_tool_timeout(tmp_path: Path) -> None:
 RETRIEVAL = {
     "scan_documents",
     "ingest_document",
-    "publish_document",
     "discard_document",
     "prune_documents",
     "retrieve",
     "search_docs",
 }
+
+
+MCP = {"describe_mcp_tools", "call_mcp_tool"}
 
 
 def activity_names(workers: list[Worker]) -> set[str]:
@@ -130,12 +132,13 @@ async def test_each_tool_is_served_by_the_worker_its_queue_needs(
     activities = default_activities(config, allow_paid=False)
     default = build_workers(client, activities, task_queue=task_queue, role="default")
     privileged = build_workers(client, activities, task_queue=task_queue, role="privileged")
-    assert activity_names(default) == {"complete", "write_file", "http_get"} | RETRIEVAL
+    assert activity_names(default) == {"complete", "write_file", "http_get"} | RETRIEVAL | MCP
     assert activity_names(privileged) == {
         "send_email",
         "notify_approvers",
         "verify_approval",
         "publish_file",
+        "call_mcp_tool",
     }
 
 
@@ -150,12 +153,13 @@ async def test_a_privileged_override_moves_the_tool(
     activities = default_activities(load_config(path), allow_paid=False)
     default = build_workers(client, activities, task_queue=task_queue, role="default")
     privileged = build_workers(client, activities, task_queue=task_queue, role="privileged")
-    assert activity_names(default) == {"complete", "write_file", "publish_file"} | RETRIEVAL
+    assert activity_names(default) == {"complete", "write_file", "publish_file"} | RETRIEVAL | MCP
     assert activity_names(privileged) == {
         "send_email",
         "notify_approvers",
         "verify_approval",
         "http_get",
+        "call_mcp_tool",
     }
 
 

@@ -270,7 +270,6 @@ def _retrieval(activities: Activities) -> list[Callable[..., Any]]:
     return [
         r.scan_documents,
         r.ingest_document,
-        r.publish_document,
         r.discard_document,
         r.prune_documents,
         r.retrieve,
@@ -280,8 +279,11 @@ def _retrieval(activities: Activities) -> list[Callable[..., Any]]:
 def _mcp(activities: Activities, *, describe: bool) -> list[Callable[..., Any]]:
     """MCP activities: calls on both queues (a tool's queue follows its setting), the
     description of tools on the default one, where runs start.
+
+    Registered even with no servers configured: a run whose profile names an unknown
+    server then fails at once with a clear error, instead of waiting forever for a worker.
     """
-    if activities.mcp is None or not activities.mcp.servers:
+    if activities.mcp is None:
         return []
     calls: list[Callable[..., Any]] = [activities.mcp.call_mcp_tool]
     return [activities.mcp.describe_mcp_tools, *calls] if describe else calls

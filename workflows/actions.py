@@ -29,9 +29,8 @@ from workflows.base import StewardRun
 from workflows.options import TOOL_CALL_RETRY
 
 with workflow.unsafe.imports_passed_through():
-    from jsonschema import Draft202012Validator
-
     from activities.tools import REGISTRY
+    from activities.tools.arguments import schema_problems
     from activities.tools.mcp import MCPActivities
 
 
@@ -112,11 +111,7 @@ def _validated(call: ToolCall, spec: ToolSpec | None) -> ToolCall | str:
     neither registered nor a granted MCP tool does not exist for this agent.
     """
     if spec is not None and spec.mcp_server is not None:
-        validator = Draft202012Validator(spec.input_schema or {"type": "object"})
-        failures = [
-            f"{'.'.join(str(p) for p in error.absolute_path) or 'arguments'}: {error.message}"
-            for error in validator.iter_errors(call.arguments)
-        ]
+        failures = schema_problems(spec.input_schema or {"type": "object"}, call.arguments)
         return f"invalid arguments: {'; '.join(failures)}" if failures else call
     definition = REGISTRY.get(call.tool)
     if definition is None:

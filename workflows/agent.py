@@ -23,7 +23,8 @@ from steward.models import (
 )
 from steward.routing import Step, choose_tier
 from workflows.actions import ToolActions
-from workflows.base import BudgetExceeded, StewardRun
+from workflows.base import BudgetExceeded, StewardRun, require_input
+from workflows.options import BAD_INPUT
 
 with workflow.unsafe.imports_passed_through():
     from activities.tools import REGISTRY
@@ -75,13 +76,14 @@ def system_prompt(profile: AgentProfile) -> str:
     )
 
 
-@workflow.defn(name="AgentWorkflow")
+@workflow.defn(name="AgentWorkflow", failure_exception_types=BAD_INPUT)
 class AgentWorkflow(StewardRun):
     """A model-driven loop over the agent's granted tools, every call policy-checked."""
 
     @workflow.run
     async def run(self, request: RunRequest) -> RunResult:
         """Loop until the model answers or the turn limit is reached."""
+        request = require_input(request, RunRequest)
         await self.begin(request)
         actions = ToolActions(self)
         try:
@@ -140,11 +142,15 @@ class AgentWorkflow(StewardRun):
         return self.conclude(status, answer, actions.records, citations=actions.citations())
 
 
+def _not_json(constant: str) -> object:
+    raise ValueError(f"{constant} is not JSON")
+
+
 def _parse_turn(text: str) -> tuple[str, object] | str:
     """(action, answer-or-arguments), or a reason the text is not a valid turn."""
     try:
-        data = json.loads(text)
-    except ValueError:
+        data = json.loads(text, parse_constant=_not_json)
+    except (ValueError, RecursionError):
         return "not JSON"
     if not isinstance(data, dict) or not isinstance(data.get("action"), str):
         return 'expected an object with a string "action"'

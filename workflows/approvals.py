@@ -20,7 +20,6 @@ from typing import TypeAlias
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 from temporalio.workflow import HandlerUnfinishedPolicy
 
@@ -213,31 +212,38 @@ class ApprovalHandlers:
 
     gate: ApprovalGate
 
+    # Both handlers take their arguments as sent, however many: the SDK calls a handler with
+    # one argument per payload, and a payload count that does not fit its signature would
+    # raise before any of this code runs, failing the workflow task on every retry.
+
     # A verification still running when the run ends is moot: abandon it quietly.
     @workflow.signal(name="decide", unfinished_policy=HandlerUnfinishedPolicy.ABANDON)
-    async def decide_signal(self, raw: RawValue) -> None:
+    async def decide_signal(self, *sent: object) -> None:
         """A decision sent as a signal: checked, then applied or refused (never raised)."""
-        try:
-            decision = workflow.payload_converter().from_payload(raw.payload, ApprovalDecision)
-        except (ValidationError, ValueError, TypeError) as err:
-            self.gate.refuse("?", "?", f"malformed decision: {_first_line(err)}")
+        decision = _decision(sent)
+        if isinstance(decision, str):
+            self.gate.refuse("?", "?", decision)
             return
         result = await self.gate.decide(decision)
         if isinstance(result, str):
             self.gate.refuse(decision.request_id, decision.approver, result)
 
     @workflow.update(name="decide", unfinished_policy=HandlerUnfinishedPolicy.ABANDON)
-    async def decide_update(self, decision: ApprovalDecision) -> DecisionReceipt:
+    async def decide_update(self, *sent: object) -> DecisionReceipt:
         """A decision sent as an update: a refusal is answered to the sender at once."""
-        result = await self.gate.decide(decision)  # replay skips validators: check again
+        decision = _decision(sent)  # replay skips validators: check again
+        if isinstance(decision, str):
+            raise ApplicationError(decision, type="MalformedDecision")
+        result = await self.gate.decide(decision)
         if isinstance(result, str):
             self.gate.refuse(decision.request_id, decision.approver, result)
             raise ApplicationError(result, type="DecisionRefused")
         return result
 
     @decide_update.validator
-    def _check_decision(self, decision: ApprovalDecision) -> None:
-        reason = self.gate.check(decision)
+    def _check_decision(self, *sent: object) -> None:
+        decision = _decision(sent)
+        reason = decision if isinstance(decision, str) else self.gate.check(decision)
         if reason is not None:
             raise ValueError(reason)
 
@@ -247,9 +253,15 @@ class ApprovalHandlers:
         return list(self.gate.pending.values())
 
 
-def _first_line(err: Exception) -> str:
-    """What was wrong with a payload, naming the fields for a validation error."""
-    if isinstance(err, ValidationError):
-        return problems(err, "decision")
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+def _decision(sent: tuple[object, ...]) -> ApprovalDecision | str:
+    """The one decision a `decide` signal or update carries, or what is wrong with it.
+
+    The SDK has decoded each payload as plain JSON (null and bytes included); validating
+    here, not in the SDK, is what lets a bad payload be refused instead of raised.
+    """
+    if len(sent) != 1:
+        return f"malformed decision: decision: expected one JSON object, got {len(sent)} arguments"
+    try:
+        return ApprovalDecision.model_validate(sent[0])
+    except ValidationError as err:
+        return f"malformed decision: {problems(err, 'decision')}"

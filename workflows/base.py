@@ -9,6 +9,9 @@ own activity, so history shows every fallback.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.contrib.opentelemetry import TracingWorkflowInboundInterceptor
 from temporalio.contrib.opentelemetry import workflow as otel_workflow
@@ -44,6 +47,7 @@ from steward.retrieval import RetrievedChunk, RetrieveRequest, not_granted
 from workflows.approvals import ApprovalGate, ApprovalHandlers
 from workflows.options import (
     MCP_DESCRIBE_TIMEOUT,
+    MODEL_CALL_HEARTBEAT,
     MODEL_CALL_RETRY,
     MODEL_CALL_TIMEOUT,
     NOTIFY_RETRY,
@@ -63,6 +67,24 @@ with workflow.unsafe.imports_passed_through():
 
 COST_SEARCH_ATTRIBUTE_PATCH = "cost-search-attribute"
 NOTIFY_APPROVERS_PATCH = "notify-approvers"
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def require_input(value: object, model: type[M]) -> M:
+    """The run's input if it is a `model`; a JSON null (which decodes to None) fails the run.
+
+    Input of the wrong shape already fails the run (pydantic's ValidationError is a
+    failure type of every Steward workflow); null bypasses validation, so check here.
+    """
+    if not isinstance(value, model):
+        raise ApplicationError(
+            f"the run's input must be a {model.__name__} object, got {type(value).__name__}",
+            type="BadInput",
+            non_retryable=True,
+        )
+    return value
 
 
 class BudgetExceeded(Exception):
@@ -135,6 +157,7 @@ class StewardRun(ApprovalHandlers):
                     LLMActivities.complete,
                     request.model_copy(update={"deployment": index}),
                     start_to_close_timeout=MODEL_CALL_TIMEOUT,
+                    heartbeat_timeout=MODEL_CALL_HEARTBEAT,
                     retry_policy=MODEL_CALL_RETRY,
                 )
             except ActivityError as err:

@@ -7,11 +7,16 @@ touch the outside world (they are idempotent, but there is no point hammering).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
+from pydantic import ValidationError
 from temporalio.common import RetryPolicy
 
 MODEL_CALL_TIMEOUT = timedelta(minutes=3)
+# The model activity heartbeats every few seconds while a call runs, so a worker that dies
+# mid-call is noticed after this, not after the whole call timeout.
+MODEL_CALL_HEARTBEAT = timedelta(seconds=30)
 MODEL_CALL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -44,3 +49,8 @@ RETRIEVE_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=10),
     maximum_attempts=3,
 )
+
+# A run input of the wrong shape (from any Temporal client: the UI, a script) fails to
+# decode with pydantic's ValidationError. Failing the run with that message beats retrying
+# a workflow task that can never succeed.
+BAD_INPUT: Sequence[type[BaseException]] = (ValidationError,)

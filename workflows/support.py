@@ -30,7 +30,8 @@ from steward.retrieval import (
 from steward.routing import Step, choose_tier
 from steward.tickets import Ticket, parse_ticket
 from workflows.actions import ToolActions
-from workflows.base import BudgetExceeded, StewardRun
+from workflows.base import BudgetExceeded, StewardRun, require_input
+from workflows.options import BAD_INPUT
 
 GROUNDING_PATCH = "handbook-grounding"
 GROUNDING_PASSAGES = 3
@@ -56,13 +57,14 @@ class Classification(BaseModel):
     urgency: str
 
 
-@workflow.defn(name="SupportReplyWorkflow")
+@workflow.defn(name="SupportReplyWorkflow", failure_exception_types=BAD_INPUT)
 class SupportReplyWorkflow(StewardRun):
     """Classify a ticket, draft a reply, send it once a human approves."""
 
     @workflow.run
     async def run(self, request: RunRequest) -> RunResult:
         """Run the playbook to its end: sent, rejected, or timed out."""
+        request = require_input(request, RunRequest)
         try:
             ticket = parse_ticket(request.input)
         except ValueError as err:
@@ -154,7 +156,7 @@ class SupportReplyWorkflow(StewardRun):
         )
         try:
             parsed = Classification.model_validate(json.loads(result.text))
-        except (ValueError, ValidationError):
+        except (ValueError, ValidationError, RecursionError):
             return Classification(category="other", urgency="normal"), (
                 f"model answer was not the expected JSON: {result.text[:200]!r}"
             )

@@ -72,13 +72,13 @@ async def test_privileged_tools_are_registered_only_on_the_privileged_worker(
     retrieval = {
         "scan_documents",
         "ingest_document",
-        "publish_document",
         "discard_document",
         "prune_documents",
         "retrieve",
         "search_docs",
     }
-    assert names(default) == {"complete"} | retrieval
+    mcp = {"describe_mcp_tools", "call_mcp_tool"}  # an unknown server is a clear error
+    assert names(default) == {"complete"} | retrieval | mcp
     assert not names(privileged) & retrieval
     assert {"send_email", "notify_approvers"} <= names(privileged)
     assert "complete" not in names(privileged)
