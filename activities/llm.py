@@ -14,16 +14,17 @@ fallback is an event in history rather than something hidden inside one activity
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import math
 import os
 import re
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -137,7 +138,7 @@ class LLMActivities:
             }
         started = time.perf_counter()
         try:
-            response = await litellm.acompletion(**call)
+            response = await _heartbeating(litellm.acompletion(**call))
         except Exception as err:
             # `from None`: Temporal serialises an error's cause into history, and the
             # provider's exception is exactly what may carry the key.
@@ -403,3 +404,30 @@ def _number(value: str | None) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) and number >= 0 else None
+
+
+T = TypeVar("T")
+
+HEARTBEAT_EVERY_SECONDS = 5.0
+"""How often a model call in flight tells Temporal its worker is alive."""
+
+
+async def _heartbeating(call: Awaitable[T]) -> T:
+    """Await a model call, heartbeating while it runs.
+
+    A worker killed mid-call then shows within the workflow's heartbeat timeout, and the
+    call is retried on another worker, instead of waiting out the whole call timeout.
+    Outside an activity (a benchmark calling the code directly) it just awaits.
+    """
+    task = asyncio.ensure_future(call)
+    if not activity.in_activity():
+        return await task
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY_SECONDS)
+            if done:
+                return task.result()
+            activity.heartbeat()
+    except asyncio.CancelledError:
+        task.cancel()
+        raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
@@ -378,3 +379,28 @@ async def test_fake_from_script_logs_calls_for_another_process(tmp_path: Path) -
 def test_a_tier_without_deployments_is_refused_at_construction() -> None:
     with pytest.raises(ValueError, match="at least one deployment"):
         LLMActivities({"empty": [], "fast": TIERS["fast"]})
+
+
+async def test_a_slow_call_heartbeats_so_a_dead_worker_shows_early(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("activities.llm.HEARTBEAT_EVERY_SECONDS", 0.02)
+    fake = install_fake_model(FakeModel(latency=0.3))
+    fake.queue("done")
+    beats: list[object] = []
+    environment = ActivityEnvironment()
+    environment.on_heartbeat = lambda *details: beats.append(details)
+    result: LLMResult = await environment.run(LLMActivities(TIERS).complete, request())
+    assert result.text == "done"
+    assert len(beats) >= 5  # about one per interval while the model worked
+
+
+async def test_a_cancelled_call_stops_the_model_call() -> None:
+    fake = install_fake_model(FakeModel(latency=30))
+    fake.queue("never")
+    environment = ActivityEnvironment()
+    running = asyncio.ensure_future(environment.run(LLMActivities(TIERS).complete, request()))
+    await asyncio.sleep(0.1)
+    environment.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(running, timeout=5)
