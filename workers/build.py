@@ -32,12 +32,13 @@ from steward import queues
 from steward.config import StewardConfig
 from steward.retrieval import SEARCH_DOCS
 from workflows.agent import AgentWorkflow
+from workflows.eval import EvalWorkflow
 from workflows.ingest import IngestWorkflow
 from workflows.support import SupportReplyWorkflow
 
 Role = Literal["default", "privileged", "all"]
 
-WORKFLOWS: Sequence[type] = (SupportReplyWorkflow, AgentWorkflow, IngestWorkflow)
+WORKFLOWS: Sequence[type] = (SupportReplyWorkflow, AgentWorkflow, IngestWorkflow, EvalWorkflow)
 
 # Steward's own pure modules and pydantic are safe to share with the sandbox; passing them
 # through avoids re-importing them for every workflow run. litellm is never used by
@@ -84,6 +85,7 @@ class Activities:
     mcp: Any = None
     approvals: Any = None
     retrieval: Any = None
+    evals: Any = None
     privileged_tools: frozenset[str] = field(default_factory=_privileged_by_default)
 
 
@@ -237,6 +239,7 @@ def build_workers(
                     *(tool for name, tool in tools.items() if name not in privileged),
                     *_mcp(activities, describe=True),
                     *_retrieval(activities),
+                    *([activities.evals.score_case] if activities.evals else []),
                 ],
                 workflow_runner=SANDBOX,
                 # Retrieval's activities are synchronous (Qdrant and the embedder block).

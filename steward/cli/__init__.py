@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from steward.cli import approvals, costs, demo, dev, history, ingest, models, runs, trace, worker
+from steward.cli.eval import eval_command
 from steward.client import ENVIRONMENT_VARIABLE
 
 app = typer.Typer(
@@ -53,6 +54,7 @@ app.command("models")(models.models_command)
 app.command("costs")(costs.costs_command)
 app.command("trace")(trace.trace_command)
 app.command("replay")(history.replay_command)
+app.command("eval")(eval_command)
 app.add_typer(history.app, name="history")
 
 

@@ -1,0 +1,83 @@
+"""`steward eval --from-history`: recorded runs re-run, today's code, without a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio import workflow
+from temporalio.client import Client
+
+from evals.recording import save_suite, suite_from_histories
+from evals.suite import load_suite
+from steward.config import StewardConfig
+from steward.models import RunRequest, RunResult
+from steward.replay import load_history
+from tests.evals.support import REPO, request_for, run_request
+from tests.support.fake_model import FakeModel
+from workers import build
+from workflows.support import SupportReplyWorkflow
+
+HISTORIES = sorted(
+    path
+    for path in (REPO / "tests" / "histories").glob("*.json")
+    if not path.stem.startswith("eval-")  # an eval's own history is not a playbook run
+)
+
+
+async def test_recorded_runs_rerun_with_their_recorded_answers(
+    client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str, tmp_path: Path
+) -> None:
+    suite = suite_from_histories([load_history(path) for path in HISTORIES])
+    saved = tmp_path / "regressions.yaml"
+    save_suite(suite, saved)
+    reloaded = load_suite(saved)  # what --save writes runs again as a suite
+    assert [c.id for c in reloaded.cases] == [p.stem for p in HISTORIES]
+
+    result = await run_request(
+        client, config, request_for(reloaded, config, task_queue, concurrency=6), task_queue
+    )
+
+    failing = {
+        o.id: [f"{s.name}: {s.detail}" for s in o.scores if not s.passed] + [o.error]
+        for o in result.outcomes
+        if not o.passed
+    }
+    assert not failing
+    assert fake_model.calls == []  # the fake has nothing queued: a model call would fail
+
+
+@workflow.defn(name="SupportReplyWorkflow", sandboxed=False)
+class ForgetsTheUrgency(SupportReplyWorkflow):
+    """The playbook after a careless edit: its result no longer reports the urgency."""
+
+    @workflow.run
+    async def run(self, request: RunRequest) -> RunResult:
+        return await super().run(request)
+
+    def conclude(self, *args: Any, **kwargs: Any) -> RunResult:
+        result = super().conclude(*args, **kwargs)
+        result.details.pop("urgency", None)
+        return result
+
+
+async def test_a_change_to_the_orchestration_fails_its_recorded_case(
+    client: Client,
+    config: StewardConfig,
+    fake_model: FakeModel,
+    task_queue: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    changed = [ForgetsTheUrgency if w is SupportReplyWorkflow else w for w in build.WORKFLOWS]
+    monkeypatch.setattr(build, "WORKFLOWS", changed)
+    suite = suite_from_histories([load_history(REPO / "tests/histories/support-approved.json")])
+
+    result = await run_request(client, config, request_for(suite, config, task_queue), task_queue)
+
+    (outcome,) = result.outcomes
+    assert not outcome.passed
+    failed = {s.name: s.detail for s in outcome.scores if not s.passed}
+    assert list(failed) == ["exact:details"]  # the answer, actions and approvals still agree
+    assert '"urgency": "high"' in failed["exact:details"]
+    assert fake_model.calls == []
