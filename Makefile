@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export OMP_WAIT_POLICY := passive
 
-.PHONY: install demo test lint typecheck pytest bench lock clean
+.PHONY: install demo test lint typecheck pytest bench chaos lock clean
 
 install: $(STAMP)
 
@@ -29,7 +29,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy steward workflows activities workers tests bench
+	$(BIN)/mypy steward workflows activities workers evals tests bench
 
 pytest: install
 	$(BIN)/pytest -q
@@ -43,6 +43,10 @@ $(BENCH_STAMP): requirements-bench.lock $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
+
+# Kill the worker and the server under load; check every effect happened exactly once.
+chaos: install
+	$(BIN)/python -m bench.chaos
 
 # Regenerate both locks after changing dependencies in pyproject.toml.
 LOCK_FLAGS := --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28

@@ -7,6 +7,7 @@ since any Temporal client can reach it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from typing import Literal
@@ -19,7 +20,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from steward import queues, signing
 from steward import search_attributes as sa
@@ -124,6 +125,10 @@ def signing_key() -> bytes:
     return key.encode()
 
 
+QUERY_ATTEMPTS = 4
+_TRANSIENT = {RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE}
+
+
 def workflow_of(approval_id: str) -> str:
     """The workflow id an approval id belongs to (`WORKFLOW_ID:N`)."""
     workflow_id, sep, seq = approval_id.rpartition(":")
@@ -135,12 +140,20 @@ def workflow_of(approval_id: str) -> str:
 async def find_request(client: Client, approval_id: str) -> ApprovalRequest:
     """The pending request with this id, or RunError saying why there is none."""
     handle = client.get_workflow_handle(workflow_of(approval_id))
-    try:
-        waiting: list[ApprovalRequest] = await handle.query(
-            "pending_approvals", result_type=list[ApprovalRequest]
-        )
-    except (RPCError, WorkflowQueryFailedError) as err:
-        raise RunError(f"cannot read approvals of {handle.id}: {err}") from None
+    for attempt in range(QUERY_ATTEMPTS):
+        try:
+            waiting: list[ApprovalRequest] = await handle.query(
+                "pending_approvals", result_type=list[ApprovalRequest]
+            )
+            break
+        except RPCError as err:
+            # A query needs a worker; right after one died the server may give up on it
+            # before another picks the query up. That passes; anything else does not.
+            if err.status not in _TRANSIENT or attempt + 1 == QUERY_ATTEMPTS:
+                raise RunError(f"cannot read approvals of {handle.id}: {err}") from None
+            await asyncio.sleep(0.5 * (attempt + 1))
+        except WorkflowQueryFailedError as err:
+            raise RunError(f"cannot read approvals of {handle.id}: {err}") from None
     for request in waiting:
         if request.id == approval_id:
             return request
