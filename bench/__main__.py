@@ -11,7 +11,11 @@ only Steward and Temporal are timed:
 - the support playbook's cost on the shipped tickets routed by tier, against every call on
   the strongest tier (litellm's prices for gpt-4o-mini and gpt-4o, the fake's token counts);
 - replay time per 1,000 history events and trace building/rendering time, on the history
-  of a 100-step agent run.
+  of a 100-step agent run;
+- retrieval: ingest throughput, query latency at 1k, 10k and 50k chunks, and a search as
+  an activity against the same search called directly (`bench/retrieval.py`);
+- last, on a server of its own: the same small agent task as plain Python, as a Steward
+  run and on pydantic-ai's Temporal integration, side by side (`bench/overhead.py`).
 
 Each is measured on a persisted dev server (SQLite file, like the embedded one) with
 Steward's tuning and with the server's defaults, so the effect of the tuning is visible.
@@ -24,6 +28,7 @@ import asyncio
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -38,6 +43,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.llm import LLMActivities
+from bench import evals as eval_bench
+from bench import overhead as side_by_side
+from bench import retrieval as retrieval_bench
 from steward import devserver
 from steward import search_attributes as sa
 from steward.budget import next_call_exceeds
@@ -294,7 +302,16 @@ async def main() -> None:
         f"\ntuning: 1-step run {default['one'] / tuned['one']:.1f}x faster, "
         f"+1 step {default['step'] / max(tuned['step'], 1e-9):.1f}x faster than on defaults"
     )
+    await eval_bench.main(scratch)
+    for line in await retrieval_bench.measure():
+        print(line)
+    print(side_by_side.report(await side_by_side.measure()))
 
 
 if __name__ == "__main__":
     asyncio.run(main())
+    # Temporal's native runtime can abort the interpreter while it finalizes, after every
+    # figure is printed (like the CLI, exit without finalization once output is flushed).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
