@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import statistics
 import sys
@@ -244,6 +245,10 @@ async def history_costs(history: WorkflowHistory, rounds: int = 5) -> dict[str, 
 
 
 async def main() -> None:
+    # Only the figures: litellm and the SDK log every call and shutdown at INFO otherwise.
+    logging.basicConfig(level=logging.WARNING)
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "temporalio"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     fake = FakeModel()
     install_fake_model(fake)
     scratch = Path(tempfile.mkdtemp(prefix="steward-bench-"))

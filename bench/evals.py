@@ -42,6 +42,12 @@ def bench_config(scratch: Path) -> StewardConfig:
             "tiers": {name: [{"model": "fake/bench-eval"}] for name in base.tiers},
             "outbox": str(scratch / "outbox"),
             "retrieval": base.retrieval.model_dump() | {"store": str(scratch / "qdrant")},
+            # the runner is measured, not retrieval (its own section): draft ungrounded
+            "agents": {
+                name: agent.model_dump()
+                | {"collections": [], "tools": [t for t in agent.tools if t != "search_docs"]}
+                for name, agent in base.agents.items()
+            },
         }
     )
 

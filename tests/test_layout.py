@@ -61,3 +61,10 @@ def test_workflows_and_pure_core_touch_no_environment() -> None:
 def test_activities_never_import_workers() -> None:
     for path in (REPO / "activities").rglob("*.py"):
         assert all(m.split(".")[0] != "workers" for m, _ in imports(path)), path
+
+
+def test_the_benchmark_peer_is_never_a_runtime_dependency() -> None:
+    # pydantic-ai is installed only for `make bench` (its own lock), never by make install.
+    for package in ("steward", "workflows", "activities", "workers", "evals"):
+        for path in (REPO / package).rglob("*.py"):
+            assert all(m.split(".")[0] != "pydantic_ai" for m, _ in imports(path)), path
