@@ -130,6 +130,10 @@ class AgentConfig(_Section):
         default_factory=list, description="retrieval collections this agent may search"
     )
     tiers: dict[str, str] = Field(default_factory=dict)
+    model_tiers: list[str] = Field(
+        default_factory=list,
+        description="the model tiers this agent may use (none listed: every tier)",
+    )
     max_turns: int = Field(default=8, ge=1, le=100)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
 
@@ -464,11 +468,22 @@ class StewardConfig(_Section):
                         f"agents.{name}.collections: unknown collection {collection!r} "
                         f"(known: {sorted(self.retrieval.collections)})"
                     )
+            for tier in agent.model_tiers:
+                if tier not in self.tiers:
+                    raise ValueError(
+                        f"agents.{name}.model_tiers: unknown tier {tier!r} "
+                        f"(known: {sorted(self.tiers)})"
+                    )
             for role, tier in agent.tiers.items():
                 if tier not in self.tiers:
                     raise ValueError(
                         f"agents.{name}.tiers.{role}: unknown tier {tier!r} "
                         f"(known: {sorted(self.tiers)})"
+                    )
+                if agent.model_tiers and tier not in agent.model_tiers:
+                    raise ValueError(
+                        f"agents.{name}.tiers.{role}: tier {tier!r} is not among the "
+                        f"agent's model_tiers {agent.model_tiers}"
                     )
         return self
 
@@ -490,8 +505,13 @@ class StewardConfig(_Section):
             tiers=agent.tiers,
             collections=agent.collections,
             max_turns=agent.max_turns,
-            tier_order=list(self.tiers),
-            deployments={tier: [d.model for d in ds] for tier, ds in self.tiers.items()},
+            # Routing picks only among the tiers granted, cheapest to strongest as listed.
+            tier_order=[t for t in self.tiers if not agent.model_tiers or t in agent.model_tiers],
+            deployments={
+                tier: [d.model for d in ds]
+                for tier, ds in self.tiers.items()
+                if not agent.model_tiers or tier in agent.model_tiers
+            },
             budget=self._budget(agent.budget),
         )
 

@@ -172,3 +172,21 @@ def test_argument_schemas_make_small_grammars_for_the_local_model(tool: str) -> 
     schema = REGISTRY[tool].args_model.model_json_schema()
     assert "maxLength" not in json.dumps(schema)
     assert len(json_schema_to_gbnf(json.dumps(schema))) < 20_000
+
+
+def test_an_agent_sees_only_its_granted_model_tiers(tmp_path: Path) -> None:
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["agents"]["helpdesk"]["model_tiers"] = ["fast"]
+    path = tmp_path / "steward.yaml"
+    path.write_text(yaml.safe_dump(data))
+    profile = load_config(path).profile("helpdesk", default_specs())
+    assert profile.tier_order == ["fast"] and list(profile.deployments) == ["fast"]
+    # a step routed to a tier outside the grant is refused when the file loads
+    data["agents"]["helpdesk"]["tiers"] = {"plan": "strong"}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"tiers.plan: tier 'strong' is not among"):
+        load_config(path)
+    data["agents"]["helpdesk"]["model_tiers"] = ["gold"]
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"model_tiers: unknown tier 'gold'"):
+        load_config(path)

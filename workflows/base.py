@@ -149,6 +149,13 @@ class StewardRun(ApprovalHandlers):
 
     async def complete(self, request: LLMRequest) -> LLMResult:
         """Call the model within budget, falling back across the tier's deployments."""
+        if self.profile.tier_order and request.tier not in self.profile.tier_order:
+            raise ApplicationError(
+                f"tier {request.tier!r} is not granted to {self.profile.name!r} "
+                f"(granted: {', '.join(self.profile.tier_order)})",
+                type="NotGranted",
+                non_retryable=True,
+            )
         await self._within_budget()
         deployments = self.profile.deployments.get(request.tier) or [request.tier]
         for index, model in enumerate(deployments):

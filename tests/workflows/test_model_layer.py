@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 
 from steward import search_attributes as sa
 from steward.config import StewardConfig
-from steward.models import RunResult
+from steward.models import RunRequest, RunResult
 from steward.runs import decide, start_run
 from tests.support.fake_model import FakeModel, provider_error
 from tests.support.histories import history_id, record_history
@@ -130,3 +131,28 @@ async def test_a_refused_extension_stops_the_run(
     assert result.status == "budget_exceeded"
     assert "extending it was rejected" in result.answer
     assert len(fake_model.calls) == 1
+
+
+async def test_a_tier_outside_the_agents_grant_is_refused(
+    client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
+) -> None:
+    from activities.tools import default_specs
+
+    profile = config.profile("helpdesk", default_specs())
+    # Any Temporal client can send a profile; this one routes planning to a tier it lacks.
+    narrowed = profile.model_copy(
+        update={
+            "tier_order": ["fast"],
+            "deployments": {"fast": profile.deployments["fast"]},
+            "tiers": {"plan": "strong"},
+        }
+    )
+    request = RunRequest(input="hello", principal="dana", profile=narrowed)
+    async with running_workers(client, config, task_queue):
+        handle = await client.start_workflow(
+            "AgentWorkflow", request, id=f"tier-grant-{task_queue}", task_queue=task_queue
+        )
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+    assert "tier 'strong' is not granted to 'helpdesk' (granted: fast)" in str(failed.value.cause)
+    assert fake_model.calls == []  # no model was called
