@@ -224,28 +224,23 @@ class RetrievalActivities:
         part = chunks[batch.start : batch.start + batch.limit]
         vectors = self.embedder.embed([_embedded_text(c.heading, c.text) for c in part])
         activity.heartbeat(f"{ref.source}: embedded {batch.start + len(part)}/{len(chunks)}")
-        points = []
-        for chunk, vector in zip(part, vectors, strict=True):
-            ids, weights = keyword_vector(f"{chunk.heading}\n{chunk.text}")
-            points.append(
-                models.PointStruct(
-                    id=_point_id(ingest.root, ref.source, ref.sha256, chunk.position),
-                    vector={
-                        DENSE: vector,
-                        SPARSE: models.SparseVector(indices=ids, values=weights),
-                    },
-                    payload={
-                        "root": ingest.root,
-                        "source": ref.source,
-                        "heading": chunk.heading,
-                        "position": chunk.position,
-                        "sha256": ref.sha256,
-                        "tags": ingest.tags,
-                        "ingested_at": batch.ingested_at.isoformat(),
-                        "text": chunk.text,
-                    },
-                )
+        points = [
+            chunk_point(
+                _point_id(ingest.root, ref.source, ref.sha256, chunk.position),
+                vector,
+                {
+                    "root": ingest.root,
+                    "source": ref.source,
+                    "heading": chunk.heading,
+                    "position": chunk.position,
+                    "sha256": ref.sha256,
+                    "tags": ingest.tags,
+                    "ingested_at": batch.ingested_at.isoformat(),
+                    "text": chunk.text,
+                },
             )
+            for chunk, vector in zip(part, vectors, strict=True)
+        ]
         total = len(chunks)
         last = batch.start + len(part) >= total
         if batch.start == 0 and last:
@@ -268,8 +263,12 @@ class RetrievalActivities:
         ref: FileRef,
         points: list[models.PointStruct],
     ) -> None:
-        """Write a file's new version, then drop its older ones (a new file has none)."""
+        """Write a file's new version, then drop its older ones."""
         q.upsert(ingest.collection, points=points, wait=True)
+        self._drop_older(q, ingest, ref)
+
+    def _drop_older(self, q: QdrantClient, ingest: IngestRequest, ref: FileRef) -> None:
+        """Delete the file's chunks of other versions (a new file has none to look for)."""
         if ref.status != "new":
             this = models.FieldCondition(key="sha256", match=models.MatchValue(value=ref.sha256))
             q.delete(
@@ -298,12 +297,14 @@ class RetrievalActivities:
                     models.PointStruct(id=p.id, vector=p.vector or {}, payload=p.payload)
                     for p in staged
                 ]
-                self._replace(q, ingest, ref, moved)
+                q.upsert(ingest.collection, points=moved, wait=True)
                 q.delete(
                     staging,
                     points_selector=models.PointIdsList(points=[p.id for p in staged]),
                     wait=True,
                 )
+        # Once, after the whole new version is in (and again on a retry, harmlessly).
+        self._drop_older(q, ingest, ref)
 
     @activity.defn(name="discard_document")
     def discard_document(self, version: FileVersion) -> int:
@@ -499,6 +500,20 @@ class RetrievalActivities:
             return found
 
         return self.store.run(versions)
+
+
+def chunk_point(
+    point_id: str | int, dense: list[float], payload: dict[str, Any]
+) -> models.PointStruct:
+    """A stored chunk: its dense vector, the keyword vector of its heading and text, and
+    its payload (which holds at least `heading` and `text`).
+    """
+    ids, weights = keyword_vector(f"{payload['heading']}\n{payload['text']}")
+    return models.PointStruct(
+        id=point_id,
+        vector={DENSE: dense, SPARSE: models.SparseVector(indices=ids, values=weights)},
+        payload=payload,
+    )
 
 
 def staging_of(collection: str) -> str:

@@ -29,8 +29,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.embeddings import WordLlamaEmbedder, keyword_vector
-from activities.retrieval import DENSE, SPARSE, RetrievalActivities, VectorStore
+from activities.embeddings import WordLlamaEmbedder
+from activities.retrieval import RetrievalActivities, VectorStore, chunk_point
 from steward import devserver
 from steward import search_attributes as sa
 from steward.config import load_config
@@ -86,26 +86,20 @@ def fill(retrieval: RetrievalActivities, collection: str, count: int) -> None:
     for start in range(0, count, 1_000):
         texts = [synthetic_chunk(rng) for _ in range(min(1_000, count - start))]
         vectors = embedder.embed([text for _, text in texts])
-        points = []
-        for offset, ((topic, text), vector) in enumerate(zip(texts, vectors, strict=True)):
-            ids, weights = keyword_vector(text)
-            points.append(
-                models.PointStruct(
-                    id=start + offset,
-                    vector={
-                        DENSE: vector,
-                        SPARSE: models.SparseVector(indices=ids, values=weights),
-                    },
-                    payload={
-                        "source": f"{topic}.md",
-                        "heading": topic,
-                        "position": start + offset,
-                        "text": text,
-                        "ready": True,
-                        "tags": [],
-                    },
-                )
+        points = [
+            chunk_point(
+                start + offset,
+                vector,
+                {
+                    "source": f"{topic}.md",
+                    "heading": topic,
+                    "position": start + offset,
+                    "text": text,
+                    "tags": [],
+                },
             )
+            for offset, ((topic, text), vector) in enumerate(zip(texts, vectors, strict=True))
+        ]
         batch = points
 
         def store(q: QdrantClient, batch: list[models.PointStruct] = batch) -> None:

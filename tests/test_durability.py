@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from steward.client import connect
 from steward.config import StewardConfig
 from steward.models import RunResult
 from steward.runs import decide, start_run
+from tests.support.processes import ChildProcess
 from tests.support.stack import outbox_messages, wait_for_approval
 from tests.workflows.test_support import DRAFT, TICKET
 
@@ -56,7 +56,7 @@ async def server_client(
     yield await connect()
 
 
-class WorkerProcess:
+class WorkerProcess(ChildProcess):
     """Start, kill and restart `tests/support/worker_proc.py` against one server."""
 
     def __init__(self, tmp: Path, config: StewardConfig, queue: str, address: str) -> None:
@@ -69,7 +69,7 @@ class WorkerProcess:
         data["tools"]["send_email"]["timeout_seconds"] = 3  # a killed send is retried fast
         self.config_path.write_text(yaml.safe_dump(data))
         self.env = os.environ | {"TEMPORAL_ADDRESS": address, "PYTHONPATH": str(REPO)}
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__()
 
     def start(self, responses: list[str], *, send_delay: float = 0.0, **env: str) -> None:
         script = self.tmp / f"script-{len(responses)}-{send_delay}.json"
@@ -96,19 +96,6 @@ class WorkerProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
 
     def model_calls(self) -> int:
         return len(self.calls_log.read_text().splitlines()) if self.calls_log.exists() else 0

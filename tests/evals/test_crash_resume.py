@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,13 +28,14 @@ from steward.config import StewardConfig
 from steward.trace import build_trace
 from tests.evals.support import REPO, request_for
 from tests.support.fake_model import read_calls_log
+from tests.support.processes import ChildProcess
 from workflows.eval import EvalWorkflow
 
 TICKET = (REPO / "examples" / "tickets" / "late-delivery.txt").read_text()
 ANSWER = json.dumps({"category": "shipping", "urgency": "high"})  # also a usable draft
 
 
-class EvalWorkerProcess:
+class EvalWorkerProcess(ChildProcess):
     """Start and kill the eval worker process."""
 
     def __init__(self, tmp: Path, config: StewardConfig, queue: str, address: str) -> None:
@@ -47,7 +47,7 @@ class EvalWorkerProcess:
             yaml.safe_dump(config.model_dump(mode="json", exclude_none=True))
         )
         self.env = os.environ | {"TEMPORAL_ADDRESS": address, "PYTHONPATH": str(REPO)}
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__()
 
     def start(self, responses: list[str]) -> None:
         script = self.tmp / f"script-{len(responses)}.json"
@@ -66,19 +66,6 @@ class EvalWorkerProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
 
 
 @pytest.fixture

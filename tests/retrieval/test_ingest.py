@@ -171,6 +171,16 @@ async def test_bad_files_are_reported_and_the_rest_is_ingested_whole(
     assert len(points(failing, "docs", source="good.md")) == 1
     failing.store.close()
 
+    # the same edit without the fault: staged over two batches, published, v1 dropped
+    healthy = retrieval_at(store, chunk_tokens=32)
+    third = await run_ingest(client, config, task_queue, healthy, folder)
+    assert third.files_ingested == 1 and third.chunks == 101
+    after = points(healthy, "docs", source="long.md")
+    assert len(after) == 101 and {p["sha256"] for p in after} != {v1[0]["sha256"]}
+    assert len({p["sha256"] for p in after}) == 1
+    assert points(healthy, "docs.STAGING") == []
+    healthy.store.close()
+
 
 async def test_another_embedding_model_is_refused(
     client: Client, config: StewardConfig, task_queue: str, tmp_path: Path
