@@ -11,7 +11,19 @@ from typing import Annotated
 
 import typer
 
-from steward.cli import approvals, costs, demo, dev, history, ingest, models, runs, trace, worker
+from steward.cli import (
+    approvals,
+    costs,
+    demo,
+    dev,
+    history,
+    ingest,
+    models,
+    runs,
+    schedules,
+    trace,
+    worker,
+)
 from steward.cli.eval import eval_command
 from steward.client import ENVIRONMENT_VARIABLE
 
@@ -56,6 +68,7 @@ app.command("trace")(trace.trace_command)
 app.command("replay")(history.replay_command)
 app.command("eval")(eval_command)
 app.add_typer(history.app, name="history")
+app.add_typer(schedules.app, name="schedule")
 
 
 def main() -> None:
