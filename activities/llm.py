@@ -34,6 +34,7 @@ from litellm.types.utils import Choices, ModelResponse
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.blobs import Offloader
 from activities.local_model import PROVIDER_LOCAL
 from steward.config import Deployment
 from steward.models import LLMRequest, LLMResult, Usage
@@ -105,13 +106,18 @@ class LLMActivities:
     """Model calls for workflows: tier names in, LLMResults out."""
 
     def __init__(
-        self, tiers: Mapping[str, Sequence[Deployment]], *, allow_paid: bool = True
+        self,
+        tiers: Mapping[str, Sequence[Deployment]],
+        *,
+        allow_paid: bool = True,
+        blobs: Offloader | None = None,
     ) -> None:
         empty = sorted(name for name, deployments in tiers.items() if not deployments)
         if empty:
             raise ValueError(f"tiers {empty}: list at least one deployment for each tier")
         self._tiers = {name: tuple(deployments) for name, deployments in tiers.items()}
         self._allow_paid = allow_paid
+        self._blobs = blobs
 
     @activity.defn(name="complete")
     async def complete(self, request: LLMRequest) -> LLMResult:
@@ -120,7 +126,7 @@ class LLMActivities:
         api_key = _api_key(deployment, request.tier)
         call: dict[str, Any] = {
             "model": deployment.model,
-            "messages": [message.model_dump() for message in request.messages],
+            "messages": await self._messages(request),
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
             "num_retries": 0,
@@ -151,7 +157,28 @@ class LLMActivities:
                 type="ModelBadResponse",
                 non_retryable=True,
             )
-        return _result(response, deployment, request, latency_ms)
+        result = _result(response, deployment, request, latency_ms)
+        if self._blobs is None:
+            return result
+        # Store what is large (the model's answer, and messages sent in full) once, so the
+        # workflow resends a reference instead of the text on every later turn.
+        stored = await self._blobs.store_reused(request.messages, request.reused)
+        text_blob = (
+            await self._blobs.put_text(result.text) if self._blobs.large(result.text) else None
+        )
+        return result.model_copy(update={"stored": stored, "text_blob": text_blob})
+
+    async def _messages(self, request: LLMRequest) -> list[dict[str, Any]]:
+        """The messages as the model gets them, with stored text read back in."""
+        if self._blobs is not None:
+            return await self._blobs.messages(request.messages)
+        if any(message.blob is not None for message in request.messages):
+            raise ApplicationError(
+                "the request refers to stored text, but this worker has no blob store",
+                type="BlobMissing",
+                non_retryable=True,
+            )
+        return [{"role": m.role, "content": m.content} for m in request.messages]
 
     def _deployment(self, tier: str, index: int) -> Deployment:
         deployments = self._tiers.get(tier)

@@ -14,6 +14,8 @@ only Steward and Temporal are timed:
   of a 100-step agent run;
 - retrieval: ingest throughput, query latency at 1k, 10k and 50k chunks, and a search as
   an activity against the same search called directly (`bench/retrieval.py`);
+- a handoff to a specialist (a child workflow) against a direct tool call by the same
+  parent agent, interleaved (`bench/handoffs.py`);
 - last, on a server of its own: the same small agent task as plain Python, as a Steward
   run and on pydantic-ai's Temporal integration, side by side (`bench/overhead.py`).
 
@@ -45,6 +47,8 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.llm import LLMActivities
 from bench import evals as eval_bench
+from bench import handoffs as handoff_bench
+from bench import long_runs as long_runs_bench
 from bench import overhead as side_by_side
 from bench import retrieval as retrieval_bench
 from steward import devserver
@@ -309,6 +313,10 @@ async def main() -> None:
     )
     await eval_bench.main(scratch)
     for line in await retrieval_bench.measure():
+        print(line)
+    for line in await handoff_bench.measure():  # installs its own fake model
+        print(line)
+    for line in await long_runs_bench.measure(fake):
         print(line)
     print(side_by_side.report(await side_by_side.measure()))
 

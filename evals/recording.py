@@ -44,7 +44,20 @@ def case_from_history(history: WorkflowHistory) -> SuiteCase:
     if not history.events or kind(history.events[0]) != "WORKFLOW_EXECUTION_STARTED":
         raise SuiteError(f"{history.workflow_id}: the history does not start with the run")
     started = history.events[0].workflow_execution_started_event_attributes
-    request = typed(RunRequest, first(started.input))
+    given = first(started.input)
+    if kind(history.events[-1]) == "WORKFLOW_EXECUTION_CONTINUED_AS_NEW" or (
+        isinstance(given, dict) and given.get("resume")
+    ):
+        raise SuiteError(
+            f"{history.workflow_id}: this run is one of a chain that continued as new; a "
+            "case re-runs one whole run, so record a run that ended in one history"
+        )
+    if any(kind(event) == "START_CHILD_WORKFLOW_EXECUTION_INITIATED" for event in history.events):
+        raise SuiteError(
+            f"{history.workflow_id}: this run handed work to specialists, whose answers are in "
+            "their own histories; a case re-runs one history, so record a run without handoffs"
+        )
+    request = typed(RunRequest, given)
     if request is None:
         raise SuiteError(
             f"{history.workflow_id} is a {started.workflow_type.name}, not a playbook or "

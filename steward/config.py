@@ -32,19 +32,37 @@ from pydantic import (
     model_validator,
 )
 
+from steward.blobs import OFFLOAD_BYTES
 from steward.models import (
+    DEFAULT_CONTEXT_CHARS,
+    MAX_TURNS,
     MAX_WAIT_SECONDS,
     AgentProfile,
     ApprovalRule,
     Budget,
+    ContinueAfter,
     Escalation,
     RiskClass,
     ToolSpec,
     problems,
 )
+from steward.questions import ASK_HUMAN
 from steward.retrieval import COLLECTION_NAME, SEARCH_DOCS, WORDLLAMA
 
 DEFAULT_CONFIG_PATHS = (Path("steward.yaml"), Path("examples/steward.yaml"))
+
+ASK_HUMAN_SPEC = ToolSpec(
+    name=ASK_HUMAN,
+    description=(
+        "Ask the person who started this run a question and wait for their reply "
+        "(question, optional timeout_seconds); use it when the request is unclear."
+    ),
+    risk=RiskClass.READ,
+    side_effects=False,
+)
+"""ask_human has no activity, so no registry entry: the workflow asks, durably. It only
+reads from a human, so it is allowed by default; `tools.ask_human` can still override it.
+"""
 DEFAULT_NAMESPACE = "default"
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -134,8 +152,25 @@ class AgentConfig(_Section):
         default_factory=list,
         description="the model tiers this agent may use (none listed: every tier)",
     )
-    max_turns: int = Field(default=8, ge=1, le=100)
+    max_turns: int = Field(default=8, ge=1, le=MAX_TURNS)
+    context_chars: int = Field(
+        default=DEFAULT_CONTEXT_CHARS,
+        ge=1_000,
+        le=10_000_000,
+        description="most characters of conversation sent to the model each turn",
+    )
+    continue_after: ContinueAfter = Field(
+        default_factory=lambda: ContinueAfter(),
+        description="events/bytes of history after which a long agent run continues as new",
+    )
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    specialists: list[str] = Field(
+        default_factory=list,
+        description="other agents this one may hand work to, each as a child workflow",
+    )
+    max_parallel: int = Field(
+        default=2, ge=1, le=16, description="how many specialists one handoff runs at once"
+    )
 
 
 class NotifyConfig(_Section):
@@ -348,6 +383,34 @@ class RetrievalConfig(_Section):
         return value
 
 
+class S3BlobConfig(_Section):
+    """An S3-compatible bucket for blobs. Credentials come from the workers' environment
+    (the AWS variables or files boto3 reads), never from this file.
+    """
+
+    bucket: str = Field(min_length=3, max_length=63)
+    prefix: str = Field(default="steward/blobs/", description="key prefix inside the bucket")
+    endpoint_url: str | None = Field(
+        default=None, description="for a store other than AWS (MinIO, Ceph, R2...)"
+    )
+    region: str | None = None
+
+
+class BlobConfig(_Section):
+    """Where large text lives instead of history, and from what size."""
+
+    path: str = Field(
+        default=".steward/blobs", min_length=1, description="local directory (the default)"
+    )
+    threshold_bytes: int | None = Field(
+        default=OFFLOAD_BYTES,
+        ge=1024,
+        le=1_000_000,
+        description="text over this many bytes is stored by content address; null: never",
+    )
+    s3: S3BlobConfig | None = Field(default=None, description="store blobs here instead of path")
+
+
 class EnvironmentConfig(_Section):
     """One environment: the Temporal namespace it runs in and what differs there.
 
@@ -389,6 +452,7 @@ class StewardConfig(_Section):
         description="approver -> name of the privileged worker's variable holding their key",
     )
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    blobs: BlobConfig = Field(default_factory=BlobConfig)
     environments: dict[str, EnvironmentConfig] = Field(
         default_factory=dict, description="environment name -> namespace and overrides"
     )
@@ -485,7 +549,44 @@ class StewardConfig(_Section):
                         f"agents.{name}.tiers.{role}: tier {tier!r} is not among the "
                         f"agent's model_tiers {agent.model_tiers}"
                     )
+        self._specialists_resolve()
         return self
+
+    def _specialists_resolve(self) -> None:
+        """Every specialist is another agent, and no chain of handoffs leads back."""
+        for name, agent in self.agents.items():
+            if agent.specialists and agent.kind != "agent":
+                raise ValueError(
+                    f"agents.{name}.specialists: only agents hand off; {name!r} is a playbook"
+                )
+            for specialist in agent.specialists:
+                where = f"agents.{name}.specialists"
+                if specialist == name:
+                    raise ValueError(f"{where}: {name!r} cannot be its own specialist")
+                other = self.agents.get(specialist)
+                if other is None:
+                    agents = sorted(a for a, c in self.agents.items() if c.kind == "agent")
+                    raise ValueError(f"{where}: unknown agent {specialist!r} (agents: {agents})")
+                if other.kind != "agent":
+                    raise ValueError(
+                        f"{where}: {specialist!r} is a playbook; a specialist must be an agent"
+                    )
+        for name in self.agents:
+            cycle = self._handoff_cycle(name, [name])
+            if cycle is not None:
+                raise ValueError(
+                    f"agents.{name}.specialists: handoffs go round in a cycle "
+                    f"({' -> '.join(cycle)})"
+                )
+
+    def _handoff_cycle(self, name: str, path: list[str]) -> list[str] | None:
+        for specialist in self.agents[name].specialists:
+            if specialist in path:
+                return [*path, specialist]
+            found = self._handoff_cycle(specialist, [*path, specialist])
+            if found is not None:
+                return found
+        return None
 
     def profile(self, name: str, registry: Mapping[str, ToolSpec]) -> AgentProfile:
         """Resolve an agent's profile: its tools as full specs, approver groups expanded."""
@@ -505,6 +606,8 @@ class StewardConfig(_Section):
             tiers=agent.tiers,
             collections=agent.collections,
             max_turns=agent.max_turns,
+            context_chars=agent.context_chars,
+            continue_after=agent.continue_after,
             # Routing picks only among the tiers granted, cheapest to strongest as listed.
             tier_order=[t for t in self.tiers if not agent.model_tiers or t in agent.model_tiers],
             deployments={
@@ -513,6 +616,9 @@ class StewardConfig(_Section):
                 if not agent.model_tiers or tier in agent.model_tiers
             },
             budget=self._budget(agent.budget),
+            # Resolved now, so each specialist's grants are fixed when the parent starts.
+            specialists=[self.profile(specialist, registry) for specialist in agent.specialists],
+            max_parallel=agent.max_parallel,
         )
 
     def _mcp_spec(self, agent: str, tool: str) -> ToolSpec:
@@ -575,10 +681,11 @@ class StewardConfig(_Section):
         )
 
     def _tool_spec(self, agent: str, tool: str, registry: Mapping[str, ToolSpec]) -> ToolSpec:
-        base = registry.get(tool)
+        base = registry.get(tool) or (ASK_HUMAN_SPEC if tool == ASK_HUMAN else None)
         if base is None:
             raise ConfigError(
-                f"agents.{agent}.tools: unknown tool {tool!r} (available: {sorted(registry)})"
+                f"agents.{agent}.tools: unknown tool {tool!r} "
+                f"(available: {sorted([*registry, ASK_HUMAN])})"
             )
         override = self.tools.get(tool, ToolConfig())
         if tool == SEARCH_DOCS:

@@ -103,7 +103,9 @@ def runs_query(since: datetime, target: str | None = None) -> str:
 
     Every run Steward starts carries StewardTarget, so `IS NOT NULL` tells Steward runs from
     any other workflow in the namespace. A run that continued as new is left out: the run
-    it continued into is listed in its place. No ORDER BY: the dev server's SQLite
+    it continued into is listed in its place. So is a specialist's run started by a
+    handoff (a child workflow): its spend is rolled up in its parent's ledger, and
+    counting it again would count it twice. No ORDER BY: the dev server's SQLite
     visibility refuses it.
     """
     if since.tzinfo is None:
@@ -111,7 +113,7 @@ def runs_query(since: datetime, target: str | None = None) -> str:
     stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     query = (
         f"StartTime > '{stamp}' AND {sa.TARGET.name} IS NOT NULL"
-        " AND ExecutionStatus != 'ContinuedAsNew'"
+        " AND ExecutionStatus != 'ContinuedAsNew' AND ParentWorkflowId IS NULL"
     )
     if target is not None:
         query += f" AND {sa.TARGET.name} = '{checked_target(target)}'"

@@ -24,6 +24,9 @@ from pydantic import (
     model_validator,
 )
 
+from steward.blobs import BlobRef
+from steward.questions import Question
+
 MAX_WAIT_SECONDS = 366 * 86400
 """Longest approval deadline: a year. Much more overflows the date a deadline falls on."""
 
@@ -78,6 +81,15 @@ class Message(Strict):
 
     role: Literal["system", "user", "assistant", "tool"]
     content: str
+    blob: BlobRef | None = Field(
+        default=None,
+        description="the rest of the message, stored by content address: the model sees "
+        "`content` followed by the blob's text",
+    )
+
+    def chars(self) -> int:
+        """Size of the message as the model will see it (a stored blob counts in full)."""
+        return len(self.content) + (self.blob.size if self.blob is not None else 0)
 
 
 class LLMRequest(Strict):
@@ -93,6 +105,11 @@ class LLMRequest(Strict):
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     deployment: int = Field(default=0, ge=0, description="index in the tier's deployments")
     rule: str = Field(default="", description="the routing rule that chose the tier")
+    reused: list[int] = Field(
+        default_factory=list,
+        description="messages (by index) the caller will send again: stored when over 1 KB, "
+        "so later requests carry their reference",
+    )
 
 
 class Usage(Strict):
@@ -114,6 +131,13 @@ class LLMResult(Strict):
     attempt: int
     finish_reason: str | None = None
     deployment: int = 0
+    stored: dict[int, BlobRef] = Field(
+        default_factory=dict,
+        description="request messages (by index) the activity stored as blobs; resend the refs",
+    )
+    text_blob: BlobRef | None = Field(
+        default=None, description="`text`, stored as a blob because it is large"
+    )
 
 
 class ModelCallRecord(Strict):
@@ -375,6 +399,9 @@ class ToolResult(Strict):
     ok: bool
     output: str
     citations: list[Citation] = Field(default_factory=list)
+    output_blob: BlobRef | None = Field(
+        default=None, description="the whole output when it was too large for history"
+    )
 
 
 # --- approvals -----------------------------------------------------------------------
@@ -506,7 +533,9 @@ class Ledger(Strict):
         default_factory=list, description="prompt tokens of each call, in order: context growth"
     )
     tool_seconds: float = 0.0
-    review_seconds: float = Field(default=0.0, description="time spent waiting for approvals")
+    review_seconds: float = Field(
+        default=0.0, description="time spent waiting for approvals and answers to questions"
+    )
     budget_extensions: int = 0
 
     @property
@@ -532,6 +561,45 @@ class Ledger(Strict):
             self.fallback_cost_usd += cost
         self.context_tokens.append(result.usage.input_tokens)
 
+    def absorb(self, other: Ledger) -> None:
+        """Add what another run spent (a specialist's, on a handoff) to this ledger.
+
+        Budget extensions stay with the run that was granted them.
+        """
+        self.model_calls += other.model_calls
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cost_usd += other.cost_usd
+        self.unpriced_calls += other.unpriced_calls
+        for name, spend in other.by_tier.items():
+            tier = self.by_tier.setdefault(name, TierSpend())
+            tier.calls += spend.calls
+            tier.input_tokens += spend.input_tokens
+            tier.output_tokens += spend.output_tokens
+            tier.cost_usd += spend.cost_usd
+            tier.unpriced_calls += spend.unpriced_calls
+        self.retries += other.retries
+        self.fallbacks += other.fallbacks
+        self.fallback_cost_usd += other.fallback_cost_usd
+        self.context_tokens.extend(other.context_tokens)
+        self.tool_seconds += other.tool_seconds
+        self.review_seconds += other.review_seconds
+
+
+MAX_TURNS = 100_000
+DEFAULT_CONTEXT_CHARS = 200_000
+
+
+class ContinueAfter(Strict):
+    """How long one run's history may grow before the agent continues as new.
+
+    Temporal warns at 10,240 events or 10 MB and stops a run at 51,200 or 50 MB; the
+    defaults continue well before the warning (as does the server's own suggestion).
+    """
+
+    events: int = Field(default=4_000, ge=30, le=40_000)
+    bytes: int = Field(default=4_000_000, ge=50_000, le=40_000_000)
+
 
 class AgentProfile(Strict):
     """An agent or playbook as configured in steward.yaml, resolved when the run starts.
@@ -551,7 +619,14 @@ class AgentProfile(Strict):
     collections: list[str] = Field(
         default_factory=list, description="retrieval collections the agent may search"
     )
-    max_turns: int = Field(default=8, ge=1, le=100)
+    max_turns: int = Field(default=8, ge=1, le=MAX_TURNS)
+    context_chars: int = Field(
+        default=DEFAULT_CONTEXT_CHARS,
+        ge=1_000,
+        le=10_000_000,
+        description="most characters of conversation sent to the model each turn",
+    )
+    continue_after: ContinueAfter = Field(default_factory=lambda: ContinueAfter())
     tier_order: list[str] = Field(
         default_factory=list, description="tier names from cheapest to strongest"
     )
@@ -559,6 +634,12 @@ class AgentProfile(Strict):
         default_factory=dict, description="tier -> its deployments' model names, in order"
     )
     budget: Budget = Field(default_factory=Budget)
+    specialists: list[AgentProfile] = Field(
+        default_factory=list, description="agents this one may hand work to, each resolved"
+    )
+    max_parallel: int = Field(
+        default=2, ge=1, le=16, description="specialists one handoff runs at once"
+    )
 
 
 class RunRequest(Strict):
@@ -596,6 +677,9 @@ class ActionRecord(Strict):
     outcome: Literal["done", "rejected", "timed_out", "denied", "failed"]
     output: str = ""
     citations: list[Citation] = Field(default_factory=list)
+    output_blob: BlobRef | None = Field(
+        default=None, description="the whole output, stored by content address"
+    )
 
 
 class RunResult(Strict):
@@ -621,6 +705,9 @@ class RunProgress(Strict):
     pending: list[ApprovalRequest]
     refused: list[RefusedDecision]
     model_calls: list[ModelCallRecord]
+    questions: list[Question] = Field(
+        default_factory=list, description="questions waiting for a human's reply"
+    )
     ledger: Ledger = Field(default_factory=Ledger)
 
 

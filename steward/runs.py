@@ -1,4 +1,4 @@
-"""Client-side operations on runs: start one, list waiting approvals, decide one.
+"""Client-side operations on runs: start one, list what waits for a human, decide, reply.
 
 Shared by the CLI, the demo and the tests so that each goes through exactly the same
 checks. Bad input is refused here, before a workflow starts; the workflow checks again,
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import ValidationError
 from temporalio.client import (
@@ -32,7 +32,9 @@ from steward.models import (
     DecisionReceipt,
     RunRequest,
     RunResult,
+    problems,
 )
+from steward.questions import Answer, Question, Reply
 from steward.tickets import parse_ticket
 
 PLAYBOOKS = {"support-reply": "SupportReplyWorkflow"}
@@ -137,23 +139,32 @@ def workflow_of(approval_id: str) -> str:
     return workflow_id
 
 
-async def find_request(client: Client, approval_id: str) -> ApprovalRequest:
-    """The pending request with this id, or RunError saying why there is none."""
-    handle = client.get_workflow_handle(workflow_of(approval_id))
+T = TypeVar("T")
+
+
+async def _query(
+    handle: WorkflowHandle[Any, Any], query: str, result_type: type[T], what: str
+) -> T:
+    """A query's answer, retried while the server has no worker for it yet; else RunError."""
     for attempt in range(QUERY_ATTEMPTS):
         try:
-            waiting: list[ApprovalRequest] = await handle.query(
-                "pending_approvals", result_type=list[ApprovalRequest]
-            )
-            break
+            answer: T = await handle.query(query, result_type=result_type)
+            return answer
         except RPCError as err:
             # A query needs a worker; right after one died the server may give up on it
             # before another picks the query up. That passes; anything else does not.
             if err.status not in _TRANSIENT or attempt + 1 == QUERY_ATTEMPTS:
-                raise RunError(f"cannot read approvals of {handle.id}: {err}") from None
+                raise RunError(f"cannot read {what} of {handle.id}: {err}") from None
             await asyncio.sleep(0.5 * (attempt + 1))
         except WorkflowQueryFailedError as err:
-            raise RunError(f"cannot read approvals of {handle.id}: {err}") from None
+            raise RunError(f"cannot read {what} of {handle.id}: {err}") from None
+    raise AssertionError("the last attempt returns or raises")
+
+
+async def find_request(client: Client, approval_id: str) -> ApprovalRequest:
+    """The pending request with this id, or RunError saying why there is none."""
+    handle = client.get_workflow_handle(workflow_of(approval_id))
+    waiting = await _query(handle, "pending_approvals", list[ApprovalRequest], "approvals")
     for request in waiting:
         if request.id == approval_id:
             return request
@@ -192,3 +203,60 @@ async def decide(
         cause = err.cause
         raise RunError(f"refused: {getattr(cause, 'message', None) or cause}") from None
     return request, receipt
+
+
+async def open_questions(client: Client) -> list[Question]:
+    """Questions waiting for a reply across all runs, found by search attribute."""
+    waiting: list[Question] = []
+    async for execution in client.list_workflows(sa.QUESTIONS_QUERY):
+        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        waiting.extend(await handle.query("open_questions", result_type=list[Question]))
+    return sorted(waiting, key=lambda question: question.asked_at)
+
+
+async def find_question(client: Client, workflow_id: str, question_id: str | None) -> Question:
+    """The run's open question with this id, or its only one; else RunError saying why."""
+    handle = client.get_workflow_handle(workflow_id)
+    waiting = await _query(handle, "open_questions", list[Question], "questions")
+    if question_id is not None:
+        for question in waiting:
+            if question.id == question_id:
+                return question
+        raise RunError(f"no open question with id {question_id!r} in {workflow_id}")
+    if not waiting:
+        raise RunError(f"{workflow_id} has no open question")
+    if len(waiting) > 1:
+        ids = ", ".join(question.id for question in waiting)
+        raise RunError(
+            f"{workflow_id} has {len(waiting)} open questions ({ids}): name one with --question"
+        )
+    return waiting[0]
+
+
+async def reply(
+    client: Client,
+    workflow_id: str,
+    text: str,
+    sender: str,
+    question_id: str | None = None,
+    *,
+    via: Literal["update", "signal"] = "update",
+) -> tuple[Question, Answer | None]:
+    """Answer a run's open question. By update the workflow answers at once (RunError if
+    refused); by signal a refusal only shows in the run's `refused_replies`.
+    """
+    question = await find_question(client, workflow_id, question_id)
+    try:
+        message = Reply(question_id=question.id, text=text, sender=sender)
+    except ValidationError as err:
+        raise RunError(f"bad reply: {problems(err, 'reply')}") from None
+    handle = client.get_workflow_handle(workflow_id)
+    if via == "signal":
+        await handle.signal("reply", message)
+        return question, None
+    try:
+        answer = await handle.execute_update("reply", message, result_type=Answer)
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        raise RunError(f"refused: {getattr(cause, 'message', None) or cause}") from None
+    return question, answer

@@ -98,5 +98,6 @@ def config(tmp_path: Path) -> StewardConfig:
             "tiers": {name: [{"model": "fake/queued"}] for name in base.tiers},
             "outbox": str(tmp_path / "outbox"),
             "retrieval": base.retrieval.model_dump() | {"store": str(tmp_path / "qdrant")},
+            "blobs": base.blobs.model_dump() | {"path": str(tmp_path / "blobs")},
         }
     )

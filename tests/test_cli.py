@@ -34,6 +34,7 @@ runner = CliRunner()
         (["pending"], "List approvals waiting"),
         (["approve"], "Approve one waiting action"),
         (["reject"], "Reject one waiting action"),
+        (["reply"], "Reply to a question a run is waiting on"),
         (["dev"], "up"),
         (["worker"], "Run workers until Ctrl-C"),
         (["demo"], "end to end"),

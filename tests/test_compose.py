@@ -145,6 +145,17 @@ def problems(config: dict[str, Any], declared: dict[str, Any]) -> list[str]:
             "service_completed_successfully"
         ):
             found.append(f"{name}: starts before the search attributes are registered")
+    # Either worker may store a blob the other reads (a tool output, a model message).
+    blob_volumes = [
+        {
+            mount.get("source")
+            for mount in services.get(name, {}).get("volumes") or []
+            if mount.get("target") == "/app/.steward/blobs"
+        }
+        for name in ("worker", "worker-privileged")
+    ]
+    if not blob_volumes[0] or blob_volumes[0] != blob_volumes[1]:
+        found.append(f"the workers do not share one blobs volume: {blob_volumes}")
     for name, role in (("worker", "default"), ("worker-privileged", "privileged")):
         command = services.get(name, {}).get("command") or []
         if command[:3] != ["worker", "--role", role]:
@@ -234,6 +245,11 @@ def test_compose_requires_the_tool_credentials_file(project: Path) -> None:
             '["worker", "--role", "all"]',
         ),
         ("a missing service", "  temporal-ui:\n", "  temporal-web:\n"),
+        (
+            "a privileged worker with blobs of its own",
+            "      - blobs:/app/.steward/blobs\n      - outbox",
+            "      - outbox",
+        ),
     ],
 )
 def test_checks_catch_a_valid_but_wrong_copy(

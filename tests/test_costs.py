@@ -209,7 +209,7 @@ def test_query_selects_steward_runs_after_a_utc_instant() -> None:
     since = datetime(2025, 3, 4, 13, 0, tzinfo=timezone(timedelta(hours=1)))
     assert runs_query(since) == (
         "StartTime > '2025-03-04T12:00:00.000000Z' AND StewardTarget IS NOT NULL"
-        " AND ExecutionStatus != 'ContinuedAsNew'"
+        " AND ExecutionStatus != 'ContinuedAsNew' AND ParentWorkflowId IS NULL"
     )
     assert runs_query(since, "helpdesk").endswith(" AND StewardTarget = 'helpdesk'")
     with pytest.raises(ValueError, match="playbook or agent name"):

@@ -14,8 +14,22 @@ PURE_CORE = [
     "tickets.py",
     "queues.py",
     "search_attributes.py",
+    "questions.py",
+    "blobs.py",
+    "conversation.py",
+    "handoffs.py",
 ]
-FORBIDDEN = {"litellm", "qdrant_client", "llama_cpp", "httpx", "requests", "socket", "subprocess"}
+FORBIDDEN = {
+    "litellm",
+    "qdrant_client",
+    "llama_cpp",
+    "httpx",
+    "requests",
+    "socket",
+    "subprocess",
+    "boto3",
+    "botocore",
+}
 
 
 def imports(path: Path) -> list[tuple[str, bool]]:

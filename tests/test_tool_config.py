@@ -31,12 +31,14 @@ def load(tmp_path: Path, text: str) -> StewardConfig:
 def test_example_grants_and_specs() -> None:
     config = load_config(EXAMPLE)
     helpdesk = {tool.name: tool for tool in config.profile("helpdesk", default_specs()).tools}
-    assert set(helpdesk) == {"send_email", "write_file", "http_get", "search_docs"}
+    assert set(helpdesk) == {"send_email", "write_file", "http_get", "search_docs", "ask_human"}
     assert "one of ['handbook']" in helpdesk["search_docs"].description
     assert helpdesk["write_file"].risk == RiskClass.WRITE
     assert helpdesk["write_file"].scopes == ["files:write"]
     assert helpdesk["write_file"].approval is not None  # risk write needs approvers
     assert helpdesk["http_get"].risk == RiskClass.READ and not helpdesk["http_get"].privileged
+    # ask_human has no registry entry: config knows it; it only reads from a person
+    assert helpdesk["ask_human"].risk == RiskClass.READ and not helpdesk["ask_human"].side_effects
     publish = default_specs()["publish_file"]
     assert publish.risk == RiskClass.PUBLISH and publish.privileged
     assert publish.scopes == ["files:publish"]

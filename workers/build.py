@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.approvals import ApprovalKeys
+from activities.blobs import Offloader, make_offloader
 from activities.embeddings import make_embedder
 from activities.llm import PROVIDER_LOCAL, LLMActivities
 from activities.retrieval import RetrievalActivities, VectorStore
@@ -75,7 +76,8 @@ class Activities:
     """The activity objects a worker serves; tests swap in their own.
 
     `files`, `http` and `retrieval` may be None: a worker built without them serves no
-    such tools (and, without retrieval, no ingest or search).
+    such tools (and, without retrieval, no ingest or search). With `blobs`, every tool's
+    large output is stored by content address instead of returned into history.
     """
 
     llm: Any
@@ -86,6 +88,7 @@ class Activities:
     approvals: Any = None
     retrieval: Any = None
     evals: Any = None
+    blobs: Offloader | None = None
     privileged_tools: frozenset[str] = field(default_factory=_privileged_by_default)
 
 
@@ -116,8 +119,10 @@ def default_activities(config: StewardConfig, *, allow_paid: bool | None = None)
         from activities.local_model import register_local_model
 
         register_local_model()
+    blobs = make_offloader(config.blobs)
     return Activities(
-        llm=LLMActivities(config.tiers, allow_paid=allow_paid),
+        llm=LLMActivities(config.tiers, allow_paid=allow_paid, blobs=blobs),
+        blobs=blobs,
         outbox=OutboxActivities(
             Path(config.outbox),
             config.sender,
@@ -213,6 +218,9 @@ def tool_activities(activities: Activities) -> dict[str, Callable[..., Any]]:
         found["http_get"] = activities.http.http_get
     if activities.retrieval is not None:
         found[SEARCH_DOCS] = activities.retrieval.search_docs
+    if activities.blobs is not None:
+        offload = activities.blobs.tool_activity
+        found = {name: offload(tool) for name, tool in found.items()}
     return found
 
 
@@ -288,5 +296,8 @@ def _mcp(activities: Activities, *, describe: bool) -> list[Callable[..., Any]]:
     """
     if activities.mcp is None:
         return []
-    calls: list[Callable[..., Any]] = [activities.mcp.call_mcp_tool]
+    call = activities.mcp.call_mcp_tool
+    calls: list[Callable[..., Any]] = [
+        activities.blobs.tool_activity(call) if activities.blobs else call
+    ]
     return [activities.mcp.describe_mcp_tools, *calls] if describe else calls

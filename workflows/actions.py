@@ -4,7 +4,11 @@ Shared by the playbooks and the agent loop so every tool call, wherever it comes
 passes the same gate. The tool is looked up in the typed registry; the model's arguments
 are validated against the tool's schema before the policy sees them; the policy decides;
 an approval is awaited when it says so; only then does the tool's activity run, on the
-privileged queue when the tool is privileged.
+privileged queue when the tool is privileged. A `handoff` is not a tool: its arguments are
+checked against the specialists granted, then `workflows.handoffs` runs each task as a
+child workflow whose own tool calls pass this same gate under the specialist's grants.
+`ask_human` has no activity either: once granted and allowed, the run asks its principal
+and waits, durably, for the reply.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from datetime import timedelta
 from pydantic import ValidationError
 from temporalio import workflow
 
-from steward import policy, queues
+from steward import handoffs, policy, queues
 from steward.models import (
     ActionRecord,
     AgentProfile,
@@ -25,7 +29,9 @@ from steward.models import (
     idempotency_key,
     problems,
 )
+from steward.questions import ASK_HUMAN, AskHumanArgs
 from workflows.base import StewardRun
+from workflows.handoffs import hand_off
 from workflows.options import TOOL_CALL_RETRY
 
 with workflow.unsafe.imports_passed_through():
@@ -40,6 +46,7 @@ class ToolActions:
     def __init__(self, run: StewardRun) -> None:
         self.run = run
         self.records: list[ActionRecord] = []
+        self.handoffs: list[handoffs.HandoffResult] = []
         self._calls_by_tool: dict[str, int] = {}
 
     @property
@@ -57,6 +64,10 @@ class ToolActions:
         return record
 
     async def _act(self, call: ToolCall) -> ActionRecord:
+        if call.tool == ASK_HUMAN:
+            return await self._ask_human(call)
+        if call.tool == handoffs.HANDOFF:
+            return await self._hand_off(call)
         checked = _validated(call, policy.granted_tool(self.profile, call.tool))
         if isinstance(checked, str):
             return _record(call, "deny", checked, "denied")
@@ -92,7 +103,74 @@ class ToolActions:
         self.run.ledger.tool_seconds += (workflow.now() - started).total_seconds()
         record = _record(call, decision.kind, decision.reason, "done", result.output)
         record.citations = result.citations
+        record.output_blob = result.output_blob
         return record
+
+    async def _hand_off(self, call: ToolCall) -> ActionRecord:
+        """Hand tasks to granted specialists, each a child workflow with its own grants."""
+        if not self.profile.specialists:
+            return _record(
+                call, "deny", f"no specialists granted to {self.profile.name!r}", "denied"
+            )
+        try:
+            args = handoffs.HandoffArgs.model_validate(call.arguments)
+        except ValidationError as err:
+            return _record(
+                call, "deny", f"invalid arguments: {problems(err, 'arguments')}", "denied"
+            )
+        refused = handoffs.refused(self.profile, args)
+        if refused is not None:
+            return _record(call, "deny", refused, "denied")
+        call = call.model_copy(update={"arguments": args.model_dump()})
+        results = await hand_off(self.run, call, args)
+        self.handoffs.extend(results)
+        return handoffs.record(call, results)
+
+    async def _ask_human(self, call: ToolCall) -> ActionRecord:
+        """Ask the run's principal a question (if granted and the policy allows) and wait.
+
+        The reply goes back to the model as the call's output, quoted as data like any
+        tool's; no reply by the deadline is the outcome `timed_out`.
+        """
+        if policy.granted_tool(self.profile, ASK_HUMAN) is None:
+            refused = f"tool {ASK_HUMAN!r} is not granted to {self.profile.name!r}"
+            return _record(call, "deny", refused, "denied")
+        try:
+            args = AskHumanArgs.model_validate(call.arguments)
+        except ValidationError as err:
+            return _record(
+                call, "deny", f"invalid arguments: {problems(err, 'arguments')}", "denied"
+            )
+        call = call.model_copy(update={"arguments": args.model_dump()})
+        decision = policy.decide(
+            call, self.profile, policy.RunState(calls_by_tool=dict(self._calls_by_tool))
+        )
+        if isinstance(decision, policy.Deny):
+            return _record(call, "deny", decision.reason, "denied")
+        if isinstance(decision, policy.NeedsApproval):
+            outcome = await self.run.ask(call, decision.rule)
+            if outcome.status != "approved":
+                verdict = "rejected" if outcome.status == "rejected" else "timed_out"
+                return _record(call, "approve", decision.reason, verdict, outcome.reason)
+        answer = await self.run.ask_human(
+            args.question, args.timeout_seconds, audience=[self.run.principal]
+        )
+        # Counted once asked and ended, so a question carried across continue-as-new and
+        # asked again is not counted twice.
+        self._calls_by_tool[ASK_HUMAN] = self._calls_by_tool.get(ASK_HUMAN, 0) + 1
+        if answer.status == "timed_out":
+            late = f"no reply within {args.timeout_seconds:g}s"
+            return _record(call, decision.kind, late, "timed_out")
+        replied = f"{answer.sender} replied"
+        return _record(call, decision.kind, replied, "done", answer.text)
+
+    def counts(self) -> dict[str, int]:
+        """Calls made per tool (for `max_calls_per_run`), to carry across continue-as-new."""
+        return dict(self._calls_by_tool)
+
+    def restore_counts(self, counts: dict[str, int]) -> None:
+        """Take over the previous run's call counts, so limits hold across the chain."""
+        self._calls_by_tool = dict(counts)
 
     def citations(self) -> list[Citation]:
         """The passages the run's searches returned, each once, in the order found."""

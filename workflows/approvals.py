@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.workflow import HandlerUnfinishedPolicy
 
 from steward import search_attributes as sa
+from steward.conversation import GateState
 from steward.models import (
     ApprovalDecision,
     ApprovalOutcome,
@@ -37,6 +38,11 @@ from steward.models import (
 )
 
 MAX_REFUSALS_KEPT = 50
+MAX_DECIDED_KEPT = 200
+
+
+class ContinueAsNew(Exception):
+    """A wait gave way because the run continues as new; its state carries what waited."""
 
 
 Notifier: TypeAlias = Callable[[ApprovalRequest], Awaitable[None]]
@@ -51,18 +57,46 @@ async def _no_verifier(decision: ApprovalDecision) -> SignatureCheck:
     return SignatureCheck(valid=False, reason="this run cannot verify signed approvals")
 
 
+def _nothing_else_waits() -> bool:
+    return False
+
+
 class ApprovalGate:
     """Pending approval requests of one run and the rules for deciding them."""
 
     def __init__(
-        self, notifier: Notifier = _no_notifier, verifier: Verifier = _no_verifier
+        self,
+        notifier: Notifier = _no_notifier,
+        verifier: Verifier = _no_verifier,
+        questions_open: Callable[[], bool] = _nothing_else_waits,
     ) -> None:
         self.notifier = notifier
         self.verifier = verifier
+        self.questions_open = questions_open
         self.pending: dict[str, ApprovalRequest] = {}
         self.outcomes: dict[str, ApprovalOutcome] = {}
         self.refused: list[RefusedDecision] = []
         self._seq = 0
+        # Decided before this run of a chain: id -> status (for "already decided").
+        self._decided_before: dict[str, str] = {}
+        # Requests carried from the previous run, waiting for their call to ask again.
+        self._carried: dict[str, ApprovalRequest] = {}
+        self.interrupt: Callable[[], bool] = _nothing_else_waits
+        """While true, a waiting request stops waiting: the run is about to continue as new."""
+
+    def snapshot(self) -> GateState:
+        """The gate as the next run of the chain needs it: ids issued, requests waiting."""
+        decided = {rid: outcome.status for rid, outcome in self.outcomes.items()}
+        recent = dict(list((self._decided_before | decided).items())[-MAX_DECIDED_KEPT:])
+        return GateState(seq=self._seq, pending=list(self.pending.values()), decided=recent)
+
+    def restore(self, state: GateState) -> None:
+        """Take over a previous run's gate; its waiting requests resume when asked again."""
+        self._seq = state.seq
+        self._decided_before = dict(state.decided)
+        for request in state.pending:
+            self.pending[request.id] = request
+            self._carried[request.args_digest] = request
 
     def check(self, decision: ApprovalDecision) -> str | None:
         """Why this decision must be refused, or None if it may be applied."""
@@ -71,6 +105,9 @@ class ApprovalGate:
             done = self.outcomes.get(decision.request_id)
             if done is not None:
                 return f"approval {decision.request_id} was already decided: {done.status}"
+            before = self._decided_before.get(decision.request_id)
+            if before is not None:
+                return f"approval {decision.request_id} was already decided: {before}"
             return f"no pending approval with id {decision.request_id!r}"
         if decision.args_digest != request.args_digest:
             return (
@@ -143,7 +180,15 @@ class ApprovalGate:
         del self.refused[:-MAX_REFUSALS_KEPT]
 
     async def request(self, call: ToolCall, rule: ApprovalRule, requester: str) -> ApprovalOutcome:
-        """Open a request for this exact call and wait for its decision or its deadline."""
+        """Open a request for this exact call and wait for its decision or its deadline.
+
+        A request carried over from the previous run for the same call is resumed instead:
+        same id, same deadline, approvals so far kept. Raises ContinueAsNew when
+        `interrupt` says the run must continue as new while it waits.
+        """
+        carried = self._carried.pop(call.digest(), None)
+        if carried is not None:
+            return await self._resume(carried, rule)
         self._seq += 1
         info = workflow.info()
         now = workflow.now()
@@ -172,11 +217,8 @@ class ApprovalGate:
                 request.escalated = True
             self._publish()
             await self.notifier(request)
-            try:
-                await workflow.wait_condition(lambda: request.id in self.outcomes, timeout=timeout)
+            if await self._wait(request, timeout):
                 break
-            except TimeoutError:
-                continue
         else:
             self.pending.pop(request.id, None)
             waited = sum(timeout for _, timeout in stages)
@@ -192,6 +234,47 @@ class ApprovalGate:
         self._publish()
         return self.outcomes[request.id]
 
+    async def _resume(self, request: ApprovalRequest, rule: ApprovalRule) -> ApprovalOutcome:
+        """Wait out a carried request's remaining time (and its escalation, if still due)."""
+        self._publish()
+        remaining = max((request.deadline - workflow.now()).total_seconds(), 0.001)
+        if await self._wait(request, remaining):
+            self._publish()
+            return self.outcomes[request.id]
+        if rule.escalation is not None and not request.escalated:
+            request.approvers = rule.escalation.approvers
+            request.deadline = workflow.now() + timedelta(seconds=rule.escalation.timeout_seconds)
+            request.escalated = True
+            self._publish()
+            await self.notifier(request)
+            if await self._wait(request, rule.escalation.timeout_seconds):
+                self._publish()
+                return self.outcomes[request.id]
+        self.pending.pop(request.id, None)
+        self.outcomes[request.id] = ApprovalOutcome(
+            request_id=request.id,
+            tool=request.tool,
+            status="timed_out",
+            reason="no decision by the deadline"
+            + (" (escalated once)" if request.escalated else ""),
+            requested_at=request.requested_at,
+            decided_at=workflow.now(),
+        )
+        self._publish()
+        return self.outcomes[request.id]
+
+    async def _wait(self, request: ApprovalRequest, seconds: float) -> bool:
+        """Whether the request was decided within `seconds`."""
+        try:
+            await workflow.wait_condition(
+                lambda: request.id in self.outcomes or self.interrupt(), timeout=seconds
+            )
+        except TimeoutError:
+            return False
+        if request.id not in self.outcomes:
+            raise ContinueAsNew(f"approval {request.id} is carried to the next run")
+        return True
+
     def _publish(self) -> None:
         waiting = list(self.pending.values())
         approvers = sorted({name for request in waiting for name in request.approvers})
@@ -199,7 +282,11 @@ class ApprovalGate:
             [
                 sa.PENDING_APPROVALS.value_set([request.id for request in waiting]),
                 sa.APPROVERS.value_set(approvers),
-                sa.STATUS.value_set(sa.AWAITING_APPROVAL if waiting else "running"),
+                sa.STATUS.value_set(
+                    sa.waiting_status(
+                        approvals_pending=bool(waiting), questions_open=self.questions_open()
+                    )
+                ),
             ]
         )
 

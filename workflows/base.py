@@ -1,7 +1,8 @@
-"""What every Steward run shares: the approval gate, the cost ledger, budgets, fallbacks.
+"""What every Steward run shares: the human gates, the cost ledger, budgets, fallbacks.
 
-Playbooks and the agent loop inherit `StewardRun`, so each has the same `decide`
-signal/update, `pending_approvals` and `progress` queries, and makes model calls the same
+Playbooks and the agent loop inherit `StewardRun`, so each has the same `decide` and
+`reply` signals/updates, `pending_approvals`, `open_questions` and `progress` queries, can
+ask a human a question (`ask_human`), and makes model calls the same
 way: within the budget (stopping, or asking approvers to extend it), on the routed tier,
 falling back to the tier's next deployment when one fails for good. Each attempt is its
 own activity, so history shows every fallback.
@@ -20,6 +21,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from steward import queues
 from steward import search_attributes as sa
 from steward.budget import next_call_exceeds
+from steward.conversation import CARRIED_RECORDS, bounded
 from steward.models import (
     ActionRecord,
     AgentProfile,
@@ -43,6 +45,7 @@ from steward.models import (
     ToolSpec,
     idempotency_key,
 )
+from steward.questions import Answer
 from steward.retrieval import RetrievedChunk, RetrieveRequest, not_granted
 from workflows.approvals import ApprovalGate, ApprovalHandlers
 from workflows.options import (
@@ -57,6 +60,7 @@ from workflows.options import (
     TOOL_CALL_RETRY,
     VERIFY_TIMEOUT,
 )
+from workflows.questions import QuestionGate, QuestionHandlers
 
 with workflow.unsafe.imports_passed_through():
     from activities.approvals import ApprovalKeys
@@ -91,11 +95,14 @@ class BudgetExceeded(Exception):
     """The run's budget stops it; the message says which limit and why."""
 
 
-class StewardRun(ApprovalHandlers):
+class StewardRun(ApprovalHandlers, QuestionHandlers):
     """Base of Steward's workflows (not itself a workflow)."""
 
     def __init__(self) -> None:
-        self.gate = ApprovalGate(self._notify, self._verify)
+        self.gate = ApprovalGate(
+            self._notify, self._verify, questions_open=lambda: bool(self.questions.open)
+        )
+        self.questions = QuestionGate(approvals_pending=lambda: bool(self.gate.pending))
         self.step = "starting"
         self.model_calls: list[ModelCallRecord] = []
         self.approvals: list[ApprovalOutcome] = []
@@ -138,6 +145,7 @@ class StewardRun(ApprovalHandlers):
             step=self.step,
             pending=list(self.gate.pending.values()),
             refused=self.gate.refused,
+            questions=list(self.questions.open.values()),
             model_calls=self.model_calls,
             ledger=self.ledger,
         )
@@ -209,6 +217,20 @@ class StewardRun(ApprovalHandlers):
         _approval_span(outcome, waited)
         return outcome
 
+    async def ask_human(
+        self, question: str, timeout_seconds: float, audience: list[str] | None = None
+    ) -> Answer:
+        """Ask a human a question and wait for one reply until the deadline.
+
+        `audience` names who may answer (None or empty: anyone). The wait counts as review
+        time, like an approval's.
+        """
+        answer = await self.questions.ask(
+            question, timeout_seconds, self.profile.name, self.principal, audience or []
+        )
+        self.ledger.review_seconds += (answer.answered_at - answer.asked_at).total_seconds()
+        return answer
+
     async def _notify(self, request: ApprovalRequest) -> None:
         """Tell the approvers (on the privileged queue, which holds the mail credentials).
 
@@ -277,19 +299,34 @@ class StewardRun(ApprovalHandlers):
         details: dict[str, str] | None = None,
         citations: list[Citation] | None = None,
     ) -> RunResult:
-        """Finish the run and build its result."""
+        """Finish the run and build its result (bounded: a result is one payload)."""
         self.finish(status)
         return RunResult.model_validate(
             {
                 "status": status,
                 "answer": answer,
                 "details": details or {},
-                "actions": actions,
-                "citations": citations or [],
-                "approvals": self.approvals,
-                "model_calls": self.model_calls,
+                "actions": bounded(actions),
+                "citations": (citations or [])[-CARRIED_RECORDS:],
+                "approvals": self.approvals[-CARRIED_RECORDS:],
+                "model_calls": self.model_calls[-CARRIED_RECORDS:],
                 "ledger": self.ledger,
             }
+        )
+
+    def cancelled(self) -> None:
+        """Mark a cancelled run: nothing of it waits for a human any more."""
+        self.step = "cancelled"
+        self.gate.pending.clear()
+        self.questions.open.clear()
+        workflow.upsert_search_attributes(
+            [
+                sa.STATUS.value_set("cancelled"),
+                sa.PENDING_APPROVALS.value_set([]),
+                sa.APPROVERS.value_set([]),
+                sa.OPEN_QUESTIONS.value_set([]),
+                sa.COST.value_set(round(self.ledger.cost_usd, 6)),
+            ]
         )
 
     def finish(self, status: str) -> None:

@@ -50,6 +50,9 @@ RETRIEVE_RETRY = RetryPolicy(
     maximum_attempts=3,
 )
 
+# A model request's messages must fit in one payload (Temporal rejects those over 2 MB).
+MAX_REQUEST_BYTES = 1_800_000
+
 # A run input of the wrong shape (from any Temporal client: the UI, a script) fails to
 # decode with pydantic's ValidationError. Failing the run with that message beats retrying
 # a workflow task that can never succeed.

@@ -7,6 +7,7 @@ text is customer data: prompts quote it as such and never follow instructions in
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from pydantic import BaseModel, ValidationError
@@ -77,6 +78,9 @@ class SupportReplyWorkflow(StewardRun):
             return await self._reply(request, ticket, actions)
         except BudgetExceeded as stop:
             return self.conclude("budget_exceeded", str(stop), actions.records)
+        except asyncio.CancelledError:
+            self.cancelled()
+            raise
 
     async def _reply(self, request: RunRequest, ticket: Ticket, actions: ToolActions) -> RunResult:
         self.step = "classify"

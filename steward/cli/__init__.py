@@ -19,6 +19,7 @@ from steward.cli import (
     history,
     ingest,
     models,
+    questions,
     runs,
     schedules,
     trace,
@@ -59,6 +60,7 @@ app.command("status")(runs.status_command)
 app.command("pending")(approvals.pending_command)
 app.command("approve")(approvals.approve_command)
 app.command("reject")(approvals.reject_command)
+app.command("reply")(questions.reply_command)
 app.command("worker")(worker.worker_command)
 app.command("ingest")(ingest.ingest_command)
 app.command("demo")(demo.demo_command)

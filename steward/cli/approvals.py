@@ -1,4 +1,7 @@
-"""`steward pending`, `steward approve`, `steward reject`: the human side of the gate."""
+"""`steward pending`, `steward approve`, `steward reject`: the human side of the gate.
+
+`pending` lists open questions too (answered with `steward reply`, in `cli.questions`).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,10 @@ from typing import Annotated
 import typer
 
 from steward.cli.common import run
+from steward.cli.questions import describe_questions
 from steward.client import connect
 from steward.models import ApprovalRequest
-from steward.runs import decide, pending
+from steward.runs import decide, open_questions, pending
 
 AsOption = Annotated[str, typer.Option("--as", help="your approver name, as in steward.yaml")]
 DigestOption = Annotated[
@@ -25,17 +29,26 @@ SignalOption = Annotated[
 def pending_command(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """List approvals waiting across all runs (found by search attribute)."""
+    """List approvals waiting across all runs, then open questions (by search attribute)."""
 
     async def go() -> None:
-        waiting = await pending(await connect())
+        client = await connect()
+        waiting = await pending(client)
+        questions = await open_questions(client)
         if as_json:
-            typer.echo(json.dumps([r.model_dump(mode="json") for r in waiting], indent=2))
+            listed = {
+                "approvals": [request.model_dump(mode="json") for request in waiting],
+                "questions": [question.model_dump(mode="json") for question in questions],
+            }
+            typer.echo(json.dumps(listed, indent=2))
             return
         if not waiting:
             typer.echo("no approvals waiting")
         for request in waiting:
             _describe(request)
+        if not questions:
+            typer.echo("no questions open")
+        describe_questions(questions)
 
     run(go())
 

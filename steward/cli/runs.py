@@ -106,6 +106,10 @@ def _print_report(report: dict[str, object]) -> None:
                 f"  waiting: {request['id']} ({request['tool']}) for one of "
                 f"{', '.join(request['approvers'])}"
             )
+        for question in body.get("questions", []):
+            typer.echo(
+                f"  asking: {question['id']} until {question['deadline']}: {question['question']}"
+            )
         for action in body.get("actions", []):
             typer.echo(f"  action: {action['tool']} -> {action['outcome']} ({action['reason']})")
         for call in body.get("model_calls", []):
@@ -119,7 +123,7 @@ def _print_report(report: dict[str, object]) -> None:
                 f"  ledger: {ledger['model_calls']} calls, "
                 f"{ledger['input_tokens'] + ledger['output_tokens']} tokens, "
                 f"${ledger['cost_usd']:.6f}, retries {ledger['retries']}, "
-                f"fallbacks {ledger['fallbacks']}, approval wait {ledger['review_seconds']:.1f}s"
+                f"fallbacks {ledger['fallbacks']}, review wait {ledger['review_seconds']:.1f}s"
             )
     if "failure" in report:
         typer.echo(f"  failure: {report['failure']}")

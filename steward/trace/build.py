@@ -290,10 +290,12 @@ class _Builder:
 
     def _on_start_child_workflow_execution_initiated(self, event: HistoryEvent) -> None:
         attrs = event.start_child_workflow_execution_initiated_event_attributes
+        request = typed(RunRequest, first(attrs.input))  # a handoff: the specialist's run
         self.children[event.event_id] = ChildTrace(
             workflow_type=attrs.workflow_type.name,
             workflow_id=attrs.workflow_id,
             initiated_event_id=event.event_id,
+            specialist=request.profile.name if request else None,
         )
 
     def _on_start_child_workflow_execution_failed(self, event: HistoryEvent) -> None:
@@ -313,3 +315,8 @@ class _Builder:
             child.closed_event_id = event.event_id
         if state == "failed":
             child.error = error_info(attrs.failure)
+        if state == "completed":
+            value = first(attrs.result)
+            if isinstance(value, dict):
+                child.outcome = str(value.get("status", "")) or None
+                child.answer_preview = preview(value.get("answer", ""))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from temporalio.api.failure.v1 import Failure
 
 from steward.trace.events import error_info
-from steward.trace.model import Diagnosis, FailureTrace, Layer, Trace
+from steward.trace.model import ChildTrace, Diagnosis, FailureTrace, Layer, Trace
 
 # Errors the workflows raise themselves, by the layer that caused them.
 _WORKFLOW_ERRORS: dict[str, Layer] = {"BadInput": "input", "EmptyDraft": "model_output"}
@@ -84,6 +84,15 @@ def _outcome(trace: Trace, end: int) -> Diagnosis | None:
         summary = f"the run stopped on its budget: {trace.run.answer_preview}"
         return Diagnosis(layer="budget", summary=summary, event_id=event_id)
     if outcome == "failed":
+        child = next((c for c in reversed(trace.children) if c.handoff_failed), None)
+        if child is not None:
+            summary = (
+                f"{_handoff(child)}; then the agent loop ended without an answer: "
+                f"{trace.run.answer_preview}"
+            )
+            return Diagnosis(
+                layer="handoff", summary=summary, event_id=child.closed_event_id or end
+            )
         summary = f"the agent loop ended without an answer: {trace.run.answer_preview}"
         return Diagnosis(layer="orchestration", summary=summary, event_id=end)
     return Diagnosis(layer="orchestration", summary=f"the run ended {outcome}", event_id=end)
@@ -132,11 +141,34 @@ def _failed(trace: Trace, failure: Failure, end: int) -> Diagnosis:
         summary = f"activity {activity} failed for good: {error.line()}"
         return Diagnosis(layer="orchestration", summary=summary, event_id=end)
     if info == "child_workflow_execution_failure_info":
+        child_id = failure.child_workflow_execution_failure_info.workflow_execution.workflow_id
+        handoff = next(
+            (c for c in trace.children if c.workflow_id == child_id and c.specialist), None
+        )
+        if handoff is not None:
+            return Diagnosis(
+                layer="handoff",
+                summary=f"{_handoff(handoff)}: {error.line()}",
+                event_id=handoff.closed_event_id or end,
+            )
         child = failure.child_workflow_execution_failure_info.workflow_type.name
         summary = f"child workflow {child} failed: {error.line()}"
         return Diagnosis(layer="orchestration", summary=summary, event_id=end)
     layer = _WORKFLOW_ERRORS.get(error.type, "orchestration")
     return Diagnosis(layer=layer, summary=f"the workflow raised {error.line()}", event_id=end)
+
+
+def _handoff(child: ChildTrace) -> str:
+    """How a handoff went wrong: the specialist, its workflow, and its end."""
+    if child.state == "completed":
+        ended = f"ended {child.outcome}"
+        if child.answer_preview:
+            ended += f" ({child.answer_preview})"
+    else:
+        ended = child.state.replace("_", " ")
+        if child.error is not None:
+            ended += f" ({child.error.line()})"
+    return f"handoff to {child.specialist} (child {child.workflow_id}) {ended}"
 
 
 def _attempts(count: int) -> str:

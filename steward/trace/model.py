@@ -24,6 +24,7 @@ Layer = Literal[
     "budget",
     "orchestration",
     "input",
+    "handoff",
 ]
 LAYER_NAMES: dict[str, str] = {
     "model_provider": "model provider",
@@ -34,6 +35,7 @@ LAYER_NAMES: dict[str, str] = {
     "budget": "budget",
     "orchestration": "orchestration",
     "input": "input",
+    "handoff": "handoff",
 }
 
 
@@ -198,7 +200,7 @@ class TimerTrace(BaseModel):
 
 
 class ChildTrace(BaseModel):
-    """A child workflow (Steward starts none yet; history may hold them all the same)."""
+    """A child workflow; a handoff to a specialist when it runs one (its input says so)."""
 
     workflow_type: str
     workflow_id: str
@@ -206,6 +208,16 @@ class ChildTrace(BaseModel):
     state: str = "initiated"
     closed_event_id: int | None = None
     error: ErrorInfo | None = None
+    specialist: str | None = Field(default=None, description="the agent a handoff went to")
+    outcome: str | None = Field(default=None, description="the child's RunResult.status")
+    answer_preview: str = ""
+
+    @property
+    def handoff_failed(self) -> bool:
+        """Whether this is a handoff whose specialist did not complete its task."""
+        if self.specialist is None or self.state in ("initiated", "started"):
+            return False
+        return self.state != "completed" or self.outcome not in (None, "completed")
 
 
 class FailureTrace(BaseModel):

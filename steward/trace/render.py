@@ -57,6 +57,8 @@ def failed(item: Item) -> bool:
         return item.outcome not in ("done", "running")
     if isinstance(item, ApprovalTrace):
         return item.status in ("rejected", "timed_out")
+    if isinstance(item, ChildTrace):
+        return item.handoff_failed or item.state in ("failed", "timed_out", "terminated")
     return isinstance(item, FailureTrace)
 
 
@@ -74,8 +76,7 @@ def describe(item: Item) -> tuple[str, list[str]]:
     if isinstance(item, TimerTrace):
         return f"timer {item.timer_id} for {span(item.seconds)}: {item.state}", []
     if isinstance(item, ChildTrace):
-        error = [f"error: {item.error.line()}"] if item.error else []
-        return f"child workflow {item.workflow_type} {item.workflow_id}: {item.state}", error
+        return _child(item)
     if isinstance(item, ActivityRun):
         return f"activity {item.activity_type}: {item.state}{_took(item)}", _attempt_lines(item)
     return f"{item.where} failed: {item.error.type}", [item.error.message]
@@ -137,6 +138,13 @@ def footer(trace: Trace) -> list[str]:
         f"tool calls: {len(trace.tool_calls)}; approvals: {len(trace.approvals)}"
         + (f" (waited {span(waited)})" if trace.approvals else ""),
     ]
+    handoffs = [c for c in trace.children if c.specialist]
+    if handoffs:
+        failed_handoffs = sum(1 for c in handoffs if c.handoff_failed)
+        lines.append(
+            f"handoffs: {len(handoffs)} ({failed_handoffs} failed); the specialists' model "
+            "calls and cost are in their own traces, and rolled up in the run's ledger"
+        )
     if trace.failures:
         lines.append("failures and retries:")
         for failure in trace.failures:
@@ -178,6 +186,21 @@ def _model(call: ModelCall) -> tuple[str, list[str]]:
     lines.extend(_attempt_lines(activity))
     if call.fallback_to:
         lines.append(f"fell back to {call.fallback_to}")
+    return head, lines
+
+
+def _child(child: ChildTrace) -> tuple[str, list[str]]:
+    lines = [f"error: {child.error.line()}"] if child.error else []
+    if child.specialist is None:
+        return f"child workflow {child.workflow_type} {child.workflow_id}: {child.state}", lines
+    ended = f" ({child.outcome})" if child.outcome and child.outcome != child.state else ""
+    head = (
+        f"handoff to {child.specialist}: child {child.workflow_type} {child.workflow_id}: "
+        f"{child.state}{ended}"
+    )
+    if child.answer_preview:
+        lines.append(f"answer: {child.answer_preview}")
+    lines.append(f"its own trace: steward trace {child.workflow_id}")
     return head, lines
 
 

@@ -18,7 +18,9 @@ from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.blobs import LocalBlobStore, Offloader
 from activities.llm import LLMActivities
+from steward.blobs import BlobRef
 from steward.config import Deployment
 from steward.models import LLMRequest, LLMResult, Message
 from tests.support.fake_model import (
@@ -404,3 +406,50 @@ async def test_a_cancelled_call_stops_the_model_call() -> None:
     environment.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(running, timeout=5)
+
+
+async def test_large_messages_are_stored_once_and_read_back_from_references(
+    tmp_path: Path,
+) -> None:
+    fake = install_fake_model(FakeModel())
+    store = LocalBlobStore(tmp_path)
+    activities = LLMActivities(TIERS, blobs=Offloader(store, threshold=4_096))
+    page = "the long page. " * 2_000  # 30 KB
+    long_answer = '{"category": "other"}' + " " * 10_000
+    fake.queue(long_answer)
+    first = await complete(
+        activities,
+        request(
+            messages=[Message(role="system", content="Read."), Message(role="user", content=page)],
+            reused=[0, 1],
+        ),
+    )
+    # The page (message 1) and the long answer were stored; the short system prompt was not.
+    assert list(first.stored) == [1]
+    assert first.stored[1].size == len(page.encode())
+    assert first.text == long_answer and first.text_blob is not None
+    assert store.get(first.stored[1].digest) == page.encode()
+
+    fake.queue('{"category": "other"}')
+    again = request(
+        messages=[
+            Message(role="system", content="Read."),
+            Message(role="user", content="", blob=first.stored[1]),
+            Message(role="assistant", content="", blob=first.text_blob),
+        ]
+    )
+    second = await complete(activities, again)
+    assert second.stored == {}  # nothing new to store: references only
+    sent = [message["content"] for message in fake.calls[-1].messages]
+    assert sent == ["Read.", page, long_answer]
+    assert len([path for path in tmp_path.rglob("*") if path.is_file()]) == 2
+
+
+async def test_a_reference_without_a_blob_store_fails_for_good() -> None:
+    install_fake_model(FakeModel())
+    ref = BlobRef(digest="0" * 64, size=10, preview="")
+    error = await failure_of(
+        LLMActivities(TIERS),
+        request(messages=[Message(role="user", content="", blob=ref)]),
+    )
+    assert error.type == "BlobMissing" and error.non_retryable

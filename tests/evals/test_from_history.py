@@ -10,7 +10,7 @@ from temporalio import workflow
 from temporalio.client import Client
 
 from evals.recording import save_suite, suite_from_histories
-from evals.suite import load_suite
+from evals.suite import SuiteError, load_suite
 from steward.config import StewardConfig
 from steward.models import RunRequest, RunResult
 from steward.replay import load_history
@@ -19,11 +19,23 @@ from tests.support.fake_model import FakeModel
 from workers import build
 from workflows.support import SupportReplyWorkflow
 
+CHAINED = {"agent-continued": "continued as new", "agent-handoff": "handed work to specialists"}
+"""Runs whose one history is not the whole run (the rest of the chain, or the children's):
+no case is made of them, and the reason is said."""
+
 HISTORIES = sorted(
     path
     for path in (REPO / "tests" / "histories").glob("*.json")
-    if not path.stem.startswith("eval-")  # an eval's own history is not a playbook run
+    # an eval's own history is not a playbook run
+    if not path.stem.startswith("eval-") and path.stem not in CHAINED
 )
+
+
+def test_a_run_that_is_not_whole_in_one_history_is_refused_with_the_reason() -> None:
+    for name, reason in CHAINED.items():
+        history = load_history(REPO / "tests" / "histories" / f"{name}.json")
+        with pytest.raises(SuiteError, match=reason):
+            suite_from_histories([history])
 
 
 async def test_recorded_runs_rerun_with_their_recorded_answers(

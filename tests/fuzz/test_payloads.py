@@ -19,6 +19,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.workflow import _Definition
 
 from steward.models import ApprovalDecision, ApprovalRequest, RunRequest, problems
+from steward.questions import Reply
 from tests.fuzz import examples
 from tests.fuzz.strategies import (
     DECISION,
@@ -36,6 +37,7 @@ from workers.build import WORKFLOWS
 SELF_VALIDATING: dict[str, type[BaseModel]] = {
     "decide": ApprovalDecision,
     "approval_pending": ApprovalRequest,  # EvalWorkflow's notices from its children
+    "reply": Reply,
 }
 """Handlers that take their arguments raw and validate them as this model themselves."""
 
@@ -62,7 +64,9 @@ def client_models() -> list[type[BaseModel]]:
 
 def whole(model: type[BaseModel]) -> str:
     """What `problems` calls the payload itself, e.g. `decision` for an ApprovalDecision."""
-    return {RunRequest: "request", ApprovalDecision: "decision"}.get(model, model.__name__)
+    return {RunRequest: "request", ApprovalDecision: "decision", Reply: "reply"}.get(
+        model, model.__name__
+    )
 
 
 def test_every_argument_a_client_can_send_is_a_model() -> None:

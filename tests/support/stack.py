@@ -13,6 +13,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
+from activities.blobs import make_offloader
 from activities.llm import LLMActivities
 from activities.retrieval import RetrievalActivities
 from activities.tools.email import OutboxActivities
@@ -35,8 +36,10 @@ def activities_for_tests(
     Retrieval uses the config's store unless a test passes its own (say, one with the
     handbook ingested).
     """
+    blobs = make_offloader(config.blobs)
     return Activities(
-        llm=LLMActivities(config.tiers, allow_paid=False),
+        llm=LLMActivities(config.tiers, allow_paid=False, blobs=blobs),
+        blobs=blobs,
         outbox=OutboxActivities(
             Path(config.outbox), config.sender, contacts=config.notify.contacts
         ),

@@ -2,7 +2,7 @@
 
 Every request is logged (path), so tests can prove a refused URL never reached it; the
 `/endless` page streams until the client hangs up, so a client that reads past its limit
-would never finish.
+would never finish; `/big/NAME[/BYTES]` is 100 KB (or BYTES) of text of its own.
 """
 
 from __future__ import annotations
@@ -14,6 +14,15 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PAGE = "hello from loopback"
+
+
+BIG_PAGE_BYTES = 100_000
+
+
+def big_page(name: str, size: int = BIG_PAGE_BYTES) -> bytes:
+    """`size` bytes of text that differ for every `name` (a page of a long conversation)."""
+    line = f"page {name}: the quick brown fox jumps over the lazy dog. ".encode()
+    return (line * (size // len(line) + 1))[:size]
 
 
 @dataclass
@@ -48,6 +57,10 @@ def web_server() -> Iterator[Site]:
                 self._send(503, b"busy", "text/plain", {"Retry-After": "7"})
             elif self.path == "/endless":
                 self._endless()
+            elif self.path.startswith("/big/"):
+                name, _, size = self.path.removeprefix("/big/").partition("/")
+                body = big_page(name, int(size) if size.isdigit() else BIG_PAGE_BYTES)
+                self._send(200, body, "text/plain")
             else:
                 self._send(404, b"no such page", "text/plain")
 
