@@ -39,7 +39,7 @@ from steward.questions import ASK_HUMAN, AskHumanArgs
 from steward.routing import Step, choose_tier
 from workflows.actions import ToolActions
 from workflows.approvals import ContinueAsNew
-from workflows.base import BudgetExceeded, StewardRun, require_input
+from workflows.base import BudgetExceeded, RunInput, StewardRun, require_input
 from workflows.options import BAD_INPUT, MAX_REQUEST_BYTES
 
 with workflow.unsafe.imports_passed_through():
@@ -111,9 +111,9 @@ class AgentWorkflow(StewardRun):
         self.state = AgentState(turn=0, messages=[])
 
     @workflow.run
-    async def run(self, request: AgentRun) -> RunResult:
-        """Loop until the model answers or the turn limit is reached."""
-        request = require_input(request, AgentRun)
+    async def run(self, sent: RunInput) -> RunResult:
+        """Loop until the model answers or the turn limit is reached (input: an AgentRun)."""
+        request = require_input(sent, AgentRun)
         await self.begin(request)
         actions = ToolActions(self)
         if request.resume is not None:

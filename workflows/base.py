@@ -10,7 +10,7 @@ own activity, so history shows every fallback.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -76,19 +76,28 @@ NOTIFY_APPROVERS_PATCH = "notify-approvers"
 M = TypeVar("M", bound=BaseModel)
 
 
-def require_input(value: object, model: type[M]) -> M:
-    """The run's input if it is a `model`; a JSON null (which decodes to None) fails the run.
+RunInput: TypeAlias = Any
+"""How a run's input is annotated: decoded as plain JSON, then validated by `require_input`.
 
-    Input of the wrong shape already fails the run (pydantic's ValidationError is a
-    failure type of every Steward workflow); null bypasses validation, so check here.
-    """
-    if not isinstance(value, model):
+Were the SDK to validate it (a pydantic annotation), an input of the wrong shape would
+fail before the workflow object exists, and a query arriving in that same workflow task
+then fails the task with "Expected workflow input. This is a Python SDK bug." Validated in
+`run`, it fails the run (ValidationError is a failure type of Steward's workflows), and
+queries still find a workflow to ask.
+"""
+
+
+def require_input(value: object, model: type[M]) -> M:
+    """The run's input as a `model`, or a failure of the run naming what was wrong."""
+    if isinstance(value, model):
+        return value
+    if not isinstance(value, dict):
         raise ApplicationError(
             f"the run's input must be a {model.__name__} object, got {type(value).__name__}",
             type="BadInput",
             non_retryable=True,
         )
-    return value
+    return model.model_validate(value)
 
 
 class BudgetExceeded(Exception):

@@ -28,7 +28,7 @@ from steward.retrieval import (
     IngestState,
     ScanRequest,
 )
-from workflows.base import require_input
+from workflows.base import RunInput, require_input
 from workflows.options import BAD_INPUT
 
 with workflow.unsafe.imports_passed_through():
@@ -62,9 +62,11 @@ class IngestWorkflow:
         return self.progress
 
     @workflow.run
-    async def run(self, state: IngestState) -> IngestProgress:
-        """Ingest page by page; the result counts files, chunks, removals and problems."""
-        state = require_input(state, IngestState)
+    async def run(self, sent: RunInput) -> IngestProgress:
+        """Ingest page by page; the result counts files, chunks, removals and problems
+        (input: an IngestState).
+        """
+        state = require_input(sent, IngestState)
         self.progress = state.progress
         offset: int | None = state.offset
         while offset is not None:

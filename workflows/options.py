@@ -53,7 +53,7 @@ RETRIEVE_RETRY = RetryPolicy(
 # A model request's messages must fit in one payload (Temporal rejects those over 2 MB).
 MAX_REQUEST_BYTES = 1_800_000
 
-# A run input of the wrong shape (from any Temporal client: the UI, a script) fails to
-# decode with pydantic's ValidationError. Failing the run with that message beats retrying
-# a workflow task that can never succeed.
+# A run input of the wrong shape (from any Temporal client: the UI, a script) fails
+# validation with pydantic's ValidationError (see workflows.base.require_input). Failing
+# the run with that message beats retrying a workflow task that can never succeed.
 BAD_INPUT: Sequence[type[BaseException]] = (ValidationError,)

@@ -31,7 +31,7 @@ from steward.retrieval import (
 from steward.routing import Step, choose_tier
 from steward.tickets import Ticket, parse_ticket
 from workflows.actions import ToolActions
-from workflows.base import BudgetExceeded, StewardRun, require_input
+from workflows.base import BudgetExceeded, RunInput, StewardRun, require_input
 from workflows.options import BAD_INPUT
 
 GROUNDING_PATCH = "handbook-grounding"
@@ -63,9 +63,9 @@ class SupportReplyWorkflow(StewardRun):
     """Classify a ticket, draft a reply, send it once a human approves."""
 
     @workflow.run
-    async def run(self, request: RunRequest) -> RunResult:
-        """Run the playbook to its end: sent, rejected, or timed out."""
-        request = require_input(request, RunRequest)
+    async def run(self, sent: RunInput) -> RunResult:
+        """Run the playbook to its end: sent, rejected, or timed out (input: a RunRequest)."""
+        request = require_input(sent, RunRequest)
         try:
             ticket = parse_ticket(request.input)
         except ValueError as err:
