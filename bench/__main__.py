@@ -316,7 +316,7 @@ async def main() -> None:
         print(line)
     for line in await handoff_bench.measure():  # installs its own fake model
         print(line)
-    for line in await long_runs_bench.measure(fake):
+    for line in await long_runs_bench.measure():
         print(line)
     print(side_by_side.report(await side_by_side.measure()))
 

@@ -29,7 +29,7 @@ from steward import devserver
 from steward import search_attributes as sa
 from steward.config import StewardConfig, load_config
 from steward.runs import start_run
-from tests.support.fake_model import FakeModel
+from tests.support.fake_model import FakeModel, install_fake_model
 from tests.support.stack import activities_for_tests, running_workers
 from tests.support.web_server import Site, web_server
 
@@ -72,6 +72,7 @@ async def _conversation(
         result = await handle.result()
         wall = time.perf_counter() - started
     assert result.status == "completed", result.answer
+    assert len(result.actions) == TURNS and fake.pending == 0, "the fake answered out of turn"
     runs = [run async for run in client.list_workflows(f"WorkflowId = '{handle.id}'")]
     sizes, events = [], 0
     for run in runs:
@@ -87,8 +88,10 @@ async def _conversation(
     }
 
 
-async def measure(fake: FakeModel) -> list[str]:
+async def measure() -> list[str]:
     """The two chains side by side, as printable lines."""
+    # Its own fake: an earlier section may have installed one that answers differently.
+    fake = install_fake_model(FakeModel())
     scratch = Path(tempfile.mkdtemp(prefix="steward-bench-long-"))
     config = _config(scratch)
     env = await WorkflowEnvironment.start_local(

@@ -72,16 +72,9 @@ class ToolActions:
         if isinstance(checked, str):
             return _record(call, "deny", checked, "denied")
         call = checked
-        decision = policy.decide(
-            call, self.profile, policy.RunState(calls_by_tool=dict(self._calls_by_tool))
-        )
-        if isinstance(decision, policy.Deny):
-            return _record(call, "deny", decision.reason, "denied")
-        if isinstance(decision, policy.NeedsApproval):
-            outcome = await self.run.ask(call, decision.rule)
-            if outcome.status != "approved":
-                verdict = "rejected" if outcome.status == "rejected" else "timed_out"
-                return _record(call, "approve", decision.reason, verdict, outcome.reason)
+        decision = await self._cleared(call)
+        if isinstance(decision, ActionRecord):
+            return decision
         spec = policy.granted_tool(self.profile, call.tool)
         assert spec is not None  # the policy allowed it, so it is granted
         info = workflow.info()
@@ -142,16 +135,9 @@ class ToolActions:
                 call, "deny", f"invalid arguments: {problems(err, 'arguments')}", "denied"
             )
         call = call.model_copy(update={"arguments": args.model_dump()})
-        decision = policy.decide(
-            call, self.profile, policy.RunState(calls_by_tool=dict(self._calls_by_tool))
-        )
-        if isinstance(decision, policy.Deny):
-            return _record(call, "deny", decision.reason, "denied")
-        if isinstance(decision, policy.NeedsApproval):
-            outcome = await self.run.ask(call, decision.rule)
-            if outcome.status != "approved":
-                verdict = "rejected" if outcome.status == "rejected" else "timed_out"
-                return _record(call, "approve", decision.reason, verdict, outcome.reason)
+        decision = await self._cleared(call)
+        if isinstance(decision, ActionRecord):
+            return decision
         answer = await self.run.ask_human(
             args.question, args.timeout_seconds, audience=[self.run.principal]
         )
@@ -163,6 +149,22 @@ class ToolActions:
             return _record(call, decision.kind, late, "timed_out")
         replied = f"{answer.sender} replied"
         return _record(call, decision.kind, replied, "done", answer.text)
+
+    async def _cleared(self, call: ToolCall) -> policy.Allow | policy.NeedsApproval | ActionRecord:
+        """The policy's go-ahead for a checked call (waiting for approval when it needs
+        one), or the record of why it does not go ahead.
+        """
+        decision = policy.decide(
+            call, self.profile, policy.RunState(calls_by_tool=dict(self._calls_by_tool))
+        )
+        if isinstance(decision, policy.Deny):
+            return _record(call, "deny", decision.reason, "denied")
+        if isinstance(decision, policy.NeedsApproval):
+            outcome = await self.run.ask(call, decision.rule)
+            if outcome.status != "approved":
+                verdict = "rejected" if outcome.status == "rejected" else "timed_out"
+                return _record(call, "approve", decision.reason, verdict, outcome.reason)
+        return decision
 
     def counts(self) -> dict[str, int]:
         """Calls made per tool (for `max_calls_per_run`), to carry across continue-as-new."""

@@ -304,30 +304,27 @@ def _fitting(request: LLMRequest) -> LLMRequest:
     the window (`context_chars`) is larger than a payload can be.
     """
     inline = sum(len(message.content.encode()) for message in request.messages)
-    if inline > MAX_REQUEST_BYTES:
-        raise ApplicationError(
-            f"step {request.step}: the model request holds {inline:,} bytes of messages, over "
-            f"the {MAX_REQUEST_BYTES:,} that fit in a Temporal payload; turn on blob "
-            "offloading (blobs.threshold_bytes) or lower the agent's context_chars",
-            type="PayloadTooLarge",
-            non_retryable=True,
-        )
+    _fits(inline, f"step {request.step}: the model request holds {inline:,} bytes of messages")
     return request
 
 
 def _fitting_state(run: AgentRun) -> AgentRun:
     """The next run's input, if it fits in one payload; else fail the run, saying why."""
     size = len(run.model_dump_json().encode())
+    turn = run.resume.turn if run.resume else 0
+    _fits(size, f"continue-as-new after turn {turn}: the carried state is {size:,} bytes")
+    return run
+
+
+def _fits(size: int, what: str) -> None:
+    """Fail the run at once (not a task retried forever) when `size` exceeds a payload."""
     if size > MAX_REQUEST_BYTES:
-        turn = run.resume.turn if run.resume else 0
         raise ApplicationError(
-            f"continue-as-new after turn {turn}: the carried state is {size:,} bytes, over "
-            f"the {MAX_REQUEST_BYTES:,} that fit in a Temporal payload; turn on blob "
-            "offloading (blobs.threshold_bytes) or lower the agent's context_chars",
+            f"{what}, over the {MAX_REQUEST_BYTES:,} that fit in a Temporal payload; turn on "
+            "blob offloading (blobs.threshold_bytes) or lower the agent's context_chars",
             type="PayloadTooLarge",
             non_retryable=True,
         )
-    return run
 
 
 def _result_message(record: ActionRecord) -> Message:
