@@ -282,7 +282,10 @@ class AgentWorkflow(StewardRun):
                 "calls_by_tool": actions.counts(),
                 "model_calls": self.model_calls[-CARRIED_RECORDS:],
                 "approvals": self.approvals[-CARRIED_RECORDS:],
-                "ledger": self.ledger,
+                # Prompt tokens per call, for context growth: the newest are enough.
+                "ledger": self.ledger.model_copy(
+                    update={"context_tokens": self.ledger.context_tokens[-CARRIED_RECORDS:]}
+                ),
                 "gate": self.gate.snapshot(),
                 "questions": self.questions.snapshot(),
                 "dropped_records": state.dropped_records + dropped_records,

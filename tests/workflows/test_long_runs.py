@@ -108,6 +108,7 @@ async def test_300_turns_of_100kb_pages_stay_small_in_every_run_and_replay(
     assert len(result.actions) == TURNS
     assert all(action.outcome == "done" for action in result.actions)
     assert result.ledger.model_calls == TURNS + 1
+    assert len(result.ledger.context_tokens) <= TURNS + 1  # carried bounded, never duplicated
     # Each page is one blob, named by its content; the model got its full text back.
     last = result.actions[-1]
     assert last.output_blob is not None and last.output_blob.size > BIG_PAGE_BYTES
