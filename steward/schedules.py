@@ -171,37 +171,13 @@ def build_schedule(
     )
 
 
-async def create_schedule(
-    client: Client,
-    config: StewardConfig,
-    schedule_id: str,
-    target: str,
-    text: str,
-    principal: str,
-    *,
-    cron: tuple[str, ...] | list[str] = (),
-    every: str | None = None,
-    overlap: str = "skip",
-    paused: bool = False,
-    note: str = "",
-    time_zone: str | None = None,
-    task_queue: str = queues.DEFAULT,
-) -> ScheduleHandle:
-    """Create a schedule that starts this run on a timetable; ScheduleError if refused."""
-    schedule = build_schedule(
-        config,
-        schedule_id,
-        target,
-        text,
-        principal,
-        cron=cron,
-        every=every,
-        overlap=overlap,
-        paused=paused,
-        note=note,
-        time_zone=time_zone,
-        task_queue=task_queue,
-    )
+async def create_schedule(client: Client, schedule_id: str, schedule: Schedule) -> ScheduleHandle:
+    """Create a schedule `build_schedule` made (and checked); ScheduleError if refused."""
+    action = schedule.action
+    if not isinstance(action, ScheduleActionStartWorkflow):
+        raise ScheduleError("a Steward schedule starts a run: build it with build_schedule")
+    attributes = action.typed_search_attributes
+    target, principal = attributes.get(sa.TARGET), attributes.get(sa.PRINCIPAL)
     # The server turns cron strings into calendars; keep the text a person gave.
     spec = [f"cron {expression}" for expression in schedule.spec.cron_expressions]
     spec += [f"every {format_interval(i.every)}" for i in schedule.spec.intervals]

@@ -29,6 +29,7 @@ from steward.runs import build_request
 from steward.schedules import (
     ScheduleError,
     ScheduleInfo,
+    build_schedule,
     create_schedule,
     delete_schedule,
     describe_schedule,
@@ -77,13 +78,16 @@ async def test_a_triggered_schedule_starts_the_same_run_as_steward_run(
     fake_model.queue(json.dumps({"action": "answer", "answer": "digest"}))
     handle = await create_schedule(
         client,
-        config,
         schedule_id,
-        "helpdesk",
-        "summarise yesterday's tickets",
-        "dana",
-        every="1h",
-        task_queue=task_queue,
+        build_schedule(
+            config,
+            schedule_id,
+            "helpdesk",
+            "summarise yesterday's tickets",
+            "dana",
+            every="1h",
+            task_queue=task_queue,
+        ),
     )
     async with running_workers(client, config, task_queue):
         await handle.trigger()
@@ -123,15 +127,18 @@ async def test_overlap_and_pause_round_trip_and_delete_removes_it(
 ) -> None:
     await create_schedule(
         client,
-        config,
         schedule_id,
-        "support-reply",
-        TICKET,
-        "dana",
-        cron=("0 9 * * *", "30 17 * * 1-5"),
-        overlap="buffer-all",
-        paused=True,
-        note="until the holidays end",
+        build_schedule(
+            config,
+            schedule_id,
+            "support-reply",
+            TICKET,
+            "dana",
+            cron=("0 9 * * *", "30 17 * * 1-5"),
+            overlap="buffer-all",
+            paused=True,
+            note="until the holidays end",
+        ),
     )
 
     async def shown() -> bool:
@@ -188,7 +195,8 @@ async def test_bad_input_is_refused_and_nothing_is_created(
     message: str,
 ) -> None:
     with pytest.raises(ScheduleError, match=message):
-        await create_schedule(client, config, schedule_id, target, text, "dana", **when)
+        schedule = build_schedule(config, schedule_id, target, text, "dana", **when)
+        await create_schedule(client, schedule_id, schedule)
     with pytest.raises(ScheduleError, match="no schedule"):
         await describe_schedule(client, schedule_id)
 
@@ -196,11 +204,11 @@ async def test_bad_input_is_refused_and_nothing_is_created(
 async def test_an_existing_id_is_refused_and_left_as_it_was(
     client: Client, config: StewardConfig, schedule_id: str
 ) -> None:
-    await create_schedule(client, config, schedule_id, "helpdesk", "a", "dana", every="1d")
+    first = build_schedule(config, schedule_id, "helpdesk", "a", "dana", every="1d")
+    await create_schedule(client, schedule_id, first)
+    second = build_schedule(config, schedule_id, "helpdesk", "b", "erin", every="1h", note="second")
     with pytest.raises(ScheduleError, match="already exists; delete it first"):
-        await create_schedule(
-            client, config, schedule_id, "helpdesk", "b", "erin", every="1h", note="second"
-        )
+        await create_schedule(client, schedule_id, second)
     info = await describe_schedule(client, schedule_id)
     assert (info.principal, info.spec, info.note) == ("dana", ["every 1d"], "helpdesk as dana")
 

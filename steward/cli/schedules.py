@@ -66,14 +66,14 @@ def create_command(
 
     async def go() -> None:
         settings = load_settings(config)
-        args = (settings, schedule_id, target, text, who)
-        crons = tuple(cron or ())
-        # Refuse bad input before connecting, as `steward run` does.
-        build_schedule(*args, cron=crons, every=every, overlap=overlap, time_zone=time_zone)
-        await create_schedule(
-            await connect(settings),
-            *args,
-            cron=crons,
+        # Built (and bad input refused) before connecting, as `steward run` does.
+        schedule = build_schedule(
+            settings,
+            schedule_id,
+            target,
+            text,
+            who,
+            cron=tuple(cron or ()),
             every=every,
             overlap=overlap,
             paused=paused,
@@ -81,6 +81,7 @@ def create_command(
             time_zone=time_zone,
             task_queue=queue,
         )
+        await create_schedule(await connect(settings), schedule_id, schedule)
         state = "paused" if paused else "active"
         typer.echo(f"created schedule {schedule_id} ({state}): {target} as {who}")
         typer.echo("  list:    steward schedule list")
