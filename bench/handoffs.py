@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final
 
@@ -33,6 +33,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.tools.http_get import HttpActivities
+from bench.overhead import PageHandler
 from steward import devserver
 from steward import search_attributes as sa
 from steward.config import StewardConfig, load_config
@@ -45,7 +46,6 @@ LEAD: Final = "bench-lead"
 SPECIALIST: Final = "bench-specialist"
 SPECIALIST_MARK: Final = "You are the bench specialist."
 HAND_OFF: Final = "Hand this off."
-PAGE: Final = b"hello from the handoff bench\n"
 ANSWER: Final = json.dumps({"action": "answer", "answer": "ok"})
 
 
@@ -98,20 +98,6 @@ class HandoffFake(FakeModel):
         return FakeReply(json.dumps({"action": "http_get", "arguments": {"url": url}}))
 
 
-class _Page(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(PAGE)))
-        self.end_headers()
-        self.wfile.write(PAGE)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # a line per request would swamp the bench's output
-
-
 def _ms(event: HistoryEvent) -> float:
     return event.event_time.ToNanoseconds() / 1e6
 
@@ -155,7 +141,7 @@ async def measure() -> list[str]:
     scratch = Path(tempfile.mkdtemp(prefix="steward-bench-handoffs-"))
     install_fake_model(HandoffFake())
     config = bench_config(scratch)
-    page = ThreadingHTTPServer(("127.0.0.1", 0), _Page)
+    page = ThreadingHTTPServer(("127.0.0.1", 0), PageHandler)
     page.daemon_threads = True
     threading.Thread(target=page.serve_forever, daemon=True).start()
     direct_task = f"Fetch http://127.0.0.1:{page.server_address[1]}/"

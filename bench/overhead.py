@@ -538,7 +538,9 @@ def _load() -> str:
 # --- child processes -----------------------------------------------------------------------
 
 
-class _Page(BaseHTTPRequestHandler):
+class PageHandler(BaseHTTPRequestHandler):
+    """Answers every GET with PAGE (the benches' tool call fetches it)."""
+
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
@@ -560,7 +562,7 @@ class _PageServer(ThreadingHTTPServer):
 def serve_page() -> None:
     """Serve PAGE on a free loopback port until terminated; print the port first."""
     _exit_on_sigterm()
-    server = _PageServer(("127.0.0.1", 0), _Page)
+    server = _PageServer(("127.0.0.1", 0), PageHandler)
     print(_READY, server.server_address[1], flush=True)
     server.serve_forever()
 

@@ -103,6 +103,18 @@ def window(messages: list[Message], budget: int) -> tuple[list[int], list[int]]:
     return kept, list(range(first))
 
 
+def fit(state: AgentState, budget: int) -> None:
+    """Keep the state's newest messages that fit in `budget` characters; fold the ones that
+    fall out into its summary (the newest SUMMARY_LINES lines of it are kept).
+    """
+    kept, dropped = window(state.messages, budget)
+    if dropped:
+        state.summary.extend(summary_line(state.messages[i]) for i in dropped)
+        del state.summary[:-SUMMARY_LINES]
+        state.summarised += len(dropped)
+        state.messages = [state.messages[i] for i in kept]
+
+
 def summary_line(message: Message) -> str:
     """One line recalling a message that fell out of the window."""
     text = " ".join(message.content.split())

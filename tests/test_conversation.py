@@ -7,8 +7,10 @@ from steward.conversation import (
     RESULT_OUTPUT_BUDGET,
     SUMMARY_LINES,
     AgentRun,
+    AgentState,
     bounded,
     carried,
+    fit,
     summary_line,
     summary_message,
     window,
@@ -101,3 +103,12 @@ def test_a_result_keeps_outputs_whole_unless_together_they_would_not_fit() -> No
     assert len(kept) == 400
     assert sum(len(r.output) for r in kept) <= RESULT_OUTPUT_BUDGET
     assert len(bounded([record(n, 10) for n in range(900)])) == 500
+
+
+def test_fit_keeps_what_fits_and_folds_the_rest_into_the_summary_once() -> None:
+    state = AgentState(turn=3, messages=[text(n) for n in range(10)])
+    fit(state, 350)
+    assert [m.content[:2] for m in state.messages] == ["7:", "8:", "9:"]
+    assert state.summarised == 7 and len(state.summary) == 7
+    fit(state, 350)  # nothing more falls out: nothing is folded twice
+    assert state.summarised == 7 and len(state.summary) == 7

@@ -17,13 +17,11 @@ from temporalio.exceptions import ApplicationError
 
 from steward.conversation import (
     CARRIED_RECORDS,
-    SUMMARY_LINES,
     AgentRun,
     AgentState,
     carried,
-    summary_line,
+    fit,
     summary_message,
-    window,
 )
 from steward.handoffs import handoff_option, specialists_prompt
 from steward.models import (
@@ -217,13 +215,8 @@ class AgentWorkflow(StewardRun):
         task = Message(role="user", content="", blob=state.task_blob) if state.task_blob else None
         pinned = [system, task or Message(role="user", content=request.input)]
         budget = self.profile.context_chars - sum(m.chars() for m in pinned)
-        kept, dropped = window(state.messages, max(budget, 0))
-        if dropped:
-            # Fold what fell out of the window into the summary, once, and forget it.
-            state.summary.extend(summary_line(state.messages[i]) for i in dropped)
-            del state.summary[:-SUMMARY_LINES]
-            state.summarised += len(dropped)
-            state.messages = [state.messages[i] for i in kept]
+        # What falls out of the window goes into the summary, once, and is forgotten.
+        fit(state, max(budget, 0))
         summary = summary_message(state.summary, state.summarised)
         context = [*pinned, *([summary] if summary else []), *state.messages]
         origins = [-1, -2, *([-1] if summary else []), *range(len(state.messages))]
@@ -268,16 +261,11 @@ class AgentWorkflow(StewardRun):
     def _carry(self, actions: ToolActions) -> AgentState:
         """The compact state the next run of the chain starts from."""
         state = self.state
-        kept, dropped = window(state.messages, self.profile.context_chars)
-        if dropped:
-            state.summary.extend(summary_line(state.messages[i]) for i in dropped)
-            del state.summary[:-SUMMARY_LINES]
-            state.summarised += len(dropped)
+        fit(state, self.profile.context_chars)
         dropped_records = max(len(actions.records) - CARRIED_RECORDS, 0)
         return state.model_copy(
             update={
                 "runs": state.runs + 1,
-                "messages": [state.messages[i] for i in kept],
                 "actions": carried(actions.records),
                 "calls_by_tool": actions.counts(),
                 "model_calls": self.model_calls[-CARRIED_RECORDS:],
