@@ -5,7 +5,7 @@ builds its trace, and applies the deterministic scorers to the result and the hi
 
 An eval worker never builds the real tool activities. `SandboxTools` serves the same
 activity names (`send_email`, `write_file`, `publish_file`, `http_get`, `call_mcp_tool`,
-`notify_approvers`, `verify_approval`), validates the arguments as the real tool would,
+`notify_approvers`), validates the arguments as the real tool would,
 and answers with what it would have done: the record is the activity's result, in the
 run's own history and result, and nothing leaves the run. Its `notify_approvers` tells the
 run's parent `EvalWorkflow` that an approval waits, so the eval can answer it as scripted.
@@ -28,13 +28,11 @@ from temporalio.service import RPCError
 
 from activities.tools.arguments import parse_arguments
 from activities.tools.mcp import MCPActivities
-from evals.approvals import SANDBOX_SIGNATURE
 from evals.labels import label_all
 from evals.models import APPROVAL_PENDING_SIGNAL, CaseScores, ScoreRequest
 from evals.scorers import RunView, latency_of, model_calls_of, score
 from evals.script import SCRIPT_MEMO, Script, ScriptedError
 from steward.models import (
-    ApprovalDecision,
     ApprovalNotice,
     HttpGetArgs,
     LLMRequest,
@@ -43,7 +41,6 @@ from steward.models import (
     MCPToolsRequest,
     PublishFileArgs,
     SendEmailArgs,
-    SignatureCheck,
     ToolInvocation,
     ToolResult,
     Usage,
@@ -276,15 +273,6 @@ class SandboxTools:
             tool="notify_approvers",
             ok=True,
             output=f"sandbox: approvers not notified; eval {parent} answers {request.id}",
-        )
-
-    @activity.defn(name="verify_approval")
-    async def verify_approval(self, decision: ApprovalDecision) -> SignatureCheck:
-        """Accept the eval's own scripted signature, and nothing else."""
-        if decision.signature == SANDBOX_SIGNATURE:
-            return SignatureCheck(valid=True)
-        return SignatureCheck(
-            valid=False, reason="eval runs accept only the eval's scripted decisions"
         )
 
     async def _record(self, invocation: ToolInvocation, would: str) -> ToolResult:

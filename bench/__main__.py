@@ -42,7 +42,6 @@ from typing import Any
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.llm import LLMActivities
@@ -66,6 +65,7 @@ from steward.models import (
     RunProgress,
     Usage,
 )
+from steward.plugin import StewardPlugin
 from steward.replay import replay
 from steward.routing import Step, choose_tier
 from steward.runs import start_run
@@ -261,7 +261,7 @@ async def main() -> None:
     costs: list[tuple[str, float, float]] = []
     for label, extra in (("tuned", devserver.tuning_args()), ("defaults", [])):
         env = await WorkflowEnvironment.start_local(
-            data_converter=pydantic_data_converter,
+            plugins=[StewardPlugin()],
             dev_server_existing_path=str(devserver.temporal_binary()),
             search_attributes=sa.ALL,
             dev_server_extra_args=[*extra, "--db-filename", str(scratch / f"{label}.db")],

@@ -66,7 +66,6 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from steward import devserver, queues
@@ -79,8 +78,10 @@ from steward.models import (
     RunProgress,
     RunResult,
     idempotency_key,
+    run_tag,
 )
-from steward.runs import RunError, decide, find_request, start_run
+from steward.plugin import StewardPlugin
+from steward.runs import RunError, decide, decide_by_signal, find_request, start_run
 
 REPO = Path(__file__).resolve().parent.parent
 TICKETS = sorted((REPO / "examples" / "tickets").glob("*.txt"))
@@ -148,10 +149,12 @@ class RunPlan:
     via: Literal["update", "signal"] = "update"
     duplicate: bool = False
     at: float = 0.0
+    run_id: str = ""
+    """The run's first execution's run id, once started: approvals and keys are scoped to it."""
 
     @property
     def request_id(self) -> str:
-        return f"{self.workflow_id}:1"
+        return f"{self.workflow_id}:{run_tag(self.run_id)}-1"
 
     @property
     def reason(self) -> str:
@@ -484,7 +487,7 @@ class WorkerProcess:
 
 async def connect_to(server: Server) -> Client:
     return await Client.connect(
-        server.address, namespace=devserver.NAMESPACE, data_converter=pydantic_data_converter
+        server.address, namespace=devserver.NAMESPACE, plugins=[StewardPlugin()]
     )
 
 
@@ -559,13 +562,13 @@ class Approver:
         while True:
             try:
                 async with asyncio.timeout(ATTEMPT_SECONDS):
-                    await decide(
+                    send = decide_by_signal if plan.via == "signal" else decide
+                    await send(
                         self.client,
                         plan.request_id,
                         plan.approver,
                         approve=plan.approve,
                         reason=plan.reason,
-                        via=plan.via,
                     )
                 return
             except RunError as err:
@@ -704,6 +707,8 @@ class Chaos:
                 for index, plan in enumerate(plans)
             )
         )
+        for plan, handle in zip(plans, handles, strict=True):
+            plan.run_id = handle.first_execution_run_id or ""
         self.log(f"started {len(handles)} runs ({sum(p.needs_approval for p in plans)} ask)")
         if not self.options.from_start:
             await wait_settled(client, self.config, plans, deadline)
@@ -900,7 +905,7 @@ def check_outbox(config: StewardConfig, approving: list[RunPlan]) -> OutboxCheck
     check = OutboxCheck()
     messages, notices = outbox_files(outbox)
     expected = {
-        _file_name(idempotency_key(plan.workflow_id, SEND_CALL_ID)): plan
+        _file_name(idempotency_key(plan.workflow_id, SEND_CALL_ID, plan.run_id)): plan
         for plan in approving
         if plan.approve
     }
@@ -915,7 +920,7 @@ def check_outbox(config: StewardConfig, approving: list[RunPlan]) -> OutboxCheck
         what = f"of {owner}, which was rejected or sent twice" if owner else "no run owns"
         check.violations.append(f"outbox holds {name}: a message {what}")
     wanted_notices = {
-        _file_name(idempotency_key(plan.workflow_id, f"{plan.request_id}-opened"))
+        _file_name(idempotency_key(plan.workflow_id, f"{plan.request_id}-opened", plan.run_id))
         for plan in approving
     }
     check.notices_expected = len(wanted_notices)

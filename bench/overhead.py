@@ -48,12 +48,12 @@ import httpx
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from steward import devserver
 from steward import search_attributes as sa
 from steward.config import StewardConfig, load_config
+from steward.plugin import StewardPlugin
 from steward.runs import start_run
 from tests.support.fake_model import FakeModel, FakeReply, install_fake_model
 
@@ -447,7 +447,7 @@ async def measure(server_args: Sequence[str] | None = None) -> Result:
     """Start the server, the page and both workers; measure; stop everything."""
     scratch = Path(tempfile.mkdtemp(prefix="steward-overhead-"))
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        plugins=[StewardPlugin()],
         dev_server_existing_path=str(devserver.temporal_binary()),
         search_attributes=sa.ALL,
         dev_server_extra_args=[
@@ -572,20 +572,21 @@ async def steward_worker(address: str, queue: str, scratch: Path, latency: float
     from activities.llm import LLMActivities
     from activities.tools.email import OutboxActivities
     from activities.tools.http_get import HttpActivities
-    from workers.build import Activities, build_workers
+    from workers.build import Activities, authority, build_workers
 
     install_fake_model(BenchFake(latency=latency))
     config = bench_config(scratch)
     activities = Activities(
         llm=LLMActivities(config.tiers, allow_paid=False),
         outbox=OutboxActivities(Path(config.outbox), config.sender),
+        authority=authority(config),
         http=HttpActivities(
             config.http.allow_hosts,
             max_bytes=config.http.max_bytes,
             timeout_seconds=config.http.timeout_seconds,
         ),
     )
-    client = await Client.connect(address, data_converter=pydantic_data_converter)
+    client = await Client.connect(address, plugins=[StewardPlugin()])
     (worker,) = build_workers(client, activities, task_queue=queue, role="default")
     async with worker:
         print(_READY, flush=True)

@@ -25,7 +25,6 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from qdrant_client import QdrantClient, models
 from temporalio import workflow
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -34,10 +33,10 @@ from activities.retrieval import RetrievalActivities, VectorStore, chunk_point
 from steward import devserver
 from steward import search_attributes as sa
 from steward.config import load_config
+from steward.plugin import SANDBOX, StewardPlugin
 from steward.retrieval import IngestRequest, RetrieveRequest, RetrieveResult
 from tests.support.retrieval import ingest
 from tests.support.stack import activities_for_tests, running_workers
-from workers.build import SANDBOX
 
 REPO = Path(__file__).resolve().parent.parent
 SIZES = (1_000, 10_000, 50_000)
@@ -182,7 +181,7 @@ async def measure() -> list[str]:
     """Run every retrieval measurement; return the lines to print."""
     scratch = Path(tempfile.mkdtemp(prefix="steward-bench-retrieval-"))
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        plugins=[StewardPlugin()],
         dev_server_existing_path=str(devserver.temporal_binary()),
         search_attributes=sa.ALL,
         dev_server_extra_args=[*devserver.tuning_args(), "--db-filename", str(scratch / "t.db")],

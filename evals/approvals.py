@@ -12,10 +12,6 @@ from __future__ import annotations
 from evals.models import ApprovalStep
 from steward.models import ApprovalDecision, ApprovalRequest
 
-SANDBOX_SIGNATURE = "steward-eval-sandbox"
-"""What scripted decisions carry for rules that need signed decisions. Only the eval
-worker's sandbox verifier accepts it; a real privileged worker checks real keys."""
-
 APPROVE_BY_DEFAULT = ApprovalStep(decision="approve")
 
 
@@ -46,7 +42,6 @@ def decisions_for(request: ApprovalRequest, step: ApprovalStep) -> list[Approval
             approver=name,
             approve=step.decision == "approve",
             reason=reason,
-            signature=SANDBOX_SIGNATURE if request.signed else "",
         )
         for name in eligible[:needed]
     ]

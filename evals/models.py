@@ -4,8 +4,9 @@ Everything here crosses Temporal (the `EvalWorkflow`'s input and result, the sco
 activity), so it is pydantic and strict: a suite with a misspelt field is refused when it
 is loaded, naming the field, before any run starts.
 
-A case is one run to make (the resolved `RunRequest`, so the profile in force is in
-history), how its approvals are to be answered, what it must show (`evals.expectations`)
+A case is one run to make (its `RunRequest`: the eval worker resolves the profile from its
+own config, and the eval's options, one tier and short deadlines, travel as `eval`), how
+its approvals are to be answered, what it must show (`evals.expectations`)
 and, for a scripted case, the answers that replace the model (`evals.script`).
 """
 
@@ -18,7 +19,7 @@ from pydantic import Field, model_validator
 
 from evals.expectations import Expectation
 from evals.script import Script
-from steward.models import RunRequest, Strict
+from steward.models import LegacyRunRequest, RunRequest, Strict
 
 APPROVAL_PENDING_SIGNAL = "approval_pending"
 """Signal by which an eval worker's sandbox tells an `EvalWorkflow` that a run of one of its
@@ -58,7 +59,10 @@ class EvalCase(Strict):
     id: str = Field(pattern=CASE_ID_PATTERN)
     target: str = Field(description="the playbook or agent, as named in steward.yaml")
     workflow_type: str
-    request: RunRequest
+    request: RunRequest | LegacyRunRequest = Field(
+        description="the run input (evals recorded before the workers resolved profiles "
+        "carry the profile itself)"
+    )
     tags: list[str] = Field(default_factory=list)
     approvals: list[ApprovalStep] = Field(
         default_factory=lambda: [ApprovalStep(decision="approve")],

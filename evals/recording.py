@@ -23,6 +23,8 @@ from evals.models import ApprovalStep
 from evals.script import Script, ScriptedAnswer, ScriptedError, ScriptedSearch, ScriptedTool
 from evals.suite import Suite, SuiteCase, SuiteError
 from steward.models import (
+    AgentProfile,
+    LegacyRunRequest,
     LLMRequest,
     LLMResult,
     MCPToolList,
@@ -33,7 +35,7 @@ from steward.models import (
     ToolResult,
 )
 from steward.trace import build_trace
-from steward.trace.events import error_info, first, kind, typed
+from steward.trace.events import error_info, first, kind, resolved_run, typed
 from steward.trace.model import ApprovalTrace
 
 _NOT_AN_ID = re.compile(r"[^A-Za-z0-9._-]")
@@ -57,7 +59,9 @@ def case_from_history(history: WorkflowHistory) -> SuiteCase:
             f"{history.workflow_id}: this run handed work to specialists, whose answers are in "
             "their own histories; a case re-runs one history, so record a run without handoffs"
         )
-    request = typed(RunRequest, given)
+    request: RunRequest | LegacyRunRequest | None = typed(RunRequest, given) or typed(
+        LegacyRunRequest, given
+    )
     if request is None:
         raise SuiteError(
             f"{history.workflow_id} is a {started.workflow_type.name}, not a playbook or "
@@ -85,11 +89,17 @@ def case_from_history(history: WorkflowHistory) -> SuiteCase:
     return SuiteCase(
         id=_case_id(history.workflow_id),
         request=request,
+        profile=_resolved_profile(history) if isinstance(request, RunRequest) else None,
         tags=["from-history", started.workflow_type.name],
         approvals=_approvals(trace.approvals),
         expect=expect,
         script=script_from_history(history),
     )
+
+
+def _resolved_profile(history: WorkflowHistory) -> AgentProfile | None:
+    resolved = resolved_run(history.events)
+    return resolved.profile if resolved is not None else None
 
 
 def script_from_history(history: WorkflowHistory) -> Script:

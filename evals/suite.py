@@ -15,9 +15,11 @@ Expectations are one-key mappings, long or short:
     - max_model_calls: 2
     - llm_judge: "The reply is polite and promises no refund."
 
-Resolving a suite reads steward.yaml the way `steward run` does, so each case carries the
-profile in force. Overrides for a whole eval (another agent, every step on one tier, a
-judge tier) are applied here, before anything starts.
+Resolving a suite checks each case against steward.yaml the way `steward run` does, so a
+misspelt target fails before anything starts; the runs themselves get their profiles from
+the eval worker's config. Overrides for a whole eval (another agent, every step on one
+tier, short approval deadlines) travel in each run input as eval options, which only an
+eval worker honours.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ from evals.expectations import Expectation, JudgeSpec
 from evals.models import CASE_ID_PATTERN, ApprovalStep, EvalCase
 from evals.script import Script
 from steward.config import ConfigError, StewardConfig
-from steward.models import AgentProfile, ApprovalRule, RunRequest, problems
-from steward.runs import RunError, workflow_type
+from steward.models import AgentProfile, EvalOptions, LegacyRunRequest, RunRequest, problems
+from steward.runs import RunError
+from steward.targets import workflow_type
 
 DEFAULT_PRINCIPAL = "steward-eval"
 DEFAULT_APPROVAL_DEADLINE = 2.0
@@ -90,7 +93,13 @@ class SuiteCase(BaseModel):
     target: str | None = None
     input: str | None = None
     input_file: str | None = None
-    request: RunRequest | None = Field(default=None, description="a recorded run's input")
+    request: RunRequest | LegacyRunRequest | None = Field(
+        default=None, description="a recorded run's input"
+    )
+    profile: AgentProfile | None = Field(
+        default=None,
+        description="the profile a recorded run had; the eval worker re-runs it under it",
+    )
     tags: list[str] = Field(default_factory=list)
     approvals: list[ApprovalStep] | None = None
     expect: list[Expectation] = Field(default_factory=list)
@@ -234,7 +243,7 @@ def resolve_cases(
     tier: str | None = None,
     judge_tier: str | None = None,
 ) -> list[EvalCase]:
-    """Each case with its profile resolved from steward.yaml and the overrides applied."""
+    """Each case as a run input, checked against steward.yaml, with the eval's options."""
     from activities.tools import default_specs
 
     for name, value in (("--tier", tier), ("--judge-tier", judge_tier)):
@@ -247,30 +256,30 @@ def resolve_cases(
     resolved = []
     for case in cases:
         where = f"case {case.id}"
+        recorded = _recorded_profile(case) if agent is None else None
         try:
-            request = _request(suite, config, case, agent, specs)
+            request = _request(suite, case, agent)
+            if recorded is None:
+                config.profile(request.target, specs)  # an unknown target fails here
         except (ConfigError, RunError) as err:
             raise SuiteError(f"{where}: {err}") from None
         except ValidationError as err:
             raise SuiteError(f"{where}: {problems(err, 'input')}") from None
         approvals = case.approvals if case.approvals is not None else suite.approvals
-        profile = request.profile
-        if tier is not None:
-            profile = on_one_tier(profile, tier)
-        if any(step.decision == "timeout" for step in approvals):
-            profile = with_deadline(profile, case.approval_deadline_seconds)
+        times_out = any(step.decision == "timeout" for step in approvals)
+        options = EvalOptions(
+            tier=tier,
+            approval_deadline_seconds=case.approval_deadline_seconds if times_out else None,
+            profile=recorded,
+        )
         expect = [*suite.expect_all, *case.expect]
         expect = [_judged_on(spec, judge, config, where) for spec in expect]
-        try:
-            kind = workflow_type(profile)
-        except RunError as err:
-            raise SuiteError(f"{where}: {err}") from None
         resolved.append(
             EvalCase(
                 id=case.id,
-                target=profile.name,
-                workflow_type=kind,
-                request=request.model_copy(update={"profile": profile}),
+                target=request.target,
+                workflow_type=workflow_type(request.target),
+                request=request.model_copy(update={"eval": options}),
                 tags=case.tags,
                 approvals=approvals,
                 expect=expect,
@@ -281,21 +290,35 @@ def resolve_cases(
     return resolved
 
 
-def _request(
-    suite: Suite, config: StewardConfig, case: SuiteCase, agent: str | None, specs: Any
-) -> RunRequest:
+def _recorded_profile(case: SuiteCase) -> AgentProfile | None:
+    """The profile a recorded run ran under, if the case is one."""
+    if isinstance(case.request, LegacyRunRequest):
+        return case.request.profile
+    return case.profile
+
+
+def _request(suite: Suite, case: SuiteCase, agent: str | None) -> RunRequest:
+    """The case's run input: its recorded one (re-targeted to `agent`), or target + input."""
     if case.request is not None:
-        if agent is None:
-            return case.request
-        profile = config.profile(agent, specs)
-        return case.request.model_copy(update={"profile": profile})
+        recorded = case.request
+        if isinstance(recorded, LegacyRunRequest):
+            # Recorded before the workers resolved profiles: only the name still counts.
+            recorded = RunRequest(
+                target=recorded.profile.name, input=recorded.input, principal=recorded.principal
+            )
+        # A recorded signature or parent's word vouches for nothing in an eval.
+        return RunRequest(
+            target=agent or recorded.target,
+            input=recorded.input,
+            principal=recorded.principal,
+            budget_cap=recorded.budget_cap,
+        )
     target = agent or case.target or suite.target
     if target is None:
         raise SuiteError(f"case {case.id}: no target (set target: in the suite or the case)")
     if case.input is None:
         raise SuiteError(f"case {case.id}: give input:, input_file: or request:")
-    profile = config.profile(target, specs)
-    return RunRequest(input=case.input, principal=suite.principal, profile=profile)
+    return RunRequest(target=target, input=case.input, principal=suite.principal)
 
 
 def _judged_on(
@@ -307,26 +330,3 @@ def _judged_on(
     if tier not in config.tiers:
         raise SuiteError(f"{where}: llm_judge tier {tier!r} is not in steward.yaml")
     return spec.model_copy(update={"tier": tier, "deployments": len(config.tiers[tier])})
-
-
-def on_one_tier(profile: AgentProfile, tier: str) -> AgentProfile:
-    """The profile with every step routed to `tier` (a provider, say, instead of local)."""
-    return profile.model_copy(
-        update={"tiers": dict.fromkeys(profile.tiers, tier), "tier_order": [tier]}
-    )
-
-
-def with_deadline(profile: AgentProfile, seconds: float) -> AgentProfile:
-    """The profile with every approval (tools, budget) waiting at most `seconds` per stage."""
-
-    def shorter(rule: ApprovalRule | None) -> ApprovalRule | None:
-        if rule is None:
-            return None
-        escalation = rule.escalation
-        if escalation is not None:
-            escalation = escalation.model_copy(update={"timeout_seconds": seconds})
-        return rule.model_copy(update={"timeout_seconds": seconds, "escalation": escalation})
-
-    tools = [tool.model_copy(update={"approval": shorter(tool.approval)}) for tool in profile.tools]
-    budget = profile.budget.model_copy(update={"approval": shorter(profile.budget.approval)})
-    return profile.model_copy(update={"tools": tools, "budget": budget})

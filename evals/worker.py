@@ -7,8 +7,10 @@ the eval instead of to people. On the scripted queue, runs get their model answe
 retrieval results and tool results from their case's script: no model at all.
 
 The real tool activities are never built here, so an eval worker cannot send a real
-message whatever a suite asks. `steward eval` runs one in its own process unless told
-not to; `python -m evals.worker` runs one on its own (for a shared server).
+message whatever a suite asks. Its authority is a sandbox's: it honours a run's eval
+options (one tier, short approval deadlines) and needs no signatures, since nothing acts.
+`steward eval` runs one in its own process unless told not to; `python -m evals.worker`
+runs one on its own (for a shared server).
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ from evals.models import EVAL_QUEUE, scripted_queue
 from steward.config import StewardConfig
 from steward.models import ToolInvocation
 from workers.build import (
+    ALL_WORKFLOWS,
     Activities,
+    authority,
     build_workers,
     mcp_activities,
     privileged_tools,
@@ -72,10 +76,10 @@ def eval_activities(
     return Activities(
         llm=llm,
         outbox=tools,
+        authority=authority(config, sandbox=True),
         files=tools,
         http=tools,
         mcp=tools,
-        approvals=tools,
         retrieval=retrieval if retrieval is not None else retrieval_activities(config),
         evals=EvalActivities(),
         privileged_tools=privileged_tools(config),
@@ -91,10 +95,10 @@ def scripted_activities(
     return Activities(
         llm=ScriptedModel(scripts),
         outbox=tools,
+        authority=authority(config, sandbox=True),
         files=tools,
         http=tools,
         mcp=tools,
-        approvals=tools,
         retrieval=ScriptedRetrieval(scripts, tools),
         privileged_tools=privileged_tools(config),
     )
@@ -118,11 +122,12 @@ def build_eval_workers(
         config, llm or model_activities(config), retrieval=retrieval, recorded=recorded
     )
     return [
-        *build_workers(client, live, task_queue=task_queue, **options),
+        *build_workers(client, live, task_queue=task_queue, workflows=ALL_WORKFLOWS, **options),
         *build_workers(
             client,
             scripted_activities(config, recorded=recorded),
             task_queue=scripted_queue(task_queue),
+            workflows=ALL_WORKFLOWS,
             **options,
         ),
     ]

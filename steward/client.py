@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 
 from steward import devserver
 from steward.config import StewardConfig, load_config
+from steward.plugin import StewardPlugin
 
 ENVIRONMENT_VARIABLE: Final = "STEWARD_ENV"
 
@@ -58,4 +58,4 @@ async def connect(settings: StewardConfig | None = None, **overrides: Any) -> Cl
     options = connect_options(settings)
     options.update(overrides)
     target = options.pop("target_host")
-    return await Client.connect(target, data_converter=pydantic_data_converter, **options)
+    return await Client.connect(target, plugins=[StewardPlugin()], **options)

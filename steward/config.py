@@ -3,9 +3,9 @@
 The file holds no secrets: a deployment names the environment variable its key lives in
 (`api_key_env`), and only the worker that calls the model reads it; the SMTP server's
 credentials are named the same way (`username_env`, `password_env`) and read only by the
-privileged worker when it sends. The CLI resolves an
-agent's profile from this file when a run starts, so the profile in force travels in the
-workflow input and is part of history.
+privileged worker when it sends. The workers resolve an agent's profile from their own
+copy of this file when a run starts (a client's copy never decides what a run may do), and
+the profile in force is recorded in history with the digest of the config it came from.
 
 One file describes every environment (dev, staging, prod): `environments` maps each name to
 the Temporal namespace it runs in and a partial steward.yaml merged over the rest. Which
@@ -15,7 +15,9 @@ never reads the process environment.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -48,6 +50,8 @@ from steward.models import (
 )
 from steward.questions import ASK_HUMAN
 from steward.retrieval import COLLECTION_NAME, SEARCH_DOCS, WORDLLAMA
+from steward.signing import SigningKeyError, parse_public_key
+from steward.targets import PLAYBOOKS
 
 DEFAULT_CONFIG_PATHS = (Path("steward.yaml"), Path("examples/steward.yaml"))
 
@@ -431,6 +435,36 @@ class EnvironmentConfig(_Section):
         return value
 
 
+class IdentityConfig(_Section):
+    """Who people are, and which of their acts must be signed to count.
+
+    Names in steward.yaml (approvers, requesters) are claims unless signed: with a public
+    key listed here, a person's signature proves a decision or a start is theirs. Keys are
+    Ed25519; the private half never leaves the person's machine.
+    """
+
+    public_keys: dict[str, str] = Field(
+        default_factory=dict, description="person -> public key, ed25519:BASE64"
+    )
+    signed_approvals: list[RiskClass] = Field(
+        default_factory=list,
+        description="approvals of tools of these risk classes must be signed (prod: all risky)",
+    )
+    signed_start: bool = Field(
+        default=False, description="a run starts only with a start signed by its requester"
+    )
+
+    @field_validator("public_keys")
+    @classmethod
+    def _keys_parse(cls, value: dict[str, str]) -> dict[str, str]:
+        for person, key in value.items():
+            try:
+                parse_public_key(key)
+            except SigningKeyError as err:
+                raise ValueError(f"{person}: {err}") from None
+        return value
+
+
 class StewardConfig(_Section):
     """The whole of steward.yaml. Tiers are listed from cheapest to strongest."""
 
@@ -447,10 +481,7 @@ class StewardConfig(_Section):
     files: FilesConfig = Field(default_factory=FilesConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     mcp_servers: dict[str, MCPServerConfig] = Field(default_factory=dict)
-    approver_keys: dict[str, str] = Field(
-        default_factory=dict,
-        description="approver -> name of the privileged worker's variable holding their key",
-    )
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     blobs: BlobConfig = Field(default_factory=BlobConfig)
     environments: dict[str, EnvironmentConfig] = Field(
@@ -478,6 +509,17 @@ class StewardConfig(_Section):
             if environment.namespace not in names:
                 names.append(environment.namespace)
         return names
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_shared_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "approver_keys" in data:
+            raise ValueError(
+                "approver_keys: shared approval keys are gone (whoever verified could sign); "
+                "list each person's public key under identity.public_keys instead "
+                "(`steward keys new NAME` makes a key pair and prints the public key)"
+            )
+        return data
 
     @field_validator("environments")
     @classmethod
@@ -639,17 +681,35 @@ class StewardConfig(_Section):
             scopes=[f"mcp:{server}"],
             privileged=settings.privileged,
             decision=settings.decision,
-            approval=self._rule(settings.approval, where) if settings.approval else None,
+            approval=self._rule(settings.approval, where, settings.risk)
+            if settings.approval
+            else None,
             timeout_seconds=settings.timeout_seconds,
             max_calls_per_run=settings.max_calls_per_run,
             mcp_server=server,
         )
 
-    def _rule(self, approval: ApprovalConfig, where: str) -> ApprovalRule:
+    def _rule(
+        self, approval: ApprovalConfig, where: str, risk: RiskClass | None = None
+    ) -> ApprovalRule:
         for group in (approval.group, approval.escalate.group if approval.escalate else None):
             if group is not None and group not in self.approvers:
                 raise ConfigError(
                     f"{where}: no approver group {group!r} (known: {sorted(self.approvers)})"
+                )
+        signed = approval.signed or (risk is not None and risk in self.identity.signed_approvals)
+        if signed:
+            groups = [approval.group, *([approval.escalate.group] if approval.escalate else [])]
+            unkeyed = [
+                person
+                for group in groups
+                for person in self.approvers[group]
+                if person not in self.identity.public_keys
+            ]
+            if unkeyed:
+                raise ConfigError(
+                    f"{where}: decisions must be signed, but {', '.join(sorted(set(unkeyed)))} "
+                    "has no key in identity.public_keys (`steward keys new NAME`)"
                 )
         escalation = None
         if approval.escalate is not None:
@@ -663,7 +723,7 @@ class StewardConfig(_Section):
                 timeout_seconds=approval.timeout_seconds,
                 required=approval.required,
                 escalation=escalation,
-                signed=approval.signed,
+                signed=signed,
             )
         except ValidationError as err:
             raise ConfigError(f"{where}: {err.errors()[0]['msg']}") from None
@@ -701,7 +761,9 @@ class StewardConfig(_Section):
             )
         approval = base.approval
         if override.approval is not None:
-            approval = self._rule(override.approval, f"tools.{tool}.approval")
+            approval = self._rule(
+                override.approval, f"tools.{tool}.approval", override.risk or base.risk
+            )
         return base.model_copy(
             update={
                 "risk": override.risk or base.risk,
@@ -714,6 +776,46 @@ class StewardConfig(_Section):
                 "max_calls_per_run": override.max_calls_per_run or base.max_calls_per_run,
             }
         )
+
+    def digest(self) -> str:
+        """SHA-256 (first 16 hex) of this config as resolved, environment merged in.
+
+        Recorded with every run's profile, so a run shows which config decided it.
+        """
+        canonical = json.dumps(
+            {"environment": self._environment, "config": self.model_dump(mode="json")},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def public_keys_for(self, profile: AgentProfile) -> dict[str, str]:
+        """The public keys of everyone who may decide one of this profile's approvals."""
+        rules = [tool.approval for tool in profile.tools if tool.approval is not None]
+        if profile.budget.approval is not None:
+            rules.append(profile.budget.approval)
+        people = {
+            person
+            for rule in rules
+            for person in [
+                *rule.approvers,
+                *(rule.escalation.approvers if rule.escalation else []),
+            ]
+        }
+        keys = self.identity.public_keys
+        return {person: keys[person] for person in sorted(people) if person in keys}
+
+    def check_agents(self, registry: Mapping[str, ToolSpec]) -> None:
+        """Resolve every agent once, so a worker refuses to start with a config that
+        grants an unknown tool or names a key that is missing (ConfigError naming it).
+        """
+        for name, agent in self.agents.items():
+            if agent.kind == "playbook" and name not in PLAYBOOKS:
+                raise ConfigError(
+                    f"agents.{name}: kind playbook, but no playbook of that name exists in "
+                    f"code (playbooks: {', '.join(PLAYBOOKS)}); did you mean kind: agent?"
+                )
+            self.profile(name, registry)
 
 
 def find_config(explicit: str | Path | None = None) -> Path:

@@ -19,12 +19,16 @@ from pydantic import Field
 from steward.blobs import BlobRef
 from steward.models import (
     ActionRecord,
+    ApprovalDecision,
     ApprovalOutcome,
     ApprovalRequest,
     Citation,
+    DecisionRecord,
     Ledger,
+    LegacyRunRequest,
     Message,
     ModelCallRecord,
+    ResolvedRun,
     RunRequest,
     Strict,
     ToolCall,
@@ -51,6 +55,14 @@ class GateState(Strict):
     decided: dict[str, str] = Field(
         default_factory=dict, description="recent approval id -> outcome status"
     )
+    accepted: dict[str, list[ApprovalDecision]] = Field(
+        default_factory=dict,
+        description="waiting request id -> the approvals it has so far (the acting worker "
+        "checks all of them)",
+    )
+    decisions: list[DecisionRecord] = Field(
+        default_factory=list, description="decisions received so far (the newest)"
+    )
 
 
 class AgentState(Strict):
@@ -76,10 +88,24 @@ class AgentState(Strict):
         default=None, description="the call whose approval was still pending"
     )
     dropped_records: int = Field(default=0, ge=0, description="old records not carried")
+    resolved: ResolvedRun | None = Field(
+        default=None,
+        description="what the workers resolved when the chain began (MCP tools described)",
+    )
 
 
 class AgentRun(RunRequest):
-    """An agent run's input: a new run, or the next run of a chain (`resume`)."""
+    """An agent run's input: a new run, or the next run of a chain (`resume`).
+
+    Only the run's own continue-as-new may carry `resume`: a new run that sends it is
+    refused, since the state holds the resolved profile.
+    """
+
+    resume: AgentState | None = None
+
+
+class LegacyAgentRun(LegacyRunRequest):
+    """An agent run's input as recorded before the workers resolved profiles."""
 
     resume: AgentState | None = None
 

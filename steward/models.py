@@ -260,19 +260,40 @@ class ToolCall(Strict):
         return args_digest(self.tool, self.arguments)
 
 
-def idempotency_key(workflow_id: str, call_id: str) -> str:
-    """The key that makes a tool call's side effect happen once: workflow id + call id."""
+def idempotency_key(workflow_id: str, call_id: str, run_id: str = "") -> str:
+    """The key that makes a tool call's side effect happen once.
+
+    It binds the run (its first execution's run id, kept across continue-as-new), so a
+    later run started with the same workflow id never finds an earlier run's effect and
+    takes it for its own. Runs recorded before runs were scoped pass no run id.
+    """
     readable = "".join(c if c.isalnum() or c in "._-" else "-" for c in workflow_id)[:80]
-    unique = hashlib.sha256(f"{workflow_id}\0{call_id}".encode()).hexdigest()[:16]
+    scope = f"{workflow_id}\0{run_id}" if run_id else workflow_id
+    unique = hashlib.sha256(f"{scope}\0{call_id}".encode()).hexdigest()[:16]
     return f"{readable}.{unique}"
 
 
-def args_digest(tool: str, arguments: dict[str, Any]) -> str:
-    """sha256 over the canonical JSON of a tool name and its arguments (first 16 hex)."""
+def run_tag(run_id: str) -> str:
+    """8 hex characters that tell runs of one workflow id apart in approval and question
+    ids. A hash: run ids are time-ordered UUIDs, so their first characters are not.
+    """
+    return hashlib.sha256(run_id.encode()).hexdigest()[:8]
+
+
+def arguments_sha256(tool: str, arguments: dict[str, Any]) -> str:
+    """SHA-256 (hex) over the canonical JSON of a tool name and its arguments.
+
+    Signatures cover all of it; the `args_digest` people compare is its first 16 hex.
+    """
     canonical = json.dumps(
         {"tool": tool, "arguments": arguments}, sort_keys=True, separators=(",", ":")
     )
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def args_digest(tool: str, arguments: dict[str, Any]) -> str:
+    """The first 16 hex of `arguments_sha256`: what an approver compares and types."""
+    return arguments_sha256(tool, arguments)[:16]
 
 
 class SendEmailArgs(Strict):
@@ -380,6 +401,15 @@ class ToolInvocation(Strict):
     idempotency_key: str = Field(min_length=8, max_length=300, pattern=r"^[A-Za-z0-9._:@-]+$")
     agent: str
     principal: str
+    run_id: str = Field(
+        default="", description="the run's first execution run id (empty in older histories)"
+    )
+    principal_verified: bool = Field(
+        default=False, description="the principal signed the run's start (or its parent's)"
+    )
+    approval: ApprovalEvidence | None = Field(
+        default=None, description="the request and the decisions that cleared this call"
+    )
 
 
 class Citation(Strict):
@@ -423,6 +453,9 @@ class ApprovalRequest(Strict):
     approved_by: list[str] = Field(default_factory=list)
     escalated: bool = False
     signed: bool = False
+    run_id: str = Field(
+        default="", description="the run's first execution run id; signatures bind it"
+    )
 
     @field_validator("arguments")
     @classmethod
@@ -439,15 +472,39 @@ class ApprovalDecision(Strict):
     approve: bool
     reason: str = Field(default="", max_length=2_000)
     signature: str = Field(
-        default="", max_length=128, description="HMAC by the approver's key, for signed rules"
+        default="",
+        max_length=128,
+        description="Ed25519 by the approver's own key (`steward sign`), for signed rules",
     )
 
 
-class SignatureCheck(Strict):
-    """Whether a signed decision was made with its approver's key."""
+class ApprovalEvidence(Strict):
+    """What cleared a tool call: its request and the decisions that approved it.
 
-    valid: bool
-    reason: str = ""
+    Travels with the call to the worker that acts, which checks it against its own config
+    before the side effect (the arguments are the call's own, so they are not repeated).
+    """
+
+    request_id: str
+    workflow_id: str
+    run_id: str
+    tool: str
+    args_digest: str
+    requester: str
+    decisions: list[ApprovalDecision] = Field(min_length=1)
+
+
+class DecisionRecord(Strict):
+    """A decision as the run received it, accepted or refused (the `decisions` query)."""
+
+    request_id: str
+    approver: str
+    approve: bool | None = Field(description="None when the decision could not be read")
+    via: Literal["signal", "update"]
+    accepted: bool
+    reason: str = Field(description="why it was refused, or the approver's note")
+    signed: bool = False
+    at: datetime
 
 
 class ApprovalOutcome(Strict):
@@ -491,16 +548,32 @@ class RefusedDecision(Strict):
 # --- runs ----------------------------------------------------------------------------
 
 
-class Budget(Strict):
-    """Limits on one run's model use, and what happens when a call would pass them."""
+class BudgetCap(Strict):
+    """Limits a run input may set: they only ever lower the configured budget."""
 
     max_cost_usd: float | None = Field(default=None, gt=0, le=1e9)
     max_tokens: int | None = Field(default=None, gt=0, le=10**15)
     max_model_calls: int | None = Field(default=None, gt=0, le=10**9)
+
+
+class Budget(BudgetCap):
+    """Limits on one run's model use, and what happens when a call would pass them."""
+
     on_exceed: Literal["stop", "approve"] = "stop"
     approval: ApprovalRule | None = Field(
         default=None, description="who may extend the budget, when on_exceed is approve"
     )
+
+    def capped(self, cap: BudgetCap | None) -> Budget:
+        """The budget with each limit lowered to the cap's, where the cap sets one."""
+        if cap is None:
+            return self
+        lowered = self.model_copy()
+        for name in BudgetCap.model_fields:
+            limit, ceiling = getattr(self, name), getattr(cap, name)
+            if ceiling is not None:
+                setattr(lowered, name, ceiling if limit is None else min(limit, ceiling))
+        return lowered
 
 
 class TierSpend(Strict):
@@ -602,10 +675,11 @@ class ContinueAfter(Strict):
 
 
 class AgentProfile(Strict):
-    """An agent or playbook as configured in steward.yaml, resolved when the run starts.
+    """An agent or playbook as configured in the workers' steward.yaml.
 
-    It travels in the workflow input so the configuration in force is part of history and
-    replay needs no files.
+    The workers resolve it when a run starts (the `resolve_run` activity), so the
+    configuration in force is part of history and replay needs no files. It never comes
+    from a run input.
     """
 
     name: str
@@ -642,23 +716,115 @@ class AgentProfile(Strict):
     )
 
 
+TARGET_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+PRINCIPAL_MAX = 200
+
+
+def _task_fits(value: str) -> str:
+    if not value.strip():
+        raise ValueError("input is empty: give the task or ticket text")
+    if len(value) > MAX_INPUT_CHARS:
+        raise ValueError(f"input is {len(value):,} characters; the limit is {MAX_INPUT_CHARS:,}")
+    return value
+
+
+class StartSignature(Strict):
+    """The requester's signature over the start of a run (`steward run` makes it)."""
+
+    issued_at: datetime
+    signature: str = Field(min_length=1, max_length=128)
+
+
+class EvalOptions(Strict):
+    """How an eval changes a run. Only an eval worker honours them (its tools record and
+    never act); any other worker refuses a run that carries them.
+    """
+
+    tier: str | None = Field(default=None, description="route every step to this tier")
+    approval_deadline_seconds: float | None = Field(
+        default=None, gt=0, le=3600, description="every approval waits at most this long"
+    )
+    profile: AgentProfile | None = Field(
+        default=None, description="re-run a recorded run under the profile it had"
+    )
+
+
 class RunRequest(Strict):
-    """Start of a run: who asked for what, with the profile in force."""
+    """A run's input. It grants nothing.
+
+    It names the target (a playbook or agent of the workers' steward.yaml), the task and
+    who asks. What the run may do (tools, policy, approvers, budget, tiers) is resolved by
+    the workers from their own config; the options here can only narrow it.
+    """
+
+    target: str = Field(pattern=TARGET_PATTERN, description="playbook or agent name")
+    input: str
+    principal: str = Field(min_length=1, max_length=PRINCIPAL_MAX)
+    start_signature: StartSignature | None = Field(
+        default=None, description="the principal's signature, where starts must be signed"
+    )
+    budget_cap: BudgetCap | None = Field(
+        default=None, description="lowers the configured budget (a handoff passes what is left)"
+    )
+    parent_verified: bool = Field(
+        default=False,
+        description="set by a parent run whose principal was verified; ignored at top level",
+    )
+    eval: EvalOptions | None = None
+
+    @field_validator("input")
+    @classmethod
+    def _input_fits(cls, value: str) -> str:
+        return _task_fits(value)
+
+
+class LegacyRunRequest(Strict):
+    """The run input of runs recorded before the workers resolved profiles.
+
+    Only replay of those histories reads it; a new run that sends it is refused.
+    """
 
     input: str
-    principal: str = Field(min_length=1, max_length=200)
+    principal: str = Field(min_length=1, max_length=PRINCIPAL_MAX)
     profile: AgentProfile
 
     @field_validator("input")
     @classmethod
     def _input_fits(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("input is empty: give the task or ticket text")
-        if len(value) > MAX_INPUT_CHARS:
-            raise ValueError(
-                f"input is {len(value):,} characters; the limit is {MAX_INPUT_CHARS:,}"
-            )
-        return value
+        return _task_fits(value)
+
+
+class ResolveRun(Strict):
+    """What the workers need to decide what a run may do (the `resolve_run` activity).
+
+    Everything here comes from Temporal (ids, times, whether there is a parent) or from
+    the run input, whose task travels only as its SHA-256.
+    """
+
+    target: str
+    principal: str
+    workflow_type: str
+    workflow_id: str
+    run_id: str = Field(description="the first execution's run id")
+    started_at: datetime
+    input_sha256: str
+    start_signature: StartSignature | None = None
+    child: bool = Field(description="Temporal says the run has a parent")
+    parent_verified: bool = False
+    eval: EvalOptions | None = None
+
+
+class ResolvedRun(Strict):
+    """What a run may do, as the workers' config says, and the evidence for who asked."""
+
+    profile: AgentProfile
+    environment: str | None
+    config_digest: str = Field(description="SHA-256 (first 16 hex) of the config in force")
+    principal_verified: bool
+    public_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="public keys of the people this run's approvals may come from",
+    )
 
 
 RunStatus = Literal[
@@ -695,6 +861,7 @@ class RunResult(Strict):
     approvals: list[ApprovalOutcome] = Field(default_factory=list)
     model_calls: list[ModelCallRecord] = Field(default_factory=list)
     ledger: Ledger = Field(default_factory=Ledger)
+    config_digest: str = Field(default="", description="the workers' config in force")
 
 
 class RunProgress(Strict):
@@ -709,6 +876,7 @@ class RunProgress(Strict):
         default_factory=list, description="questions waiting for a human's reply"
     )
     ledger: Ledger = Field(default_factory=Ledger)
+    config_digest: str = Field(default="", description="the workers' config in force")
 
 
 # --- MCP tools -----------------------------------------------------------------------

@@ -22,12 +22,12 @@ from pydantic import BaseModel, Field
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from steward.models import LLMRequest, ToolInvocation
+from steward.plugin import StewardPlugin
 from steward.runs import RunError
 from steward.trace.events import first, kind, seconds, typed
 
@@ -205,12 +205,11 @@ def describe_event(event: HistoryEvent) -> str:
 def _replayer(workflows: Sequence[type] | None) -> Replayer:
     # workers.build imports every activity module (litellm among them): import it only
     # when replaying, so the rest of the CLI starts fast.
-    from workers.build import SANDBOX, WORKFLOWS
+    from workers.build import ALL_WORKFLOWS
 
     return Replayer(
-        workflows=list(workflows if workflows is not None else WORKFLOWS),
-        workflow_runner=SANDBOX,
-        data_converter=pydantic_data_converter,
+        workflows=list(workflows if workflows is not None else ALL_WORKFLOWS),
+        plugins=[StewardPlugin()],
         runtime=_quiet_runtime(),
     )
 

@@ -2,76 +2,89 @@
 
 Shared by the CLI, the demo and the tests so that each goes through exactly the same
 checks. Bad input is refused here, before a workflow starts; the workflow checks again,
-since any Temporal client can reach it.
+since any Temporal client can reach it. Nothing a client sends decides what a run may do:
+the run input names a target, and the workers resolve it from their own steward.yaml.
+A client's config is read only to refuse an obvious mistake early (a misspelt target).
+
+Where a person has a key (`steward keys new NAME`), starts and decisions are signed with
+it, so the run can prove who asked and who approved.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import uuid
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import ValidationError
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import Field, ValidationError
 from temporalio.client import (
     Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from steward import queues, signing
+from steward import authority, queues, signing
 from steward import search_attributes as sa
 from steward.config import ConfigError, StewardConfig
 from steward.models import (
-    AgentProfile,
     ApprovalDecision,
     ApprovalRequest,
     DecisionReceipt,
+    DecisionRecord,
+    RunProgress,
     RunRequest,
     RunResult,
+    StartSignature,
+    Strict,
     problems,
 )
 from steward.questions import Answer, Question, Reply
+from steward.targets import PLAYBOOKS, workflow_type
 from steward.tickets import parse_ticket
 
-PLAYBOOKS = {"support-reply": "SupportReplyWorkflow"}
-"""Playbook name -> workflow type. A playbook's steps live in code, so each has its own."""
+REUSE_POLICY = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
+"""A workflow id names one piece of work: `steward run --id` may start it again only after
+a run of it failed, was cancelled or terminated, never after one completed (that would do
+the work twice). Other clients may choose otherwise; every run is scoped by its own run
+id, so nothing from an earlier run of the same id counts in a later one either way."""
 
-AGENT_WORKFLOW = "AgentWorkflow"
+KEY_FILE_VARIABLE = "STEWARD_KEY_FILE"
 
 
 class RunError(Exception):
     """A run could not be started or decided; the message says why, for a person."""
 
 
-def workflow_type(profile: AgentProfile) -> str:
-    """The workflow type that runs this profile."""
-    if profile.kind == "agent":
-        return AGENT_WORKFLOW
+def build_request(
+    config: StewardConfig | None, target: str, text: str, principal: str
+) -> RunRequest:
+    """The run input, checked, raising RunError with a clear reason.
+
+    With a `config`, a target it does not know is refused here already; it is only the
+    client's view (the workers decide), so it can refuse, never grant.
+    """
     try:
-        return PLAYBOOKS[profile.name]
-    except KeyError:
-        raise RunError(
-            f"playbook {profile.name!r} has no workflow (playbooks: {', '.join(PLAYBOOKS)})"
-        ) from None
-
-
-def build_request(config: StewardConfig, target: str, text: str, principal: str) -> RunRequest:
-    """Resolve the profile and check the input, raising RunError with a clear reason."""
-    from activities.tools import default_specs
-
-    try:
-        profile = config.profile(target, default_specs())
-        request = RunRequest(input=text, principal=principal, profile=profile)
-    except ConfigError as err:
-        raise RunError(str(err)) from None
+        request = RunRequest(target=target, input=text, principal=principal)
     except ValidationError as err:
-        reasons = (e["msg"].removeprefix("Value error, ") for e in err.errors())
-        raise RunError("; ".join(reasons)) from None
-    if workflow_type(profile) == PLAYBOOKS["support-reply"]:
+        raise RunError(f"bad run input: {problems(err, 'input')}") from None
+    if config is not None:
+        from activities.tools import default_specs
+
+        try:
+            config.profile(target, default_specs())
+        except ConfigError as err:
+            raise RunError(str(err)) from None
+    if workflow_type(target) == PLAYBOOKS["support-reply"]:
         try:
             parse_ticket(text)
         except ValueError as err:
@@ -79,24 +92,75 @@ def build_request(config: StewardConfig, target: str, text: str, principal: str)
     return request
 
 
+def private_key(person: str, path: str | Path | None = None) -> Ed25519PrivateKey | None:
+    """`person`'s private key: the file given, else $STEWARD_KEY_FILE, else theirs in the
+    keys directory; None when there is none to find (RunError if one is broken).
+    """
+    chosen = path or os.environ.get(KEY_FILE_VARIABLE)
+    candidate = Path(chosen) if chosen else signing.key_path(person)
+    if not chosen and not candidate.is_file():
+        return None
+    try:
+        return signing.load_private_key(candidate)
+    except signing.SigningKeyError as err:
+        raise RunError(str(err)) from None
+
+
+def required_key(person: str, path: str | Path | None, why: str) -> Ed25519PrivateKey:
+    """`person`'s private key, or RunError saying how to make one."""
+    key = private_key(person, path)
+    if key is None:
+        raise RunError(
+            f"{why}: no key for {person!r} (looked in {signing.key_path(person)}); make one "
+            f"with `steward keys new {person}` and have its public key listed in steward.yaml"
+        )
+    return key
+
+
+def sign_start(
+    key: Ed25519PrivateKey, request: RunRequest, workflow_id: str, now: datetime | None = None
+) -> RunRequest:
+    """The request with its principal's signature over this start."""
+    issued = now or datetime.now(UTC)
+    message = signing.start_message(
+        workflow_id=workflow_id,
+        target=request.target,
+        principal=request.principal,
+        input_sha256=signing.text_sha256(request.input),
+        issued_at=issued,
+    )
+    signed = StartSignature(issued_at=issued, signature=signing.sign(key, message))
+    return request.model_copy(update={"start_signature": signed})
+
+
+def new_workflow_id(target: str) -> str:
+    """A fresh workflow id for a run of `target`."""
+    return f"{target}-{uuid.uuid4().hex[:10]}"
+
+
 async def start_run(
     client: Client,
-    config: StewardConfig,
+    config: StewardConfig | None,
     target: str,
     text: str,
     principal: str,
     *,
     task_queue: str = queues.DEFAULT,
     workflow_id: str | None = None,
+    key: Ed25519PrivateKey | None = None,
 ) -> WorkflowHandle[object, RunResult]:
-    """Start a run of a playbook or agent and return its handle."""
+    """Start a run of a playbook or agent and return its handle (signed with `key`)."""
     request = build_request(config, target, text, principal)
+    run_id = workflow_id or new_workflow_id(target)
+    if key is not None:
+        request = sign_start(key, request, run_id)
     return await client.start_workflow(
-        workflow_type(request.profile),
+        workflow_type(target),
         request,
-        id=workflow_id or f"{target}-{uuid.uuid4().hex[:10]}",
+        id=run_id,
         task_queue=task_queue,
         result_type=RunResult,
+        id_reuse_policy=REUSE_POLICY,
         search_attributes=TypedSearchAttributes(
             [
                 SearchAttributePair(sa.TARGET, target),
@@ -116,26 +180,23 @@ async def pending(client: Client) -> list[ApprovalRequest]:
     return sorted(waiting, key=lambda request: request.requested_at)
 
 
-SIGNING_KEY_ENV = "STEWARD_APPROVAL_KEY"
-
-
-def signing_key() -> bytes:
-    """The approver's own signing key, from their environment (never sent anywhere)."""
-    key = os.environ.get(SIGNING_KEY_ENV, "")
-    if not key:
-        raise RunError(f"this approval must be signed: set {SIGNING_KEY_ENV} to your approval key")
-    return key.encode()
-
-
 QUERY_ATTEMPTS = 4
 _TRANSIENT = {RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE}
 
 
+_APPROVAL_SEQ = re.compile(r"(?:[0-9a-f]{8}-)?[0-9]+")
+
+
 def workflow_of(approval_id: str) -> str:
-    """The workflow id an approval id belongs to (`WORKFLOW_ID:N`)."""
+    """The workflow id an approval id belongs to (`WORKFLOW_ID:RUN-N`, or `WORKFLOW_ID:N`
+    for runs recorded before approvals were scoped to the run).
+    """
     workflow_id, sep, seq = approval_id.rpartition(":")
-    if not sep or not workflow_id or not seq.isdigit():
-        raise RunError(f"{approval_id!r} is not an approval id (expected WORKFLOW_ID:N)")
+    if not sep or not workflow_id or not _APPROVAL_SEQ.fullmatch(seq):
+        raise RunError(
+            f"{approval_id[:120]!r} is not an approval id (expected WORKFLOW_ID:RUN-N, "
+            "as `steward pending` lists them)"
+        )
     return workflow_id
 
 
@@ -171,6 +232,35 @@ async def find_request(client: Client, approval_id: str) -> ApprovalRequest:
     raise RunError(f"no pending approval with id {approval_id!r}")
 
 
+def make_decision(
+    request: ApprovalRequest,
+    approver: str,
+    *,
+    approve: bool,
+    reason: str = "",
+    digest: str | None = None,
+    key: Ed25519PrivateKey | None = None,
+) -> ApprovalDecision:
+    """A decision on `request` (signed with `key`), RunError naming a field that is wrong."""
+    try:
+        decision = ApprovalDecision(
+            request_id=request.id,
+            args_digest=digest or request.args_digest,
+            approver=approver,
+            approve=approve,
+            reason=reason,
+        )
+    except ValidationError as err:
+        raise RunError(f"bad decision: {problems(err, 'decision')}") from None
+    if key is None:
+        return decision
+    signature = signing.sign(key, authority.decision_message(request, decision))
+    return decision.model_copy(update={"signature": signature})
+
+
+SIGNAL_SETTLE_SECONDS = 5.0
+
+
 async def decide(
     client: Client,
     approval_id: str,
@@ -179,30 +269,86 @@ async def decide(
     approve: bool,
     reason: str = "",
     digest: str | None = None,
-    via: Literal["update", "signal"] = "update",
-) -> tuple[ApprovalRequest, DecisionReceipt | None]:
-    """Send a decision. By update the workflow answers at once (RunError if refused)."""
-    request = await find_request(client, approval_id)
-    decision = ApprovalDecision(
-        request_id=approval_id,
-        args_digest=digest or request.args_digest,
-        approver=approver,
-        approve=approve,
-        reason=reason,
+    key_file: str | Path | None = None,
+) -> tuple[ApprovalRequest, DecisionReceipt]:
+    """Send a decision by update, signed when the approver has a key; RunError if refused."""
+    request, decision = await _prepared(
+        client, approval_id, approver, approve, reason, digest, key_file
     )
-    if request.signed:
-        key = signing_key()
-        decision = decision.model_copy(update={"signature": signing.sign(key, decision)})
     handle = client.get_workflow_handle(request.workflow_id)
-    if via == "signal":
-        await handle.signal("decide", decision)
-        return request, None
     try:
         receipt = await handle.execute_update("decide", decision, result_type=DecisionReceipt)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         raise RunError(f"refused: {getattr(cause, 'message', None) or cause}") from None
     return request, receipt
+
+
+async def decide_by_signal(
+    client: Client,
+    approval_id: str,
+    approver: str,
+    *,
+    approve: bool,
+    reason: str = "",
+    digest: str | None = None,
+    key_file: str | Path | None = None,
+) -> tuple[ApprovalRequest, DecisionRecord | None]:
+    """Send a decision by signal, then read the run's `decisions` record until it shows what
+    became of it: the record when accepted, RunError when refused, None if the run did not
+    say within a few seconds.
+    """
+    request, decision = await _prepared(
+        client, approval_id, approver, approve, reason, digest, key_file
+    )
+    handle = client.get_workflow_handle(request.workflow_id)
+    seen = len(await _query(handle, "decisions", list[DecisionRecord], "decisions"))
+    await handle.signal("decide", decision)
+    record = await _settled(handle, decision, seen)
+    if record is not None and not record.accepted:
+        raise RunError(f"refused: {record.reason}")
+    return request, record
+
+
+async def _prepared(
+    client: Client,
+    approval_id: str,
+    approver: str,
+    approve: bool,
+    reason: str,
+    digest: str | None,
+    key_file: str | Path | None,
+) -> tuple[ApprovalRequest, ApprovalDecision]:
+    """The waiting request, and the decision on it (signed when the approver has a key)."""
+    request = await find_request(client, approval_id)
+    key = (
+        required_key(approver, key_file, f"{request.id} needs a signed decision")
+        if request.signed
+        else private_key(approver, key_file)
+    )
+    decision = make_decision(
+        request, approver, approve=approve, reason=reason, digest=digest, key=key
+    )
+    return request, decision
+
+
+async def _settled(
+    handle: WorkflowHandle[Any, Any], decision: ApprovalDecision, seen: int
+) -> DecisionRecord | None:
+    """The run's record of a decision sent by signal, once the run has handled it."""
+    deadline = asyncio.get_running_loop().time() + SIGNAL_SETTLE_SECONDS
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            records = await _query(handle, "decisions", list[DecisionRecord], "decisions")
+        except RunError:
+            return None  # the run ended with this decision, say; status will tell
+        # The record keeps the newest 200: count back from the end for what is new.
+        fresh = records[seen:] if len(records) > seen else records[-1:]
+        for record in reversed(fresh):
+            if record.request_id == decision.request_id and record.approver == decision.approver:
+                return record
+        await asyncio.sleep(0.1)
+    return None
 
 
 async def open_questions(client: Client) -> list[Question]:
@@ -260,3 +406,50 @@ async def reply(
         cause = err.cause
         raise RunError(f"refused: {getattr(cause, 'message', None) or cause}") from None
     return question, answer
+
+
+class PendingActivity(Strict):
+    """An activity the server still has in flight for a run: what it is and how it fares."""
+
+    activity: str
+    attempt: int
+    last_failure: str = ""
+
+
+class StatusReport(Strict):
+    """What `steward status` shows: the run's state, and its progress, result or failure."""
+
+    workflow_id: str
+    execution: str
+    progress: RunProgress | None = None
+    result: RunResult | None = None
+    failure: str | None = None
+    activities: list[PendingActivity] = Field(
+        default_factory=list, description="in flight now, with their retries"
+    )
+
+
+async def status(client: Client, workflow_id: str) -> StatusReport:
+    """A run's state: a running one by its `progress` query, a finished one by its end."""
+    handle = client.get_workflow_handle(workflow_id, result_type=RunResult)
+    described = await handle.describe()
+    state = described.status.name.lower() if described.status else "unknown"
+    report = StatusReport(workflow_id=workflow_id, execution=state)
+    if described.status == WorkflowExecutionStatus.RUNNING:
+        report.progress = await _query(handle, "progress", RunProgress, "progress")
+        report.activities = [
+            PendingActivity(
+                activity=pending.activity_type.name,
+                attempt=pending.attempt,
+                last_failure=pending.last_failure.message[:300],
+            )
+            for pending in described.raw_description.pending_activities
+        ]
+    elif described.status == WorkflowExecutionStatus.COMPLETED:
+        report.result = await handle.result()
+    else:
+        try:
+            await handle.result()
+        except WorkflowFailureError as err:
+            report.failure = str(err.cause)
+    return report

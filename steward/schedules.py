@@ -3,9 +3,11 @@
 A daily digest or a nightly check is the same run `steward run` starts, only started by the
 server on a timetable. So a schedule is built from the very request `build_request` checks
 and carries the same workflow type and search attributes as `start_run`: scheduled runs show
-up in `steward pending` and the UI exactly like hand-started ones. The profile is
-resolved once, when the schedule is created, and travels in the schedule's action; a change
-to steward.yaml reaches a schedule only when it is deleted and created again.
+up in `steward pending` and the UI exactly like hand-started ones. The schedule's action
+stores only what a run input may carry (target, task, principal): each scheduled run
+resolves its profile from the workers' steward.yaml when it starts, like any run. Where
+starts must be signed (`identity.signed_start`), nobody is there to sign a scheduled start,
+so such an environment refuses to create schedules.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from steward import queues
 from steward import search_attributes as sa
 from steward.config import StewardConfig
-from steward.runs import RunError, build_request, workflow_type
+from steward.runs import RunError, build_request
+from steward.targets import workflow_type
 
 T = TypeVar("T")
 
@@ -144,13 +147,18 @@ def build_schedule(
     if overlap not in _OVERLAP_POLICY:
         raise ScheduleError(f"--overlap {overlap!r} is not one of: {', '.join(OVERLAPS)}")
     intervals = [ScheduleIntervalSpec(every=parse_interval(every))] if every is not None else []
+    if config.identity.signed_start:
+        raise ScheduleError(
+            "runs here start only when their requester signs the start "
+            "(identity.signed_start), and a scheduled start has nobody to sign it"
+        )
     try:
         request = build_request(config, target, text, principal)
     except RunError as err:
         raise ScheduleError(str(err)) from None
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            workflow_type(request.profile),
+            workflow_type(target),
             request,
             # The server appends the scheduled time, so each run gets its own id.
             id=f"{target}-scheduled-{schedule_id}",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,16 +18,18 @@ import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 os.environ["STEWARD_FORBID_PAID_MODELS"] = "1"
+# Tests never sign with a developer's own keys; each test that signs makes its own.
+os.environ["STEWARD_KEYS_DIR"] = tempfile.mkdtemp(prefix="steward-test-keys-")
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 from steward import devserver
 from steward import search_attributes as sa
 from steward.config import StewardConfig, load_config
+from steward.plugin import StewardPlugin
 from tests.support.fake_model import FakeModel, install_fake_model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,7 +40,7 @@ BIN = Path(sys.executable).parent
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     """The session's Temporal dev server (tuned like the embedded one)."""
     environment = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        plugins=[StewardPlugin()],
         dev_server_existing_path=str(devserver.temporal_binary()),
         search_attributes=sa.ALL,
         dev_server_extra_args=devserver.tuning_args(),
@@ -51,7 +54,7 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     """A time-skipping test server, for deadlines and timeouts."""
     environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        plugins=[StewardPlugin()],
         test_server_existing_path=str(BIN / "temporal-test-server"),
     )
     await environment.client.operator_service.add_search_attributes(

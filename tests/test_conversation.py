@@ -78,9 +78,7 @@ def test_carried_actions_are_the_newest_with_short_outputs() -> None:
 
 
 def test_a_plain_run_request_is_an_agent_run_without_state() -> None:
-    run = AgentRun.model_validate(
-        {"input": "hi", "principal": "dana", "profile": {"name": "a", "kind": "agent"}}
-    )
+    run = AgentRun.model_validate({"target": "a", "input": "hi", "principal": "dana"})
     assert run.resume is None
 
 

@@ -109,11 +109,10 @@ def test_bad_config_names_the_field(tmp_path: Path, text: str, message: str) -> 
 
 
 def test_run_request_refuses_empty_and_oversized_input() -> None:
-    agent = AgentProfile(name="a", kind="agent")
     with pytest.raises(ValidationError, match="input is empty"):
-        RunRequest(input="  \n", principal="p", profile=agent)
+        RunRequest(target="a", input="  \n", principal="p")
     with pytest.raises(ValidationError, match="the limit is 1,000,000"):
-        RunRequest(input="x" * (MAX_INPUT_CHARS + 1), principal="p", profile=agent)
+        RunRequest(target="a", input="x" * (MAX_INPUT_CHARS + 1), principal="p")
 
 
 def test_decision_payload_is_strict() -> None:

@@ -312,7 +312,7 @@ async def test_canary_given_only_to_the_privileged_worker_never_leaks(
     assert codes == {"default": 0, "privileged": 0}, codes
 
     # the default process registered no privileged activity; the privileged one has them
-    held_back = privileged_tools(config) | {"notify_approvers", "verify_approval"}
+    held_back = privileged_tools(config) | {"notify_approvers"}
     assert "send_email" in held_back
     default_registered = default.registered()
     privileged_registered = privileged.registered()

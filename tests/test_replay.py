@@ -15,11 +15,12 @@ import pytest
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from steward.models import RunRequest, RunResult
-from workers.build import SANDBOX, WORKFLOWS
+from steward.models import RunResult
+from steward.plugin import StewardPlugin
+from workers.build import ALL_WORKFLOWS
+from workflows.base import RunInput
 from workflows.support import SupportReplyWorkflow
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
@@ -27,11 +28,7 @@ REQUIRED = {"support-approved", "support-rejected", "support-timed-out"}
 
 
 def replayer() -> Replayer:
-    return Replayer(
-        workflows=list(WORKFLOWS),
-        data_converter=pydantic_data_converter,
-        workflow_runner=SANDBOX,
-    )
+    return Replayer(workflows=list(ALL_WORKFLOWS), plugins=[StewardPlugin()])
 
 
 def test_required_histories_are_committed() -> None:
@@ -50,16 +47,16 @@ class ChangedSupportReply(SupportReplyWorkflow):
     """The playbook edited in place without `workflow.patched`: a timer before the first step."""
 
     @workflow.run
-    async def run(self, request: RunRequest) -> RunResult:
+    async def run(self, sent: RunInput) -> RunResult:
         await workflow.sleep(1)
-        return await super().run(request)
+        return await super().run(sent)
 
 
 async def test_an_unpatched_change_is_caught_by_replay() -> None:
     history = WorkflowHistory.from_json(
         "support-approved", (HISTORIES / "support-approved.json").read_text()
     )
-    changed = Replayer(workflows=[ChangedSupportReply], data_converter=pydantic_data_converter)
+    changed = Replayer(workflows=[ChangedSupportReply], plugins=[StewardPlugin()])
     result = await changed.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is not None
     assert "Nondeterminism" in str(result.replay_failure) or "nondeterminism" in str(

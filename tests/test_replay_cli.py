@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 import workers.build
 from steward.cli import app
 from steward.config import StewardConfig
-from steward.models import RunRequest, RunResult
+from steward.models import RunResult
 from steward.replay import load_history, replay
 from steward.runs import start_run
 from steward.trace import Trace, build_trace
@@ -30,6 +30,7 @@ from tests.support.fake_model import FakeModel
 from tests.support.stack import running_workers
 from tests.test_replay import ChangedSupportReply
 from workflows.agent import AgentWorkflow
+from workflows.base import RunInput
 from workflows.support import SupportReplyWorkflow
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
@@ -53,7 +54,7 @@ async def test_every_committed_history_replays_from_its_file(path: Path) -> None
 async def test_an_unpatched_change_fails_replay_and_names_the_event(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(workers.build, "WORKFLOWS", (ChangedSupportReply, AgentWorkflow))
+    monkeypatch.setattr(workers.build, "ALL_WORKFLOWS", (ChangedSupportReply, AgentWorkflow))
     code, out = await steward("replay", str(HISTORIES / "support-approved.json"))
     assert code == 1, out
     assert "FAIL  support-approved" in out and "non-determinism at event 5" in out
@@ -73,9 +74,9 @@ class AuditedSupportReply(SupportReplyWorkflow):
     """The playbook with a new activity in front: core's error names no event for this."""
 
     @workflow.run
-    async def run(self, request: RunRequest) -> RunResult:
+    async def run(self, sent: RunInput) -> RunResult:
         await workflow.execute_activity(audit, "start", start_to_close_timeout=timedelta(seconds=5))
-        return await super().run(request)
+        return await super().run(sent)
 
 
 async def test_replay_locates_a_divergence_the_error_does_not_place() -> None:

@@ -14,10 +14,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from steward.config import StewardConfig
+from steward.plugin import StewardPlugin
 from steward.runs import decide, start_run
 from tests.support.fake_model import FakeModel
 from tests.support.stack import running_workers, wait_for_approval
@@ -46,7 +46,7 @@ async def test_spans_are_emitted_once_with_genai_attributes(
     tracer = provider.get_tracer("test")
     client = await Client.connect(
         env.client.service_client.config.target_host,
-        data_converter=pydantic_data_converter,
+        plugins=[StewardPlugin()],
         interceptors=client_interceptors(tracer),
     )
     queue_happy_path(fake_model)

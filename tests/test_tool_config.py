@@ -134,11 +134,12 @@ async def test_each_tool_is_served_by_the_worker_its_queue_needs(
     activities = default_activities(config, allow_paid=False)
     default = build_workers(client, activities, task_queue=task_queue, role="default")
     privileged = build_workers(client, activities, task_queue=task_queue, role="privileged")
-    assert activity_names(default) == {"complete", "write_file", "http_get"} | RETRIEVAL | MCP
+    assert activity_names(default) == {"resolve_run", "complete", "write_file", "http_get"} | (
+        RETRIEVAL | MCP
+    )
     assert activity_names(privileged) == {
         "send_email",
         "notify_approvers",
-        "verify_approval",
         "publish_file",
         "call_mcp_tool",
     }
@@ -155,11 +156,15 @@ async def test_a_privileged_override_moves_the_tool(
     activities = default_activities(load_config(path), allow_paid=False)
     default = build_workers(client, activities, task_queue=task_queue, role="default")
     privileged = build_workers(client, activities, task_queue=task_queue, role="privileged")
-    assert activity_names(default) == {"complete", "write_file", "publish_file"} | RETRIEVAL | MCP
+    assert activity_names(default) == {
+        "resolve_run",
+        "complete",
+        "write_file",
+        "publish_file",
+    } | (RETRIEVAL | MCP)
     assert activity_names(privileged) == {
         "send_email",
         "notify_approvers",
-        "verify_approval",
         "http_get",
         "call_mcp_tool",
     }

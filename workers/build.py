@@ -2,7 +2,10 @@
 
 Each tool's activity is registered on exactly one worker: the privileged one when the
 tool is privileged (by the registry's default or steward.yaml's `privileged:`), the
-default one otherwise, matching the queue the workflow sends the call to.
+default one otherwise, matching the queue the workflow sends the call to. Every tool
+activity is guarded by the worker's own `Authority`: before it acts, the worker checks the
+call against its own config. The default worker also serves `resolve_run`, by which every
+run learns from the workers' config what it may do.
 """
 
 from __future__ import annotations
@@ -16,14 +19,13 @@ from typing import Any, Literal
 
 from temporalio.client import Client
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.approvals import ApprovalKeys
+from activities.authority import Authority
 from activities.blobs import Offloader, make_offloader
 from activities.embeddings import make_embedder
 from activities.llm import PROVIDER_LOCAL, LLMActivities
 from activities.retrieval import RetrievalActivities, VectorStore
-from activities.tools import REGISTRY
+from activities.tools import REGISTRY, default_specs
 from activities.tools.email import OutboxActivities
 from activities.tools.files import FileActivities
 from activities.tools.http_get import HttpActivities
@@ -31,6 +33,7 @@ from activities.tools.mcp import MCPActivities, MCPConnection
 from activities.tools.smtp import SmtpTransport
 from steward import queues
 from steward.config import StewardConfig
+from steward.plugin import SANDBOX
 from steward.retrieval import SEARCH_DOCS
 from workflows.agent import AgentWorkflow
 from workflows.eval import EvalWorkflow
@@ -39,32 +42,12 @@ from workflows.support import SupportReplyWorkflow
 
 Role = Literal["default", "privileged", "all"]
 
-WORKFLOWS: Sequence[type] = (SupportReplyWorkflow, AgentWorkflow, IngestWorkflow, EvalWorkflow)
+WORKFLOWS: Sequence[type] = (SupportReplyWorkflow, AgentWorkflow, IngestWorkflow)
+"""What production workers run. EvalWorkflow is not among them: it answers its children's
+approvals itself, so only eval workers (whose tools never act) run it."""
 
-# Steward's own pure modules and pydantic are safe to share with the sandbox; passing them
-# through avoids re-importing them for every workflow run. litellm is never used by
-# workflows, but it installs a logging filter that imports lazily: a record logged while
-# a workflow task runs would otherwise make that import inside the sandbox and fail.
-SANDBOX = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules(
-        "steward",
-        "activities",
-        "pydantic",
-        "pydantic_core",
-        "annotated_types",
-        "opentelemetry",
-        "jsonschema",
-        "referencing",
-        "rpds",
-        "jsonschema_specifications",
-        "litellm",
-        # Retrieval's activity module imports the Qdrant client, which reads the temp dir
-        # at import; workflows only reference its activity methods.
-        "qdrant_client",
-        "portalocker",
-        "numpy",
-    )
-)
+ALL_WORKFLOWS: Sequence[type] = (*WORKFLOWS, EvalWorkflow)
+"""What eval workers and the replayer know."""
 
 
 def _privileged_by_default() -> frozenset[str]:
@@ -75,6 +58,7 @@ def _privileged_by_default() -> frozenset[str]:
 class Activities:
     """The activity objects a worker serves; tests swap in their own.
 
+    `authority` resolves runs and guards every tool, from the worker's own config.
     `files`, `http` and `retrieval` may be None: a worker built without them serves no
     such tools (and, without retrieval, no ingest or search). With `blobs`, every tool's
     large output is stored by content address instead of returned into history.
@@ -82,10 +66,10 @@ class Activities:
 
     llm: Any
     outbox: Any
+    authority: Authority
     files: Any = None
     http: Any = None
     mcp: Any = None
-    approvals: Any = None
     retrieval: Any = None
     evals: Any = None
     blobs: Offloader | None = None
@@ -147,7 +131,7 @@ def default_activities(config: StewardConfig, *, allow_paid: bool | None = None)
             timeout_seconds=config.http.timeout_seconds,
         ),
         mcp=mcp_activities(config),
-        approvals=approval_keys(config),
+        authority=authority(config),
         retrieval=retrieval_activities(config),
         privileged_tools=privileged_tools(config),
     )
@@ -184,18 +168,13 @@ def retrieval_activities(
     )
 
 
-def approval_keys(config: StewardConfig) -> ApprovalKeys:
-    """Approvers' signing keys from this worker's environment (read once, here).
+def authority(config: StewardConfig, *, sandbox: bool = False) -> Authority:
+    """The worker's authority over runs and tool calls, from its own config.
 
-    Only the privileged worker registers the verifier that uses them.
+    Every agent is resolved here, once: a config that grants an unknown tool, or needs a
+    signature from someone without a public key, stops the worker from starting.
     """
-    return ApprovalKeys(
-        {
-            approver: os.environ[variable].encode()
-            for approver, variable in config.approver_keys.items()
-            if os.environ.get(variable)
-        }
-    )
+    return Authority(config, default_specs(), sandbox=sandbox)
 
 
 def mcp_activities(config: StewardConfig) -> MCPActivities:
@@ -209,7 +188,19 @@ def mcp_activities(config: StewardConfig) -> MCPActivities:
 
 
 def tool_activities(activities: Activities) -> dict[str, Callable[..., Any]]:
-    """The tool activities these objects provide, by tool name."""
+    """The tool activities a worker registers, by tool name: each of `tool_methods`,
+    guarded by the worker's authority (and, with blobs, storing large outputs).
+    """
+    found = tool_methods(activities)
+    if activities.blobs is not None:
+        offload = activities.blobs.tool_activity
+        found = {name: offload(tool) for name, tool in found.items()}
+    guard = activities.authority.guard
+    return {name: guard(tool) for name, tool in found.items()}
+
+
+def tool_methods(activities: Activities) -> dict[str, Callable[..., Any]]:
+    """The tool methods these objects provide, by tool name, as they are."""
     found: dict[str, Callable[..., Any]] = {"send_email": activities.outbox.send_email}
     if activities.files is not None:
         found["write_file"] = activities.files.write_file
@@ -218,9 +209,6 @@ def tool_activities(activities: Activities) -> dict[str, Callable[..., Any]]:
         found["http_get"] = activities.http.http_get
     if activities.retrieval is not None:
         found[SEARCH_DOCS] = activities.retrieval.search_docs
-    if activities.blobs is not None:
-        offload = activities.blobs.tool_activity
-        found = {name: offload(tool) for name, tool in found.items()}
     return found
 
 
@@ -230,6 +218,7 @@ def build_workers(
     *,
     task_queue: str = queues.DEFAULT,
     role: Role = "all",
+    workflows: Sequence[type] | None = None,
     **worker_options: Any,
 ) -> list[Worker]:
     """The workers for a role: default (workflows, model calls), privileged (tools), or all."""
@@ -241,8 +230,9 @@ def build_workers(
             Worker(
                 client,
                 task_queue=task_queue,
-                workflows=list(WORKFLOWS),
+                workflows=list(WORKFLOWS if workflows is None else workflows),
                 activities=[
+                    activities.authority.resolve_run,
                     activities.llm.complete,
                     *(tool for name, tool in tools.items() if name not in privileged),
                     *_mcp(activities, describe=True),
@@ -262,7 +252,6 @@ def build_workers(
                 task_queue=queues.privileged(task_queue),
                 activities=[
                     activities.outbox.notify_approvers,
-                    *([activities.approvals.verify_approval] if activities.approvals else []),
                     *(tool for name, tool in tools.items() if name in privileged),
                     *_mcp(activities, describe=False),
                 ],
@@ -297,7 +286,7 @@ def _mcp(activities: Activities, *, describe: bool) -> list[Callable[..., Any]]:
     if activities.mcp is None:
         return []
     call = activities.mcp.call_mcp_tool
-    calls: list[Callable[..., Any]] = [
-        activities.blobs.tool_activity(call) if activities.blobs else call
-    ]
+    if activities.blobs is not None:
+        call = activities.blobs.tool_activity(call)
+    calls: list[Callable[..., Any]] = [activities.authority.guard(call)]
     return [activities.mcp.describe_mcp_tools, *calls] if describe else calls

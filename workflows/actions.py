@@ -17,8 +17,9 @@ from datetime import timedelta
 
 from pydantic import ValidationError
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
 
-from steward import handoffs, policy, queues
+from steward import errors, handoffs, policy, queues
 from steward.models import (
     ActionRecord,
     AgentProfile,
@@ -48,6 +49,7 @@ class ToolActions:
         self.records: list[ActionRecord] = []
         self.handoffs: list[handoffs.HandoffResult] = []
         self._calls_by_tool: dict[str, int] = {}
+        self._approval_id = ""
 
     @property
     def profile(self) -> AgentProfile:
@@ -81,18 +83,35 @@ class ToolActions:
         self._calls_by_tool[call.tool] = self._calls_by_tool.get(call.tool, 0) + 1
         started = workflow.now()
         activity = MCPActivities.call_mcp_tool if spec.mcp_server else REGISTRY[call.tool].activity
-        result = await workflow.execute_activity_method(
-            activity,
-            ToolInvocation(
-                call=call,
-                idempotency_key=idempotency_key(info.workflow_id, call.id),
-                agent=self.profile.name,
-                principal=self.run.principal,
-            ),
-            task_queue=queues.privileged(info.task_queue) if spec.privileged else info.task_queue,
-            start_to_close_timeout=timedelta(seconds=spec.timeout_seconds),
-            retry_policy=TOOL_CALL_RETRY,
+        evidence = None
+        if isinstance(decision, policy.NeedsApproval):
+            evidence = self.run.gate.evidence.pop(self._approval_id, None)
+        invocation = ToolInvocation(
+            call=call,
+            idempotency_key=idempotency_key(info.workflow_id, call.id, self.run.run_id),
+            agent=self.profile.name,
+            principal=self.run.principal,
+            run_id=self.run.run_id,
+            principal_verified=self.run.principal_verified,
+            approval=evidence,
         )
+        try:
+            result = await workflow.execute_activity_method(
+                activity,
+                invocation,
+                task_queue=queues.privileged(info.task_queue)
+                if spec.privileged
+                else info.task_queue,
+                start_to_close_timeout=timedelta(seconds=spec.timeout_seconds),
+                retry_policy=TOOL_CALL_RETRY,
+                summary=f"{call.tool} ({call.id})",
+            )
+        except ActivityError as err:
+            refused = _not_authorized(err)
+            if refused is None or self.run.legacy:
+                raise
+            # The worker about to act said no, by its own config: nothing was done.
+            return _record(call, "deny", refused, "denied")
         self.run.ledger.tool_seconds += (workflow.now() - started).total_seconds()
         record = _record(call, decision.kind, decision.reason, "done", result.output)
         record.citations = result.citations
@@ -164,6 +183,7 @@ class ToolActions:
             if outcome.status != "approved":
                 verdict = "rejected" if outcome.status == "rejected" else "timed_out"
                 return _record(call, "approve", decision.reason, verdict, outcome.reason)
+            self._approval_id = outcome.request_id
         return decision
 
     def counts(self) -> dict[str, int]:
@@ -201,6 +221,14 @@ def _validated(call: ToolCall, spec: ToolSpec | None) -> ToolCall | str:
     except ValidationError as err:
         return f"invalid arguments: {problems(err, 'arguments')}"
     return call.model_copy(update={"arguments": arguments})
+
+
+def _not_authorized(err: ActivityError) -> str | None:
+    """The acting worker's refusal, if that is why the tool activity failed."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type == errors.NOT_AUTHORIZED:
+        return cause.message
+    return None
 
 
 def _record(

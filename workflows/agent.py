@@ -19,6 +19,7 @@ from steward.conversation import (
     CARRIED_RECORDS,
     AgentRun,
     AgentState,
+    LegacyAgentRun,
     carried,
     fit,
     summary_message,
@@ -37,7 +38,7 @@ from steward.questions import ASK_HUMAN, AskHumanArgs
 from steward.routing import Step, choose_tier
 from workflows.actions import ToolActions
 from workflows.approvals import ContinueAsNew
-from workflows.base import BudgetExceeded, RunInput, StewardRun, require_input
+from workflows.base import BudgetExceeded, RunInput, StewardRun
 from workflows.options import BAD_INPUT, MAX_REQUEST_BYTES
 
 with workflow.unsafe.imports_passed_through():
@@ -111,8 +112,7 @@ class AgentWorkflow(StewardRun):
     @workflow.run
     async def run(self, sent: RunInput) -> RunResult:
         """Loop until the model answers or the turn limit is reached (input: an AgentRun)."""
-        request = require_input(sent, AgentRun)
-        await self.begin(request)
+        request = await self.admit(sent, AgentRun, LegacyAgentRun)
         actions = ToolActions(self)
         if request.resume is not None:
             self._restore(request.resume, actions)
@@ -131,19 +131,23 @@ class AgentWorkflow(StewardRun):
             workflow.logger.info("continuing as new after turn %d: %s", self.state.turn, why)
             await workflow.wait_condition(workflow.all_handlers_finished)
             state = self._carry(actions)
-            workflow.continue_as_new(
-                _fitting_state(
-                    AgentRun(
-                        # Once stored, the task travels as its reference, not again in full.
-                        input=state.task_blob.placeholder() if state.task_blob else request.input,
-                        principal=request.principal,
-                        profile=self.profile,  # with its MCP tools described: not asked again
-                        resume=state,
-                    )
+            # Once stored, the task travels as its reference, not again in full.
+            task = state.task_blob.placeholder() if state.task_blob else request.input
+            carried: AgentRun | LegacyAgentRun
+            if isinstance(request, AgentRun):
+                carried = AgentRun(
+                    target=request.target, input=task, principal=request.principal, resume=state
                 )
-            )
+            else:
+                carried = LegacyAgentRun(
+                    input=task,
+                    principal=request.principal,
+                    profile=self.profile,  # with its MCP tools described: not asked again
+                    resume=state,
+                )
+            workflow.continue_as_new(_fitting_state(carried))
 
-    async def _loop(self, request: AgentRun, actions: ToolActions) -> RunResult:
+    async def _loop(self, request: AgentRun | LegacyAgentRun, actions: ToolActions) -> RunResult:
         profile = self.profile
         state = self.state
         schema = decision_schema(profile)
@@ -207,7 +211,9 @@ class AgentWorkflow(StewardRun):
             raise
         self.state.messages.append(_result_message(record))
 
-    def _context(self, system: Message, request: AgentRun) -> tuple[list[Message], list[int]]:
+    def _context(
+        self, system: Message, request: AgentRun | LegacyAgentRun
+    ) -> tuple[list[Message], list[int]]:
         """The messages for this turn, and where each came from (-1: built here; -2: the
         task; else its index in the state's messages).
         """
@@ -277,6 +283,7 @@ class AgentWorkflow(StewardRun):
                 "gate": self.gate.snapshot(),
                 "questions": self.questions.snapshot(),
                 "dropped_records": state.dropped_records + dropped_records,
+                "resolved": self.resolved,
             }
         )
 
@@ -299,7 +306,7 @@ def _fitting(request: LLMRequest) -> LLMRequest:
     return request
 
 
-def _fitting_state(run: AgentRun) -> AgentRun:
+def _fitting_state(run: AgentRun | LegacyAgentRun) -> AgentRun | LegacyAgentRun:
     """The next run's input, if it fits in one payload; else fail the run, saying why."""
     size = len(run.model_dump_json().encode())
     turn = run.resume.turn if run.resume else 0

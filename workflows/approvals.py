@@ -10,35 +10,53 @@ of M). At the deadline the request escalates to the next group when the rule say
 else it times out. Anything else is refused and recorded, never applied; a malformed
 signal cannot fail the workflow task. Approvers are notified when a request opens or
 escalates to them.
+
+Requests are scoped to the run (their id and signatures bind its first execution's run
+id), so a decision made in an earlier run with the same workflow id never counts here.
+Where the rule says so, a decision counts only with its approver's Ed25519 signature,
+verified here against the public keys the workers resolved with the profile. Every
+decision, accepted or refused, by signal or update, is kept (bounded) for the `decisions`
+query and logged; a refused update is answered with one line that never gives away the
+pending digest (the digest is there to prove the approver looked at the arguments).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
-from typing import TypeAlias
+from typing import Literal, TypeAlias
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 from temporalio.workflow import HandlerUnfinishedPolicy
 
+from steward import errors
 from steward import search_attributes as sa
+from steward.authority import signature_problem
 from steward.conversation import GateState
+from steward.errors import Refused
 from steward.models import (
     ApprovalDecision,
+    ApprovalEvidence,
     ApprovalOutcome,
     ApprovalRequest,
     ApprovalRule,
     DecisionReceipt,
+    DecisionRecord,
     RefusedDecision,
-    SignatureCheck,
     ToolCall,
     problems,
+    run_tag,
 )
 
 MAX_REFUSALS_KEPT = 50
 MAX_DECIDED_KEPT = 200
+MAX_DECISIONS_KEPT = 200
+MAX_REFUSED_UPDATES = 100
+"""Refused `decide` updates recorded in history per run; past it, the update validator
+turns them away unrecorded (logged only), so nobody can grow a run's history with them."""
+
+Via: TypeAlias = Literal["signal", "update"]
 
 
 class ContinueAsNew(Exception):
@@ -46,15 +64,10 @@ class ContinueAsNew(Exception):
 
 
 Notifier: TypeAlias = Callable[[ApprovalRequest], Awaitable[None]]
-Verifier: TypeAlias = Callable[[ApprovalDecision], Awaitable[SignatureCheck]]
 
 
 async def _no_notifier(request: ApprovalRequest) -> None:
     return None
-
-
-async def _no_verifier(decision: ApprovalDecision) -> SignatureCheck:
-    return SignatureCheck(valid=False, reason="this run cannot verify signed approvals")
 
 
 def _nothing_else_waits() -> bool:
@@ -67,15 +80,20 @@ class ApprovalGate:
     def __init__(
         self,
         notifier: Notifier = _no_notifier,
-        verifier: Verifier = _no_verifier,
         questions_open: Callable[[], bool] = _nothing_else_waits,
     ) -> None:
         self.notifier = notifier
-        self.verifier = verifier
         self.questions_open = questions_open
         self.pending: dict[str, ApprovalRequest] = {}
         self.outcomes: dict[str, ApprovalOutcome] = {}
         self.refused: list[RefusedDecision] = []
+        self.decisions: list[DecisionRecord] = []
+        self.refused_updates = 0
+        self.evidence: dict[str, ApprovalEvidence] = {}
+        """Approved requests -> the decisions that approved them, for the acting worker."""
+        self._accepted: dict[str, list[ApprovalDecision]] = {}
+        self._run_id = ""
+        self._public_keys: Mapping[str, str] = {}
         self._seq = 0
         # Decided before this run of a chain: id -> status (for "already decided").
         self._decided_before: dict[str, str] = {}
@@ -84,19 +102,32 @@ class ApprovalGate:
         self.interrupt: Callable[[], bool] = _nothing_else_waits
         """While true, a waiting request stops waiting: the run is about to continue as new."""
 
+    def scope(self, run_id: str, public_keys: Mapping[str, str]) -> None:
+        """Bind the gate to its run (ids, signatures) and the keys decisions are checked by."""
+        self._run_id = run_id
+        self._public_keys = dict(public_keys)
+
     def snapshot(self) -> GateState:
         """The gate as the next run of the chain needs it: ids issued, requests waiting."""
         decided = {rid: outcome.status for rid, outcome in self.outcomes.items()}
         recent = dict(list((self._decided_before | decided).items())[-MAX_DECIDED_KEPT:])
-        return GateState(seq=self._seq, pending=list(self.pending.values()), decided=recent)
+        return GateState(
+            seq=self._seq,
+            pending=list(self.pending.values()),
+            decided=recent,
+            accepted={rid: self._accepted.get(rid, []) for rid in self.pending},
+            decisions=self.decisions,
+        )
 
     def restore(self, state: GateState) -> None:
         """Take over a previous run's gate; its waiting requests resume when asked again."""
         self._seq = state.seq
         self._decided_before = dict(state.decided)
+        self.decisions = list(state.decisions)
         for request in state.pending:
             self.pending[request.id] = request
             self._carried[request.args_digest] = request
+            self._accepted[request.id] = list(state.accepted.get(request.id, []))
 
     def check(self, decision: ApprovalDecision) -> str | None:
         """Why this decision must be refused, or None if it may be applied."""
@@ -110,9 +141,10 @@ class ApprovalGate:
                 return f"approval {decision.request_id} was already decided: {before}"
             return f"no pending approval with id {decision.request_id!r}"
         if decision.args_digest != request.args_digest:
+            # Never say which digest would have matched: it proves the approver read the call.
             return (
-                f"digest {decision.args_digest!r} does not match the pending call "
-                f"({request.args_digest}): the arguments you saw are not the ones waiting"
+                f"the argument digest does not match {request.id}: the arguments you "
+                "reviewed are not the ones waiting; read them again (`steward pending`)"
             )
         if decision.approver == request.requester:
             return f"{decision.approver!r} requested this action and cannot approve it"
@@ -126,32 +158,42 @@ class ApprovalGate:
                 f"{decision.approver!r} already approved {request.id}; it needs "
                 f"{request.required} distinct approvers"
             )
-        if request.signed and not decision.signature:
-            return f"{request.id} needs a decision signed with the approver's key"
+        if request.signed:
+            return signature_problem(request, decision, self._public_keys)
         return None
 
-    async def decide(self, decision: ApprovalDecision) -> DecisionReceipt | str:
-        """Check (and for signed requests verify) a decision, then apply it; or why not."""
+    def decide(self, decision: ApprovalDecision, via: Via) -> DecisionReceipt | str:
+        """Check a decision (its signature too, where required), then apply and record it;
+        or record and return why not.
+        """
         reason = self.check(decision)
         if reason is not None:
+            self.refuse(decision.request_id, decision.approver, reason, via, decision)
             return reason
-        if self.pending[decision.request_id].signed:
-            verdict = await self.verifier(decision)
-            if not verdict.valid:
-                return verdict.reason
-            reason = self.check(decision)  # another decision may have landed meanwhile
-            if reason is not None:
-                return reason
-        return self.apply(decision)
+        receipt = self.apply(decision)
+        self.record(decision, via, accepted=True, reason=decision.reason)
+        return receipt
 
     def apply(self, decision: ApprovalDecision) -> DecisionReceipt:
         """Record a checked decision; the waiting call wakes once the request is decided."""
         request = self.pending[decision.request_id]
         if decision.approve:
             request.approved_by.append(decision.approver)
+            self._accepted.setdefault(request.id, []).append(decision)
         done = not decision.approve or len(request.approved_by) >= request.required
         if done:
             del self.pending[request.id]
+            accepted = self._accepted.pop(request.id, [])
+            if decision.approve:
+                self.evidence[request.id] = ApprovalEvidence(
+                    request_id=request.id,
+                    workflow_id=request.workflow_id,
+                    run_id=request.run_id,
+                    tool=request.tool,
+                    args_digest=request.args_digest,
+                    requester=request.requester,
+                    decisions=accepted,
+                )
             self.outcomes[request.id] = ApprovalOutcome(
                 request_id=request.id,
                 tool=request.tool,
@@ -169,15 +211,74 @@ class ApprovalGate:
             required=request.required,
         )
 
-    def refuse(self, request_id: str, approver: str, reason: str) -> None:
-        """Keep a refused decision for the query and the logs (bounded)."""
-        workflow.logger.warning("approval decision refused: %s", reason)
+    def refuse(
+        self,
+        request_id: str,
+        approver: str,
+        reason: str,
+        via: Via,
+        decision: ApprovalDecision | None = None,
+    ) -> None:
+        """Keep a refused decision for the queries and the logs (bounded)."""
         self.refused.append(
             RefusedDecision(
                 request_id=request_id, approver=approver, reason=reason, at=workflow.now()
             )
         )
         del self.refused[:-MAX_REFUSALS_KEPT]
+        if via == "update":
+            self.refused_updates += 1
+        if decision is None:
+            self._keep(
+                DecisionRecord(
+                    request_id=request_id,
+                    approver=approver,
+                    approve=None,
+                    via=via,
+                    accepted=False,
+                    reason=reason,
+                    at=workflow.now(),
+                )
+            )
+        else:
+            self.record(decision, via, accepted=False, reason=reason)
+
+    def record(self, decision: ApprovalDecision, via: Via, *, accepted: bool, reason: str) -> None:
+        """Keep a decision as received, for the `decisions` query and the worker log."""
+        self._keep(
+            DecisionRecord(
+                request_id=decision.request_id,
+                approver=decision.approver,
+                approve=decision.approve,
+                via=via,
+                accepted=accepted,
+                reason=reason,
+                signed=bool(decision.signature),
+                at=workflow.now(),
+            )
+        )
+
+    def _keep(self, record: DecisionRecord) -> None:
+        verdict = {True: "approve", False: "reject", None: "unreadable"}[record.approve]
+        if record.accepted:
+            workflow.logger.info(
+                "decision accepted: %s %s by %s (%s)",
+                verdict,
+                record.request_id,
+                record.approver,
+                record.via,
+            )
+        else:
+            workflow.logger.warning(
+                "decision refused: %s %s by %s (%s): %s",
+                verdict,
+                record.request_id,
+                record.approver,
+                record.via,
+                record.reason,
+            )
+        self.decisions.append(record)
+        del self.decisions[:-MAX_DECISIONS_KEPT]
 
     async def request(self, call: ToolCall, rule: ApprovalRule, requester: str) -> ApprovalOutcome:
         """Open a request for this exact call and wait for its decision or its deadline.
@@ -192,8 +293,10 @@ class ApprovalGate:
         self._seq += 1
         info = workflow.info()
         now = workflow.now()
+        scope = f"{run_tag(self._run_id)}-" if self._run_id else ""
         request = ApprovalRequest(
-            id=f"{info.workflow_id}:{self._seq}",
+            id=f"{info.workflow_id}:{scope}{self._seq}",
+            run_id=self._run_id,
             workflow_id=info.workflow_id,
             tool=call.tool,
             args_digest=call.digest(),
@@ -303,41 +406,54 @@ class ApprovalHandlers:
     # one argument per payload, and a payload count that does not fit its signature would
     # raise before any of this code runs, failing the workflow task on every retry.
 
-    # A verification still running when the run ends is moot: abandon it quietly.
+    # Handlers are async so recorded histories replay as they ran; none of them awaits.
     @workflow.signal(name="decide", unfinished_policy=HandlerUnfinishedPolicy.ABANDON)
     async def decide_signal(self, *sent: object) -> None:
         """A decision sent as a signal: checked, then applied or refused (never raised)."""
         decision = _decision(sent)
         if isinstance(decision, str):
-            self.gate.refuse("?", "?", decision)
+            self.gate.refuse("?", "?", decision, "signal")
             return
-        result = await self.gate.decide(decision)
-        if isinstance(result, str):
-            self.gate.refuse(decision.request_id, decision.approver, result)
+        self.gate.decide(decision, "signal")
 
     @workflow.update(name="decide", unfinished_policy=HandlerUnfinishedPolicy.ABANDON)
     async def decide_update(self, *sent: object) -> DecisionReceipt:
-        """A decision sent as an update: a refusal is answered to the sender at once."""
+        """A decision sent as an update: a refusal is recorded and answered in one line."""
         decision = _decision(sent)  # replay skips validators: check again
         if isinstance(decision, str):
-            raise ApplicationError(decision, type="MalformedDecision")
-        result = await self.gate.decide(decision)
+            raise Refused(decision, errors.MALFORMED_DECISION)
+        result = self.gate.decide(decision, "update")
         if isinstance(result, str):
-            self.gate.refuse(decision.request_id, decision.approver, result)
-            raise ApplicationError(result, type="DecisionRefused")
+            raise Refused(result, errors.DECISION_REFUSED)
         return result
 
     @decide_update.validator
     def _check_decision(self, *sent: object) -> None:
+        """Turn away, unrecorded, what cannot be a decision, and refusals past the cap;
+        a well-formed decision goes on to the handler, which records even a refusal.
+        """
         decision = _decision(sent)
-        reason = decision if isinstance(decision, str) else self.gate.check(decision)
-        if reason is not None:
-            raise ValueError(reason)
+        if isinstance(decision, str):
+            workflow.logger.warning("decide update turned away: %s", decision)
+            raise Refused(decision, errors.MALFORMED_DECISION)
+        reason = self.gate.check(decision)
+        if reason is not None and self.gate.refused_updates >= MAX_REFUSED_UPDATES:
+            workflow.logger.warning("decide update turned away (not recorded): %s", reason)
+            raise Refused(
+                f"{reason} (this run has refused {MAX_REFUSED_UPDATES} decisions already; "
+                "this one is not recorded)",
+                errors.DECISION_REFUSED,
+            )
 
     @workflow.query(name="pending_approvals")
     def pending_approvals(self) -> list[ApprovalRequest]:
         """Approval requests still waiting for a decision."""
         return list(self.gate.pending.values())
+
+    @workflow.query(name="decisions")
+    def decision_records(self) -> list[DecisionRecord]:
+        """Every decision this run received (the newest 200), accepted or refused, and why."""
+        return list(self.gate.decisions)
 
 
 def _decision(sent: tuple[object, ...]) -> ApprovalDecision | str:

@@ -12,41 +12,45 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.contrib.opentelemetry import TracingWorkflowInboundInterceptor
 from temporalio.contrib.opentelemetry import workflow as otel_workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from steward import queues
+from steward import errors, queues
 from steward import search_attributes as sa
 from steward.budget import next_call_exceeds
 from steward.conversation import CARRIED_RECORDS, bounded
+from steward.errors import Refused
 from steward.models import (
     ActionRecord,
     AgentProfile,
-    ApprovalDecision,
     ApprovalNotice,
     ApprovalOutcome,
     ApprovalRequest,
     ApprovalRule,
     Citation,
     Ledger,
+    LegacyRunRequest,
     LLMRequest,
     LLMResult,
     MCPToolInfo,
     MCPToolsRequest,
     ModelCallRecord,
+    ResolvedRun,
+    ResolveRun,
     RunProgress,
     RunRequest,
     RunResult,
-    SignatureCheck,
     ToolCall,
     ToolSpec,
     idempotency_key,
+    problems,
 )
 from steward.questions import Answer
 from steward.retrieval import RetrievedChunk, RetrieveRequest, not_granted
+from steward.signing import text_sha256
 from workflows.approvals import ApprovalGate, ApprovalHandlers
 from workflows.options import (
     MCP_DESCRIBE_TIMEOUT,
@@ -55,15 +59,16 @@ from workflows.options import (
     MODEL_CALL_TIMEOUT,
     NOTIFY_RETRY,
     NOTIFY_TIMEOUT,
+    RESOLVE_RETRY,
+    RESOLVE_TIMEOUT,
     RETRIEVE_RETRY,
     RETRIEVE_TIMEOUT,
     TOOL_CALL_RETRY,
-    VERIFY_TIMEOUT,
 )
 from workflows.questions import QuestionGate, QuestionHandlers
 
 with workflow.unsafe.imports_passed_through():
-    from activities.approvals import ApprovalKeys
+    from activities.authority import Authority
     from activities.llm import LLMActivities
     from activities.retrieval import RetrievalActivities
     from activities.tools.email import OutboxActivities
@@ -71,9 +76,15 @@ with workflow.unsafe.imports_passed_through():
 
 COST_SEARCH_ATTRIBUTE_PATCH = "cost-search-attribute"
 NOTIFY_APPROVERS_PATCH = "notify-approvers"
+WORKERS_DECIDE_PATCH = "workers-decide"
+"""Runs from here on: the workers resolve the profile (never the input), approvals and
+idempotency keys are scoped to the run, decisions are verified in the workflow. Histories
+recorded before it replay the way they ran: the profile from their input."""
 
 
 M = TypeVar("M", bound=BaseModel)
+N = TypeVar("N", bound=RunRequest)
+L = TypeVar("L", bound=LegacyRunRequest)
 
 
 RunInput: TypeAlias = Any
@@ -100,6 +111,32 @@ def require_input(value: object, model: type[M]) -> M:
     return model.model_validate(value)
 
 
+def checked_input(value: object, model: type[N]) -> N:
+    """The run's input as a `model`, or a one-line BadInput failure of the run.
+
+    A field the input may not carry is named as such: what a run may do comes from the
+    workers' config, so an input carrying a profile, tools or a policy is an attempt to
+    widen it (or a client of an older Steward), never something to apply.
+    """
+    if not isinstance(value, dict):
+        raise Refused(
+            f"the run's input must be a {model.__name__} JSON object, got {type(value).__name__}",
+            errors.BAD_INPUT,
+        )
+    extra = sorted(str(key) for key in value if key not in model.model_fields)
+    if extra:
+        raise Refused(
+            f"{', '.join(extra)}: a run input carries only {', '.join(model.model_fields)}; "
+            "what a run may do (tools, policy, approvers, budget, tiers) comes from the "
+            "workers' steward.yaml, never from the input",
+            errors.BAD_INPUT,
+        )
+    try:
+        return model.model_validate(value)
+    except ValidationError as err:
+        raise Refused(f"bad run input: {problems(err, 'input')}", errors.BAD_INPUT) from None
+
+
 class BudgetExceeded(Exception):
     """The run's budget stops it; the message says which limit and why."""
 
@@ -108,9 +145,7 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
     """Base of Steward's workflows (not itself a workflow)."""
 
     def __init__(self) -> None:
-        self.gate = ApprovalGate(
-            self._notify, self._verify, questions_open=lambda: bool(self.questions.open)
-        )
+        self.gate = ApprovalGate(self._notify, questions_open=lambda: bool(self.questions.open))
         self.questions = QuestionGate(approvals_pending=lambda: bool(self.gate.pending))
         self.step = "starting"
         self.model_calls: list[ModelCallRecord] = []
@@ -118,16 +153,109 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
         self.ledger = Ledger()
         self.profile = AgentProfile(name="?", kind="agent")
         self.principal = "?"
+        self.legacy = False
+        """Recorded before the workers decided: the profile came from the input."""
+        self.resolved: ResolvedRun | None = None
+        self.run_id = ""
+        """The first execution's run id: approvals and side effects are scoped to it."""
 
-    async def begin(self, request: RunRequest) -> None:
-        """Remember who asked and the profile in force; describe its MCP tools.
+    @property
+    def principal_verified(self) -> bool:
+        """Whether the principal proved who they are (a signed start, or a verified parent)."""
+        return self.resolved is not None and self.resolved.principal_verified
 
-        The MCP servers are asked once, by an activity, so the tools' descriptions and
-        schemas are in history: replay never talks to a server, and a server that changes
-        its tools mid-run cannot change what this run validates against.
+    async def admit(self, sent: RunInput, model: type[N], legacy: type[L]) -> N | L:
+        """Check the run's input, then have the workers say what this run may do.
+
+        A new run asks the `resolve_run` activity (the workers' own config decides);
+        a continued run takes over what its chain was resolved to (its `resume` state,
+        which only the workflow itself writes: Temporal alone marks a run as continued).
+        Histories recorded before the workers decided replay with the profile their input
+        carried.
         """
-        self.profile = request.profile
-        self.principal = request.principal
+        info = workflow.info()
+        if not workflow.patched(WORKERS_DECIDE_PATCH):
+            self.legacy = True
+            old = require_input(sent, legacy)
+            self._take(old.profile, old.principal)
+            await self._describe_mcp_tools()
+            return old
+        continued = info.continued_run_id is not None
+        if continued and isinstance(sent, dict) and "profile" in sent:
+            # The next run of a chain an older worker began: its own input, so trusted.
+            old = require_input(sent, legacy)
+            self._take(old.profile, old.principal)
+            return old
+        request = checked_input(sent, model)
+        self.run_id = info.first_execution_run_id
+        resume = getattr(request, "resume", None)
+        if resume is not None:
+            resumed: ResolvedRun | None = getattr(resume, "resolved", None)
+            if not continued or resumed is None:
+                raise Refused(
+                    "resume: only a run's own continue-as-new carries state", errors.BAD_INPUT
+                )
+            self._apply(resumed, request.principal)
+            return request
+        self.step = "authorizing"
+        try:
+            resolved = await workflow.execute_activity_method(
+                Authority.resolve_run,
+                ResolveRun(
+                    target=request.target,
+                    principal=request.principal,
+                    workflow_type=info.workflow_type,
+                    workflow_id=info.workflow_id,
+                    run_id=self.run_id,
+                    started_at=info.workflow_start_time,
+                    input_sha256=text_sha256(request.input),
+                    start_signature=request.start_signature,
+                    child=info.parent is not None,
+                    parent_verified=request.parent_verified,
+                    eval=request.eval,
+                ),
+                start_to_close_timeout=RESOLVE_TIMEOUT,
+                retry_policy=RESOLVE_RETRY,
+                summary=f"resolve {request.target}",
+            )
+        except ActivityError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.non_retryable:
+                raise Refused(cause.message, cause.type or errors.BAD_INPUT) from None
+            raise
+        profile = resolved.profile
+        profile = profile.model_copy(update={"budget": profile.budget.capped(request.budget_cap)})
+        self._apply(resolved.model_copy(update={"profile": profile}), request.principal)
+        await self._describe_mcp_tools()
+        if self.resolved is not None:
+            # With its MCP tools described, so a continued run never asks the servers again.
+            self.resolved = self.resolved.model_copy(update={"profile": self.profile})
+        return request
+
+    def _take(self, profile: AgentProfile, principal: str) -> None:
+        self.profile = profile
+        self.principal = principal
+
+    def _apply(self, resolved: ResolvedRun, principal: str) -> None:
+        self.resolved = resolved
+        self._take(resolved.profile, principal)
+        self.gate.scope(self.run_id, resolved.public_keys)
+        self.questions.scope(self.run_id)
+        workflow.logger.info(
+            "run of %s for %s (%s) under config %s",
+            resolved.profile.name,
+            principal,
+            "verified" if resolved.principal_verified else "unverified",
+            resolved.config_digest,
+        )
+
+    async def _describe_mcp_tools(self) -> None:
+        """Ask the MCP servers, once, for the schemas of the run's MCP tools.
+
+        By an activity, so the tools' descriptions and schemas are in history: replay never
+        talks to a server, and a server that changes its tools mid-run cannot change what
+        this run validates against.
+        """
         servers: dict[str, list[str]] = {}
         for tool in self.profile.tools:
             if tool.mcp_server is not None and tool.input_schema is None:
@@ -157,6 +285,7 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
             questions=list(self.questions.open.values()),
             model_calls=self.model_calls,
             ledger=self.ledger,
+            config_digest=self.resolved.config_digest if self.resolved else "",
         )
 
     @workflow.query(name="ledger")
@@ -255,7 +384,9 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
                 OutboxActivities.notify_approvers,
                 ApprovalNotice(
                     request=request,
-                    idempotency_key=idempotency_key(info.workflow_id, f"{request.id}-{stage}"),
+                    idempotency_key=idempotency_key(
+                        info.workflow_id, f"{request.id}-{stage}", self.run_id
+                    ),
                     approve_command=f"steward approve {request.id} --as NAME",
                 ),
                 task_queue=queues.privileged(info.task_queue),
@@ -264,17 +395,6 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
             )
         except ActivityError as err:
             workflow.logger.warning("approvers of %s not notified: %s", request.id, err.cause)
-
-    async def _verify(self, decision: ApprovalDecision) -> SignatureCheck:
-        """Have the privileged worker, which holds approvers' keys, check a signature."""
-        info = workflow.info()
-        return await workflow.execute_activity_method(
-            ApprovalKeys.verify_approval,
-            decision,
-            task_queue=queues.privileged(info.task_queue),
-            start_to_close_timeout=VERIFY_TIMEOUT,
-            retry_policy=NOTIFY_RETRY,
-        )
 
     async def _within_budget(self) -> None:
         budget = self.profile.budget
@@ -320,6 +440,7 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
                 "approvals": self.approvals[-CARRIED_RECORDS:],
                 "model_calls": self.model_calls[-CARRIED_RECORDS:],
                 "ledger": self.ledger,
+                "config_digest": self.resolved.config_digest if self.resolved else "",
             }
         )
 

@@ -26,7 +26,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ChildWorkflowError, FailureError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
-from steward.models import ApprovalRequest, RunResult
+from steward.models import ApprovalRequest, LegacyRunRequest, RunRequest, RunResult
 from workflows.options import MODEL_CALL_RETRY, MODEL_CALL_TIMEOUT
 
 with workflow.unsafe.imports_passed_through():
@@ -147,7 +147,7 @@ class EvalWorkflow:
         try:
             handle = await workflow.start_child_workflow(
                 case.workflow_type,
-                case.request,
+                _as_child(case.request),
                 id=child_id,
                 task_queue=(request.scripted_queue if case.script else workflow.info().task_queue),
                 result_type=RunResult,
@@ -302,3 +302,14 @@ def _failure_text(err: FailureError) -> str:
         cause = cause.cause
     kind = getattr(cause, "type", None) or type(cause).__name__
     return f"{kind}: {getattr(cause, 'message', None) or cause}"
+
+
+def _as_child(request: RunRequest | LegacyRunRequest) -> RunRequest | LegacyRunRequest:
+    """A case's run input as this eval starts it: never vouching for its principal.
+
+    A child run trusts `parent_verified` from its parent; an eval's cases come from
+    whoever started the eval, so their principal is never taken as verified.
+    """
+    if isinstance(request, RunRequest):
+        return request.model_copy(update={"parent_verified": False})
+    return request

@@ -1,13 +1,14 @@
 """A handoff, in the workflow: each task runs as a child workflow of the specialist.
 
-A child gets its own workflow id, the specialist's own profile (its grants, never the
-parent's; its budget capped by what the parent has left) and the parent's principal. It
-runs on the parent's task queue with the search attributes `start_run` sets, so its
-approvals show in `steward pending` like any run's. At most `max_parallel` children run at
-once. A child that fails becomes a failed result the parent's model reads, not a failure
-of the parent; each child's spend is added to the parent's ledger and its model calls to
-the parent's, so budgets roll up. Cancelling the parent cancels the children it waits on
-(and `REQUEST_CANCEL` covers any it would leave behind), then the parent ends cancelled.
+A child gets its own workflow id and the parent's principal; it resolves the specialist's
+profile from the workers' config itself (its grants, never the parent's), with its budget
+capped by what the parent has left. It runs on the parent's task queue with the search
+attributes `start_run` sets, so its approvals show in `steward pending` like any run's. At
+most `max_parallel` children run at once. A child that fails becomes a failed result the
+parent's model reads, not a failure of the parent; each child's spend is added to the
+parent's ledger and its model calls to the parent's, so budgets roll up. Cancelling the
+parent cancels the children it waits on (and `REQUEST_CANCEL` covers any it would leave
+behind), then the parent ends cancelled.
 """
 
 from __future__ import annotations
@@ -23,12 +24,17 @@ from temporalio.exceptions import (
 )
 
 from steward import search_attributes as sa
+from steward import targets
 from steward.handoffs import HandoffArgs, HandoffResult, HandoffTask, capped_budget, granted
-from steward.models import AgentProfile, RunRequest, RunResult, ToolCall
+from steward.models import (
+    AgentProfile,
+    BudgetCap,
+    LegacyRunRequest,
+    RunRequest,
+    RunResult,
+    ToolCall,
+)
 from workflows.base import StewardRun
-
-AGENT_WORKFLOW = "AgentWorkflow"
-"""The specialist's workflow type, by name: importing the class here would be circular."""
 
 
 async def hand_off(run: StewardRun, call: ToolCall, args: HandoffArgs) -> list[HandoffResult]:
@@ -69,14 +75,28 @@ async def _child(
             status="budget_exceeded",
             error=f"not started: {budget}",
         )
-    request = RunRequest(
-        input=task.task,
-        principal=run.principal,
-        profile=specialist.model_copy(update={"budget": budget}),
-    )
+    request: RunRequest | LegacyRunRequest
+    if run.legacy:
+        request = LegacyRunRequest(
+            input=task.task,
+            principal=run.principal,
+            profile=specialist.model_copy(update={"budget": budget}),
+        )
+    else:
+        # The child resolves the specialist from the workers' config itself; the parent
+        # only lowers its budget to what the parent has left.
+        request = RunRequest(
+            target=specialist.name,
+            input=task.task,
+            principal=run.principal,
+            budget_cap=BudgetCap.model_validate(
+                budget.model_dump(include=set(BudgetCap.model_fields))
+            ),
+            parent_verified=run.principal_verified,
+        )
     try:
         result: RunResult = await workflow.execute_child_workflow(
-            AGENT_WORKFLOW,
+            targets.AGENT_WORKFLOW,  # by name: importing the class would be circular
             request,
             id=workflow_id,
             task_queue=parent.task_queue,

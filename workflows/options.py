@@ -40,7 +40,16 @@ NOTIFY_RETRY = RetryPolicy(
 )
 
 MCP_DESCRIBE_TIMEOUT = timedelta(seconds=60)
-VERIFY_TIMEOUT = timedelta(seconds=10)
+
+# Resolving a run's profile reads the worker's config in memory: quick, or the worker died.
+# A refusal (unknown target, unsigned start) is non-retryable and ends the run at once.
+RESOLVE_TIMEOUT = timedelta(seconds=10)
+RESOLVE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=5,
+)
 
 RETRIEVE_TIMEOUT = timedelta(seconds=60)
 RETRIEVE_RETRY = RetryPolicy(

@@ -23,7 +23,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from steward import search_attributes as sa
-from steward.models import problems
+from steward.models import problems, run_tag
 from steward.questions import Answer, Question, QuestionState, RefusedReply, Reply
 from workflows.approvals import ContinueAsNew
 
@@ -49,6 +49,13 @@ class QuestionGate:
         self._carried: dict[str, Question] = {}
         self.interrupt: Callable[[], bool] = _nothing_else_waits
         """While true, a waiting question stops waiting: the run is about to continue as new."""
+        self._run_id = ""
+
+    def scope(self, run_id: str) -> None:
+        """Bind question ids to the run, so a reply meant for an earlier run of the same
+        workflow id never answers this one's question.
+        """
+        self._run_id = run_id
 
     def check(self, reply: Reply) -> str | None:
         """Why this reply must be refused, or None if it may be applied."""
@@ -108,8 +115,9 @@ class QuestionGate:
         self._seq += 1
         info = workflow.info()
         now = workflow.now()
+        scope = f"{run_tag(self._run_id)}-" if self._run_id else ""
         opened = Question(
-            id=f"{info.workflow_id}:q{self._seq}",
+            id=f"{info.workflow_id}:{scope}q{self._seq}",
             workflow_id=info.workflow_id,
             question=question,
             asked_by=asked_by,

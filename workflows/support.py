@@ -14,7 +14,10 @@ from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from steward import errors
+from steward.errors import Refused
 from steward.models import (
+    LegacyRunRequest,
     LLMRequest,
     Message,
     RunRequest,
@@ -31,7 +34,7 @@ from steward.retrieval import (
 from steward.routing import Step, choose_tier
 from steward.tickets import Ticket, parse_ticket
 from workflows.actions import ToolActions
-from workflows.base import BudgetExceeded, RunInput, StewardRun, require_input
+from workflows.base import BudgetExceeded, RunInput, StewardRun
 from workflows.options import BAD_INPUT
 
 GROUNDING_PATCH = "handbook-grounding"
@@ -65,29 +68,26 @@ class SupportReplyWorkflow(StewardRun):
     @workflow.run
     async def run(self, sent: RunInput) -> RunResult:
         """Run the playbook to its end: sent, rejected, or timed out (input: a RunRequest)."""
-        request = require_input(sent, RunRequest)
+        request = await self.admit(sent, RunRequest, LegacyRunRequest)
         try:
             ticket = parse_ticket(request.input)
         except ValueError as err:
-            raise ApplicationError(
-                f"bad ticket: {err}", type="BadInput", non_retryable=True
-            ) from None
-        await self.begin(request)
+            raise Refused(f"bad ticket: {err}", errors.BAD_INPUT) from None
         actions = ToolActions(self)
         try:
-            return await self._reply(request, ticket, actions)
+            return await self._reply(ticket, actions)
         except BudgetExceeded as stop:
             return self.conclude("budget_exceeded", str(stop), actions.records)
         except asyncio.CancelledError:
             self.cancelled()
             raise
 
-    async def _reply(self, request: RunRequest, ticket: Ticket, actions: ToolActions) -> RunResult:
+    async def _reply(self, ticket: Ticket, actions: ToolActions) -> RunResult:
         self.step = "classify"
-        classification, note = await self._classify(request, ticket)
-        passages, grounding = await self._ground(request, ticket)
+        classification, note = await self._classify(ticket)
+        passages, grounding = await self._ground(ticket)
         self.step = "draft"
-        draft = await self._draft(request, ticket, classification, passages)
+        draft = await self._draft(ticket, classification, passages)
 
         self.step = "send"
         record = await actions.act(
@@ -112,19 +112,17 @@ class SupportReplyWorkflow(StewardRun):
         citations = cited(draft, passages) or [p.citation for p in passages]
         return self.conclude(status, draft, actions.records, details, citations)
 
-    async def _ground(
-        self, request: RunRequest, ticket: Ticket
-    ) -> tuple[list[RetrievedChunk], str]:
+    async def _ground(self, ticket: Ticket) -> tuple[list[RetrievedChunk], str]:
         """Handbook passages about the ticket, from the playbook's first granted collection.
 
         A playbook granted no collection drafts from its instructions alone. If the search
         fails for good (say, the collection was never ingested), the reply is still drafted
         and the run's details say why it is ungrounded, so the approver sees it.
         """
-        if not request.profile.collections or not workflow.patched(GROUNDING_PATCH):
+        if not self.profile.collections or not workflow.patched(GROUNDING_PATCH):
             return [], ""
         self.step = "retrieve"
-        collection = request.profile.collections[0]
+        collection = self.profile.collections[0]
         query = f"{ticket.subject}\n{ticket.body}"[:MAX_QUERY_CHARS]
         try:
             chunks = await self.retrieve(
@@ -136,8 +134,8 @@ class SupportReplyWorkflow(StewardRun):
             return [], f"not grounded: {cause}"
         return chunks, f"{len(chunks)} passages from {collection}"
 
-    async def _classify(self, request: RunRequest, ticket: Ticket) -> tuple[Classification, str]:
-        choice = choose_tier(Step("classify"), request.profile, self.ledger)
+    async def _classify(self, ticket: Ticket) -> tuple[Classification, str]:
+        choice = choose_tier(Step("classify"), self.profile, self.ledger)
         result = await self.complete(
             LLMRequest(
                 step="classify",
@@ -172,13 +170,12 @@ class SupportReplyWorkflow(StewardRun):
 
     async def _draft(
         self,
-        request: RunRequest,
         ticket: Ticket,
         classification: Classification,
         passages: list[RetrievedChunk],
     ) -> str:
-        choice = choose_tier(Step("draft", consequence="high"), request.profile, self.ledger)
-        instructions = request.profile.instructions or (
+        choice = choose_tier(Step("draft", consequence="high"), self.profile, self.ledger)
+        instructions = self.profile.instructions or (
             "You write short, friendly replies to customer emails for an online shop. "
             "Never promise refunds."
         )

@@ -18,6 +18,7 @@ from steward.cli import (
     dev,
     history,
     ingest,
+    keys,
     models,
     questions,
     runs,
@@ -60,6 +61,7 @@ app.command("status")(runs.status_command)
 app.command("pending")(approvals.pending_command)
 app.command("approve")(approvals.approve_command)
 app.command("reject")(approvals.reject_command)
+app.command("sign")(keys.sign_command)
 app.command("reply")(questions.reply_command)
 app.command("worker")(worker.worker_command)
 app.command("ingest")(ingest.ingest_command)
@@ -71,6 +73,7 @@ app.command("replay")(history.replay_command)
 app.command("eval")(eval_command)
 app.add_typer(history.app, name="history")
 app.add_typer(schedules.app, name="schedule")
+app.add_typer(keys.app, name="keys")
 
 
 def main() -> None:

@@ -6,15 +6,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from steward.cli.common import run
+from steward.cli.keys import KeyOption
 from steward.cli.questions import describe_questions
 from steward.client import connect
 from steward.models import ApprovalRequest
-from steward.runs import decide, open_questions, pending
+from steward.runs import decide, decide_by_signal, open_questions, pending
 
 AsOption = Annotated[str, typer.Option("--as", help="your approver name, as in steward.yaml")]
 DigestOption = Annotated[
@@ -22,7 +24,7 @@ DigestOption = Annotated[
     typer.Option(help="the argument digest you reviewed; refused if the call changed"),
 ]
 SignalOption = Annotated[
-    bool, typer.Option("--signal", help="send as a signal (fire and forget) instead of an update")
+    bool, typer.Option("--signal", help="send as a signal instead of an update")
 ]
 
 
@@ -59,9 +61,14 @@ def approve_command(
     reason: Annotated[str, typer.Option(help="note kept with the decision")] = "",
     digest: DigestOption = None,
     signal: SignalOption = False,
+    key: KeyOption = None,
 ) -> None:
-    """Approve one waiting action. Refused unless you are an allowed approver."""
-    _decide(approval_id, approver, approve=True, reason=reason, digest=digest, signal=signal)
+    """Approve one waiting action. Refused unless you are an allowed approver.
+
+    Signed with your key when you have one (`steward keys new NAME`); where the rule needs
+    signed decisions, a key is required.
+    """
+    _decide(approval_id, approver, True, reason, digest, signal, key)
 
 
 def reject_command(
@@ -70,28 +77,54 @@ def reject_command(
     reason: Annotated[str, typer.Option(help="why; the run records it")],
     digest: DigestOption = None,
     signal: SignalOption = False,
+    key: KeyOption = None,
 ) -> None:
     """Reject one waiting action; the run ends without doing it."""
-    _decide(approval_id, approver, approve=False, reason=reason, digest=digest, signal=signal)
+    _decide(approval_id, approver, False, reason, digest, signal, key)
 
 
 def _decide(
-    approval_id: str, approver: str, *, approve: bool, reason: str, digest: str | None, signal: bool
+    approval_id: str,
+    approver: str,
+    approve: bool,
+    reason: str,
+    digest: str | None,
+    signal: bool,
+    key: Path | None,
 ) -> None:
     async def go() -> None:
+        client = await connect()
+        verb = "approved" if approve else "rejected"
+        if signal:
+            request, record = await decide_by_signal(
+                client,
+                approval_id,
+                approver,
+                approve=approve,
+                reason=reason,
+                digest=digest,
+                key_file=key,
+            )
+            if record is None:
+                typer.echo(
+                    f"sent: {verb} {approval_id} as {approver} by signal; the run has not "
+                    "said yet what it made of it (`steward status` shows refusals)"
+                )
+            else:
+                typer.echo(
+                    f"accepted: {verb} {request.tool} in {request.workflow_id} by {approver}"
+                )
+            return
         request, receipt = await decide(
-            await connect(),
+            client,
             approval_id,
             approver,
             approve=approve,
             reason=reason,
             digest=digest,
-            via="signal" if signal else "update",
+            key_file=key,
         )
-        verb = "approved" if approve else "rejected"
-        if receipt is None:
-            typer.echo(f"sent: {verb} {approval_id} as {approver} (signal; see `steward status`)")
-        elif receipt.status == "awaiting_more":
+        if receipt.status == "awaiting_more":
             typer.echo(
                 f"recorded: {len(receipt.approved_by)} of {receipt.required} approvals for "
                 f"{request.tool} in {request.workflow_id} ({', '.join(receipt.approved_by)})"

@@ -24,7 +24,7 @@ from steward.client import connect, load_settings
 from steward.config import StewardConfig
 from steward.ingest import ingest_request, start_ingest
 from steward.models import ApprovalRequest, RunProgress, RunResult
-from steward.runs import decide, start_run
+from steward.runs import decide_by_signal, start_run
 
 DEMO_TICKET = Path("examples/tickets/late-delivery.txt")
 DEMO_REQUESTER = "demo-user"
@@ -82,13 +82,12 @@ async def _demo(ticket: str, settings: StewardConfig) -> None:
             "signal, as a script would."
         )
         approve = True
-    await decide(
+    await decide_by_signal(
         client,
         request.id,
         DEMO_APPROVER,
         approve=approve,
         reason="approved in the demo" if approve else "rejected in the demo",
-        via="signal",
     )
     _print_result(handle.id, await handle.result(), settings)
 

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
 from steward import queues
 from steward.cli.common import read_input, run, ui_link, whoami
+from steward.cli.keys import KeyOption
 from steward.client import connect, load_settings
-from steward.models import RunProgress, RunResult
-from steward.runs import build_request, start_run
+from steward.runs import (
+    StatusReport,
+    build_request,
+    private_key,
+    required_key,
+    start_run,
+    status,
+)
 
 ConfigOption = Annotated[
     str | None, typer.Option("--config", help="steward.yaml to use (default: ./steward.yaml)")
@@ -34,22 +39,34 @@ def run_command(
     workflow_id: Annotated[str | None, typer.Option("--id", help="workflow id to use")] = None,
     queue: Annotated[str, typer.Option(help="task queue of the workers")] = queues.DEFAULT,
     config: ConfigOption = None,
+    key: KeyOption = None,
 ) -> None:
-    """Start a run of a playbook or agent. Risky actions in it will wait for approval."""
+    """Start a run of a playbook or agent. Risky actions in it will wait for approval.
+
+    The start is signed with your key when you have one (`steward keys new NAME`), which
+    proves to the workers who asked; where starts must be signed, a key is required.
+    """
     text = read_input(input_text)
+    who = principal or whoami()
 
     async def go() -> None:
         settings = load_settings(config)
-        build_request(settings, target, text, principal or whoami())  # refuse bad input first
+        build_request(settings, target, text, who)  # refuse bad input before connecting
+        private = (
+            required_key(who, key, "runs here start only when signed")
+            if settings.identity.signed_start
+            else private_key(who, key)
+        )
         client = await connect(settings)
         handle = await start_run(
             client,
             settings,
             target,
             text,
-            principal or whoami(),
+            who,
             task_queue=queue,
             workflow_id=workflow_id,
+            key=private,
         )
         typer.echo(f"started {handle.id}")
         link = ui_link(handle.id, client.namespace)
@@ -67,63 +84,65 @@ def status_command(
     workflow_id: Annotated[str, typer.Argument(help="the run's workflow id")],
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Show a run: its state, approvals waiting, model calls, and its result when done."""
+    """Show a run: its state, what waits, refused decisions, retries, and its result."""
 
     async def go() -> None:
-        client = await connect()
-        handle = client.get_workflow_handle(workflow_id, result_type=RunResult)
-        described = await handle.describe()
-        state = described.status.name.lower() if described.status else "unknown"
-        report: dict[str, object] = {"workflow_id": workflow_id, "execution": state}
-        if described.status == WorkflowExecutionStatus.RUNNING:
-            progress = await handle.query("progress", result_type=RunProgress)
-            report["progress"] = progress.model_dump(mode="json")
-        elif described.status == WorkflowExecutionStatus.COMPLETED:
-            result = await handle.result()
-            report["result"] = result.model_dump(mode="json")
-        else:
-            try:
-                await handle.result()
-            except WorkflowFailureError as err:
-                report["failure"] = str(err.cause)
+        report = await status(await connect(), workflow_id)
         if as_json:
-            typer.echo(json.dumps(report, indent=2))
+            typer.echo(report.model_dump_json(indent=2))
             return
         _print_report(report)
 
     run(go())
 
 
-def _print_report(report: dict[str, object]) -> None:
-    typer.echo(f"{report['workflow_id']}: {report['execution']}")
-    body = report.get("progress") or report.get("result")
-    if isinstance(body, dict):
-        for key in ("status", "step", "answer"):
-            if body.get(key):
-                typer.echo(f"  {key}: {body[key]}")
-        for request in body.get("pending", []):
+REFUSALS_SHOWN = 5
+
+
+def _print_report(report: StatusReport) -> None:
+    typer.echo(f"{report.workflow_id}: {report.execution}")
+    progress, result = report.progress, report.result
+    if progress is not None:
+        typer.echo(f"  step: {progress.step}")
+        for request in progress.pending:
+            needs = f"{request.required} of " if request.required > 1 else "one of "
             typer.echo(
-                f"  waiting: {request['id']} ({request['tool']}) for one of "
-                f"{', '.join(request['approvers'])}"
+                f"  waiting: {request.id} ({request.tool}) for {needs}"
+                f"{', '.join(request.approvers)}"
             )
-        for question in body.get("questions", []):
-            typer.echo(
-                f"  asking: {question['id']} until {question['deadline']}: {question['question']}"
-            )
-        for action in body.get("actions", []):
-            typer.echo(f"  action: {action['tool']} -> {action['outcome']} ({action['reason']})")
-        for call in body.get("model_calls", []):
-            typer.echo(
-                f"  model: {call['step']} {call['model']} "
-                f"{call['input_tokens']}+{call['output_tokens']} tokens {call['latency_ms']:.0f} ms"
-            )
-        ledger = body.get("ledger")
-        if isinstance(ledger, dict):
-            typer.echo(
-                f"  ledger: {ledger['model_calls']} calls, "
-                f"{ledger['input_tokens'] + ledger['output_tokens']} tokens, "
-                f"${ledger['cost_usd']:.6f}, retries {ledger['retries']}, "
-                f"fallbacks {ledger['fallbacks']}, review wait {ledger['review_seconds']:.1f}s"
-            )
-    if "failure" in report:
-        typer.echo(f"  failure: {report['failure']}")
+        for question in progress.questions:
+            typer.echo(f"  asking: {question.id} until {question.deadline}: {question.question}")
+        for activity in report.activities:
+            if activity.attempt > 1 or activity.last_failure:
+                typer.echo(
+                    f"  retrying: {activity.activity}, attempt {activity.attempt}: "
+                    f"{activity.last_failure or 'no error yet'}"
+                )
+        refused = progress.refused[-REFUSALS_SHOWN:]
+        if refused:
+            typer.echo(f"  refused decisions ({len(progress.refused)}, newest last):")
+        for refusal in refused:
+            typer.echo(f"    {refusal.approver} on {refusal.request_id}: {refusal.reason}")
+    if result is not None:
+        typer.echo(f"  status: {result.status}")
+        typer.echo(f"  answer: {result.answer}")
+        for action in result.actions:
+            typer.echo(f"  action: {action.tool} -> {action.outcome} ({action.reason})")
+    calls = progress.model_calls if progress else result.model_calls if result else []
+    for call in calls:
+        typer.echo(
+            f"  model: {call.step} {call.model} "
+            f"{call.input_tokens}+{call.output_tokens} tokens {call.latency_ms:.0f} ms"
+        )
+    ledger = progress.ledger if progress else result.ledger if result else None
+    if ledger is not None:
+        typer.echo(
+            f"  ledger: {ledger.model_calls} calls, {ledger.tokens} tokens, "
+            f"${ledger.cost_usd:.6f}, retries {ledger.retries}, "
+            f"fallbacks {ledger.fallbacks}, review wait {ledger.review_seconds:.1f}s"
+        )
+    digest = progress.config_digest if progress else result.config_digest if result else ""
+    if digest:
+        typer.echo(f"  config: {digest} (the workers' steward.yaml that decided this run)")
+    if report.failure is not None:
+        typer.echo(f"  failure: {report.failure}")

@@ -18,7 +18,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 
 from steward import search_attributes as sa
-from steward.models import RunRequest, RunResult
+from steward.models import LegacyRunRequest, ResolvedRun, RunRequest, RunResult
 from steward.trace.approvals import ApprovalLog
 from steward.trace.calls import ActivityLog
 from steward.trace.diagnose import diagnose
@@ -139,18 +139,20 @@ class _Builder:
         attrs = event.workflow_execution_started_event_attributes
         value = first(attrs.input)
         request = typed(RunRequest, value)
+        legacy = typed(LegacyRunRequest, value) if request is None else None
+        given = request or legacy
         self.run = RunInfo(
             workflow_type=attrs.workflow_type.name,
             workflow_id=attrs.workflow_id or self.history.workflow_id,
             run_id=attrs.original_execution_run_id or self.history.run_id,
             task_queue=attrs.task_queue.name,
             started_at=event_time(event.event_time),
-            input_summary=preview(request.input if request else value),
-            principal=request.principal if request else "",
-            agent=request.profile.name if request else "",
+            input_summary=preview(given.input if given else value),
+            principal=given.principal if given else "",
+            agent=request.target if request else legacy.profile.name if legacy else "",
         )
-        if request is not None:
-            self.deployments = request.profile.deployments
+        if legacy is not None:
+            self.deployments = legacy.profile.deployments
         principal = indexed(attrs.search_attributes.indexed_fields).get(sa.PRINCIPAL.name)
         if not self.run.principal and isinstance(principal, str):
             self.run.principal = principal
@@ -224,6 +226,12 @@ class _Builder:
         attrs = event.activity_task_completed_event_attributes
         result = first(attrs.result)
         self.activities.closed(event, attrs.scheduled_event_id, "completed", result=result)
+        resolved = typed(ResolvedRun, result)
+        if resolved is not None:
+            # The workers' answer to what this run may do: its tiers and config digest.
+            self.deployments = resolved.profile.deployments
+            self.run.config_digest = resolved.config_digest
+            self.run.principal_verified = resolved.principal_verified
 
     def _on_activity_task_failed(self, event: HistoryEvent) -> None:
         attrs = event.activity_task_failed_event_attributes
@@ -290,12 +298,14 @@ class _Builder:
 
     def _on_start_child_workflow_execution_initiated(self, event: HistoryEvent) -> None:
         attrs = event.start_child_workflow_execution_initiated_event_attributes
-        request = typed(RunRequest, first(attrs.input))  # a handoff: the specialist's run
+        given = first(attrs.input)  # a handoff: the specialist's run
+        request = typed(RunRequest, given)
+        legacy = typed(LegacyRunRequest, given) if request is None else None
         self.children[event.event_id] = ChildTrace(
             workflow_type=attrs.workflow_type.name,
             workflow_id=attrs.workflow_id,
             initiated_event_id=event.event_id,
-            specialist=request.profile.name if request else None,
+            specialist=request.target if request else legacy.profile.name if legacy else None,
         )
 
     def _on_start_child_workflow_execution_failed(self, event: HistoryEvent) -> None:

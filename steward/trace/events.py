@@ -22,6 +22,7 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from steward.models import ResolvedRun
 from steward.trace.model import ErrorInfo
 
 PREVIEW_CHARS = 200
@@ -151,3 +152,18 @@ def span(seconds: float | None) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def resolved_run(events: Iterable[HistoryEvent]) -> ResolvedRun | None:
+    """What the workers resolved for a run (its `resolve_run` result), if it got that far."""
+    scheduled: dict[int, str] = {}
+    for event in events:
+        name = kind(event)
+        if name == "ACTIVITY_TASK_SCHEDULED":
+            attrs = event.activity_task_scheduled_event_attributes
+            scheduled[event.event_id] = attrs.activity_type.name
+        elif name == "ACTIVITY_TASK_COMPLETED":
+            done = event.activity_task_completed_event_attributes
+            if scheduled.get(done.scheduled_event_id) == "resolve_run":
+                return typed(ResolvedRun, first(done.result))
+    return None

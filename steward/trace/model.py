@@ -251,6 +251,10 @@ class RunInfo(BaseModel):
     task_queue: str = ""
     agent: str = ""
     principal: str = ""
+    principal_verified: bool = Field(
+        default=False, description="the principal signed the start (or a verified parent did)"
+    )
+    config_digest: str = Field(default="", description="the workers' config that decided")
     input_summary: str = ""
     status: str = "running"
     outcome: str | None = Field(default=None, description="RunResult.status when completed")

@@ -23,7 +23,7 @@ from tests.evals.support import request_for, run_request
 from tests.support.fake_model import FakeModel, provider_error
 from tests.support.histories import history_id, record_history
 from tests.support.stack import outbox_messages, outbox_notices
-from workers.build import tool_activities
+from workers.build import tool_methods
 from workflows.eval import EvalWorkflow
 
 TICKET = Path(__file__).resolve().parents[2] / "examples" / "tickets" / "late-delivery.txt"
@@ -97,7 +97,8 @@ def test_eval_workers_never_build_a_real_tool(config: StewardConfig) -> None:
         eval_activities(config, LLMActivities(config.tiers, allow_paid=False)),
         scripted_activities(config),
     ):
-        tools = tool_activities(activities)
+        assert activities.authority.sandbox
+        tools = tool_methods(activities)
         assert {"send_email", "write_file", "publish_file", "http_get"} <= set(tools)
         for name, method in tools.items():
             owner = getattr(method, "__self__", None)
@@ -105,7 +106,6 @@ def test_eval_workers_never_build_a_real_tool(config: StewardConfig) -> None:
                 continue  # a read of the handbook (scripted on the scripted queue)
             assert isinstance(owner, SandboxTools), name
         assert isinstance(activities.outbox, SandboxTools)  # notify_approvers too
-        assert isinstance(activities.approvals, SandboxTools)
     assert isinstance(scripted_activities(config).retrieval, ScriptedRetrieval)
 
 

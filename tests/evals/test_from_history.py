@@ -9,14 +9,16 @@ import pytest
 from temporalio import workflow
 from temporalio.client import Client
 
+import evals.worker
 from evals.recording import save_suite, suite_from_histories
 from evals.suite import SuiteError, load_suite
 from steward.config import StewardConfig
-from steward.models import RunRequest, RunResult
+from steward.models import RunResult
 from steward.replay import load_history
 from tests.evals.support import REPO, request_for, run_request
 from tests.support.fake_model import FakeModel
 from workers import build
+from workflows.base import RunInput
 from workflows.support import SupportReplyWorkflow
 
 CHAINED = {"agent-continued": "continued as new", "agent-handoff": "handed work to specialists"}
@@ -65,8 +67,8 @@ class ForgetsTheUrgency(SupportReplyWorkflow):
     """The playbook after a careless edit: its result no longer reports the urgency."""
 
     @workflow.run
-    async def run(self, request: RunRequest) -> RunResult:
-        return await super().run(request)
+    async def run(self, sent: RunInput) -> RunResult:
+        return await super().run(sent)
 
     def conclude(self, *args: Any, **kwargs: Any) -> RunResult:
         result = super().conclude(*args, **kwargs)
@@ -81,8 +83,8 @@ async def test_a_change_to_the_orchestration_fails_its_recorded_case(
     task_queue: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    changed = [ForgetsTheUrgency if w is SupportReplyWorkflow else w for w in build.WORKFLOWS]
-    monkeypatch.setattr(build, "WORKFLOWS", changed)
+    changed = [ForgetsTheUrgency if w is SupportReplyWorkflow else w for w in build.ALL_WORKFLOWS]
+    monkeypatch.setattr(evals.worker, "ALL_WORKFLOWS", changed)
     suite = suite_from_histories([load_history(REPO / "tests/histories/support-approved.json")])
 
     result = await run_request(client, config, request_for(suite, config, task_queue), task_queue)

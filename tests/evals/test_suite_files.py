@@ -6,9 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from activities.tools import default_specs
 from evals.expectations import JudgeSpec, ToolCalledSpec
 from evals.suite import SuiteError, load_suite, resolve_cases, selected
+from steward.authority import for_eval
 from steward.config import StewardConfig
+from steward.models import EvalOptions, RunRequest
 from tests.evals.support import SUITES
 
 SUPPORT = SUITES / "support.yaml"
@@ -89,20 +92,24 @@ def test_overrides_are_applied_before_the_eval_starts(
         )
     )
     (case,) = resolve_cases(suite, config, selected(suite, case_ids=["a"]), tier="fast")
-    profile = case.request.profile
+    # the run input carries the overrides as eval options; only an eval worker honours them
+    assert isinstance(case.request, RunRequest)
+    options = case.request.eval
+    assert options == EvalOptions(tier="fast", approval_deadline_seconds=3)
+    tiers = {name: [d.model for d in ds] for name, ds in config.tiers.items()}
+    profile = for_eval(config.profile("support-reply", default_specs()), options, tiers)
     # every step on the one tier, whatever the routing rules would pick
     assert profile.tier_order == ["fast"] and set(profile.tiers.values()) == {"fast"}
     # a case that lets approvals time out waits seconds, not the configured day
     rules = [tool.approval for tool in profile.tools if tool.approval is not None]
-    assert rules and all(rule.timeout_seconds == 3 for rule in rules)
+    assert rules and all(rule.timeout_seconds == 3 and not rule.signed for rule in rules)
     judge, tool = case.expect
     assert isinstance(judge, JudgeSpec) and judge.tier == "fast"
     assert isinstance(tool, ToolCalledSpec)
     assert case.request.principal == "steward-eval"
     # the other case keeps the configured deadline
     (other,) = resolve_cases(suite, config, selected(suite, tags=["slow"]))
-    deadlines = {t.approval.timeout_seconds for t in other.request.profile.tools if t.approval}
-    assert deadlines == {86400}
+    assert isinstance(other.request, RunRequest) and other.request.eval == EvalOptions()
 
 
 def test_selection_by_tag_and_id(tmp_path: Path) -> None:

@@ -89,7 +89,7 @@ async def stop(handle: WorkflowHandle[Any, Any]) -> None:
 
 GATE_REASONS = (
     "no pending approval with id",
-    "does not match the pending call",
+    "argument digest does not match",
     "is not an allowed approver",
     "requested this action and cannot approve it",
     "already approved",

@@ -16,7 +16,7 @@ from typing import Any, TypeAlias
 
 from hypothesis import strategies as st
 
-from activities.tools import REGISTRY, default_specs
+from activities.tools import REGISTRY
 from steward.config import load_config
 from steward.models import MAX_WAIT_SECONDS, ApprovalDecision, RiskClass, finite_json
 
@@ -294,28 +294,34 @@ def profiles(
     }
 
 
+TARGETS = st.one_of(
+    st.sampled_from(["support-reply", "helpdesk", "researcher"]),
+    st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,30}", fullmatch=True),
+)
+
+
 @st.composite
-def run_requests(
-    draw: st.DrawFn, *, bounded: bool = True, tools: bool = True, kind: str | None = None
-) -> dict[str, Any]:
-    """A valid RunRequest, as JSON."""
+def run_requests(draw: st.DrawFn, *, bounded: bool = True) -> dict[str, Any]:
+    """A valid RunRequest, as JSON: a target (configured or not), a task, who asks."""
     text = draw(st.one_of(st.just(TICKET), st.text(min_size=1, max_size=200), huge_texts))
-    return {
+    request: dict[str, Any] = {
+        "target": draw(TARGETS),
         "input": text if text.strip() and len(text) <= 1_000_000 else f"task {text[:100]}",
         "principal": draw(st.text(min_size=1, max_size=200)),
-        "profile": draw(profiles(bounded=bounded, tools=tools, kind=kind)),
     }
+    if draw(st.booleans()):
+        budget = draw(budgets(bounded=bounded))
+        request["budget_cap"] = {
+            key: budget[key] for key in ("max_cost_usd", "max_tokens", "max_model_calls")
+        }
+    return request
 
 
 def example_requests() -> list[dict[str, Any]]:
     """The RunRequests the CLI builds for the example config's agents."""
     config = load_config(EXAMPLE_CONFIG)
     return [
-        {
-            "input": TICKET,
-            "principal": "demo-user",
-            "profile": config.profile(name, default_specs()).model_dump(mode="json"),
-        }
+        {"target": name, "input": TICKET, "principal": "demo-user"}
         for name in sorted(config.agents)
     ]
 

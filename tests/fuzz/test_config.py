@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from activities.tools import default_specs
 from steward.config import ConfigError, StewardConfig, load_config
+from steward.signing import new_private_key, public_text
 from tests.fuzz import examples
 from tests.fuzz.strategies import EXAMPLE_CONFIG, json_values, long_texts, mutated
 
@@ -28,7 +29,13 @@ def _everything() -> dict[str, Any]:
     """The example with every optional section filled in, so mutations reach them too."""
     document: dict[str, Any] = copy.deepcopy(EXAMPLE)
     document["approvers"]["managers"] = ["maria", "alice"]
-    document["approver_keys"] = {"alice": "APPROVAL_KEY_ALICE"}
+    document["identity"] = {
+        "public_keys": {
+            "alice": public_text(new_private_key()),
+            "demo-approver": public_text(new_private_key()),
+        },
+        "signed_approvals": ["publish"],
+    }
     document["tools"]["send_email"]["approval"]["escalate"] = {
         "group": "managers",
         "timeout_seconds": 600,

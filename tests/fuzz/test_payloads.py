@@ -157,20 +157,10 @@ def test_generated_requests_are_valid(request: dict[str, Any]) -> None:
 @given(request=run_requests(bounded=False))
 @example(
     request={
+        "target": "helpdesk",
         "input": "hello",
         "principal": "dana",
-        "profile": {
-            "name": "helpdesk",
-            "kind": "agent",
-            "tools": [
-                {
-                    "name": "send_email",
-                    "description": "",
-                    "risk": "send",
-                    "approval": {"approvers": ["alice"], "timeout_seconds": float("inf")},
-                }
-            ],
-        },
+        "budget_cap": {"max_cost_usd": float("inf")},
     }
 )
 def test_valid_requests_survive_the_data_converter(request: dict[str, Any]) -> None:

@@ -2,9 +2,9 @@
 failing workflow task.
 
 A client other than the CLI can start a run with any payload, and a RunRequest that
-validates can still carry values nobody tried: tier names no deployment has, budgets,
-turn limits, approval rules and MCP schemas of any shape. The property is the same for
-all of them: no WorkflowTaskFailed in the run's history.
+validates can still carry values nobody tried: targets nobody configured, budget caps of
+any size; MCP servers can describe their tools with schemas of any shape. The property is
+the same for all of them: no WorkflowTaskFailed in the run's history.
 """
 
 from __future__ import annotations
@@ -19,15 +19,24 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from temporalio import activity
 from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from steward.config import StewardConfig
-from steward.models import RunProgress, RunRequest
+from steward.models import (
+    MAX_WAIT_SECONDS,
+    MCPToolList,
+    MCPToolsRequest,
+    RunProgress,
+    RunRequest,
+    ToolInvocation,
+    ToolResult,
+)
 from tests.fuzz.running import closed, fuzz_on_loop, run_settings, stop, task_failures, until
 from tests.fuzz.strategies import json_values, long_texts, mutated, run_requests
 from tests.support.fake_model import FakeModel
-from tests.support.stack import running_workers
+from tests.support.stack import activities_for_tests, running_workers
 
 RUN_WORKFLOWS = ("AgentWorkflow", "SupportReplyWorkflow")
 SEND = {"to": "ops@example.com", "subject": "Backup", "body": "The backup finished."}
@@ -134,7 +143,7 @@ async def fuzz_malformed_inputs(
 async def test_malformed_run_inputs_fail_the_run_not_its_task(
     client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
 ) -> None:
-    valid = run_requests(bounded=True, tools=False)
+    valid = run_requests(bounded=True)
     inputs = st.one_of(
         json_values.map(lambda value: [value]),
         mutated(valid, values=json_values | long_texts).map(lambda changed: [changed[0]]),
@@ -168,70 +177,45 @@ def _is_request(arguments: list[Any]) -> bool:
     return True
 
 
-def agent_request(tool: dict[str, Any], budget: dict[str, Any] | None = None) -> dict[str, Any]:
-    """An agent run granted one tool, whose model calls it first."""
-    return {
-        "input": "Tell ops the backup finished",
-        "principal": "dana",
-        "profile": {
-            "name": "helpdesk",
-            "kind": "agent",
-            "tools": [{"description": "a tool", "risk": "send"} | tool],
-            "tier_order": ["fast", "strong"],
-            "deployments": {"fast": ["fake/queued"], "strong": ["fake/queued"]},
-            "budget": budget or {},
-        },
-    }
+def agent_request(**fields: Any) -> dict[str, Any]:
+    """An agent run of the example helpdesk, whose model calls a tool first."""
+    return {"target": "helpdesk", "input": "Tell ops the backup finished", "principal": "dana"} | (
+        fields
+    )
 
 
 async def run_extreme(
     client: Client, fake_model: FakeModel, task_queue: str, request: dict[str, Any], call: str
 ) -> None:
-    """Run `request` if it validates (refusing it is a fix too); the model calls `call`."""
-    try:
-        sent = RunRequest.model_validate(request)
-    except ValidationError:
-        return
+    """Start `request` as sent, unchecked by any client; the model calls `call` if it runs."""
     fake_model.queue(call).queue(answer())
-    await assert_no_task_failure(await start(client, "AgentWorkflow", task_queue, [sent]))
+    await assert_no_task_failure(await start(client, "AgentWorkflow", task_queue, [request]))
 
 
-async def test_approval_timeouts_of_any_size_never_fail_the_task(
+async def test_approval_timeouts_as_long_as_the_config_allows_never_fail_the_task(
     client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
 ) -> None:
+    # Deadlines come from the workers' config, bounded there; the longest one still works.
+    data = config.model_dump()
+    data["tools"]["send_email"]["approval"]["timeout_seconds"] = MAX_WAIT_SECONDS
+    longest = StewardConfig.model_validate(data)
     call = json.dumps({"action": "send_email", "arguments": SEND})
-    async with running_workers(client, config, task_queue):
-
-        async def run(seconds: float) -> None:
-            rule = {"approvers": ["alice"], "timeout_seconds": seconds}
-            tool = {"name": "send_email", "decision": "approve", "approval": rule}
-            await run_extreme(client, fake_model, task_queue, agent_request(tool), call)
-
-        def fuzz(on_loop: Callable[[Coroutine[Any, Any, None]], None]) -> Callable[[], None]:
-            @run_settings(5)
-            @given(seconds=st.floats(min_value=1e9, allow_nan=False))
-            @example(seconds=1e12)
-            def runs(seconds: float) -> None:
-                on_loop(run(seconds))
-
-            return runs
-
-        await fuzz_on_loop(fuzz)
+    async with running_workers(client, longest, task_queue):
+        await run_extreme(client, fake_model, task_queue, agent_request(), call)
 
 
-async def test_budgets_of_any_size_never_fail_the_task(
+async def test_budget_caps_of_any_size_never_fail_the_task(
     client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
 ) -> None:
     async with running_workers(client, config, task_queue):
 
         async def run(limit: int) -> None:
-            tool = {"name": "http_get", "risk": "read"}
-            request = agent_request(tool, budget={"max_tokens": limit})
+            request = agent_request(budget_cap={"max_tokens": limit})
             await run_extreme(client, fake_model, task_queue, request, answer())
 
         def fuzz(on_loop: Callable[[Coroutine[Any, Any, None]], None]) -> Callable[[], None]:
             @run_settings(5)
-            @given(limit=st.integers(min_value=10**300))
+            @given(limit=st.one_of(st.integers(min_value=10**300), st.integers(max_value=0)))
             @example(limit=10**400)
             def runs(limit: int) -> None:
                 on_loop(run(limit))
@@ -241,16 +225,38 @@ async def test_budgets_of_any_size_never_fail_the_task(
         await fuzz_on_loop(fuzz)
 
 
+class ShapeShiftingServer:
+    """An MCP server (as its activities) that describes its one tool with any schema."""
+
+    def __init__(self) -> None:
+        self.schema: dict[str, Any] = {}
+
+    @activity.defn(name="describe_mcp_tools")
+    async def describe_mcp_tools(self, request: MCPToolsRequest) -> MCPToolList:
+        info = {"name": "add", "description": "adds a note", "input_schema": self.schema}
+        return MCPToolList.model_validate({"tools": [info]})
+
+    @activity.defn(name="call_mcp_tool")
+    async def call_mcp_tool(self, invocation: ToolInvocation) -> ToolResult:
+        return ToolResult(tool=invocation.call.tool, ok=True, output="added")
+
+
 async def test_mcp_schemas_of_any_shape_never_fail_the_task(
     client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
 ) -> None:
+    data = config.model_dump()
+    data["mcp_servers"] = {"notes": {"command": ["notes"], "tools": {"add": {"risk": "read"}}}}
+    data["agents"]["helpdesk"]["tools"].append("notes.add")
+    with_notes = StewardConfig.model_validate(data)
+    server = ShapeShiftingServer()
+    activities = activities_for_tests(with_notes)
+    activities.mcp = server
     call = json.dumps({"action": "notes.add", "arguments": {"text": "hi"}})
-    async with running_workers(client, config, task_queue):
+    async with running_workers(client, with_notes, task_queue, activities):
 
         async def run(schema: dict[str, Any]) -> None:
-            tool = {"name": "notes.add", "mcp_server": "notes", "input_schema": schema}
-            tool |= {"risk": "read", "decision": "deny"}
-            await run_extreme(client, fake_model, task_queue, agent_request(tool), call)
+            server.schema = schema
+            await run_extreme(client, fake_model, task_queue, agent_request(), call)
 
         def fuzz(on_loop: Callable[[Coroutine[Any, Any, None]], None]) -> Callable[[], None]:
             @run_settings(5)

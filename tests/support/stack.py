@@ -21,7 +21,7 @@ from steward.config import StewardConfig
 from steward.models import ApprovalRequest, RunProgress
 from workers.build import (
     Activities,
-    approval_keys,
+    authority,
     build_workers,
     mcp_activities,
     retrieval_activities,
@@ -43,8 +43,8 @@ def activities_for_tests(
         outbox=OutboxActivities(
             Path(config.outbox), config.sender, contacts=config.notify.contacts
         ),
+        authority=authority(config),
         mcp=mcp_activities(config),
-        approvals=approval_keys(config),
         retrieval=retrieval or retrieval_activities(config, environ={}),
     )
 

@@ -21,7 +21,7 @@ from steward.client import connect
 from steward.config import load_config
 from steward.models import ToolInvocation, ToolResult
 from tests.support.fake_model import FakeModel, install_fake_model
-from workers.build import Activities, build_workers, retrieval_activities
+from workers.build import Activities, authority, build_workers, retrieval_activities
 
 
 class SlowOutbox(OutboxActivities):
@@ -55,6 +55,7 @@ async def main() -> None:
     activities = Activities(
         llm=LLMActivities(config.tiers, allow_paid=False),
         outbox=outbox,
+        authority=authority(config),
         retrieval=retrieval_activities(config, environ={}),
     )
     client = await connect()

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
-from pathlib import Path
 
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from steward.config import StewardConfig
-from steward.models import ApprovalDecision
+from steward.models import ApprovalDecision, DecisionRecord
 from steward.runs import RunError, decide, start_run
 from tests.support.fake_model import FakeModel
 from tests.support.stack import (
@@ -21,9 +20,8 @@ from tests.support.stack import (
     wait_for_approval,
     wait_for_refusals,
 )
+from tests.support.temporal_cli import temporal_cli
 from tests.workflows.test_support import TICKET, queue_happy_path
-
-TEMPORAL = Path(sys.executable).parent / "temporal"
 
 
 async def test_refused_decisions_change_nothing(
@@ -48,21 +46,30 @@ async def test_refused_decisions_change_nothing(
 
         refusals = {
             "no pending approval": decision(request_id=f"{handle.id}:99"),
-            "does not match the pending call": decision(args_digest="0" * 16),
+            "argument digest does not match": decision(args_digest="0" * 16),
             "is not an allowed approver": decision(approver="mallory"),
             "cannot approve it": decision(approver="alice"),
         }
         for expected, bad in refusals.items():
             with pytest.raises(WorkflowUpdateFailedError) as caught:
                 await handle.execute_update("decide", bad)
-            assert expected in str(caught.value.cause)
+            cause = caught.value.cause
+            assert isinstance(cause, ApplicationError) and cause.type == "DecisionRefused"
+            assert expected in cause.message
+            # one line for the approver: no trace of the worker, never the digest waiting
+            assert cause.failure is not None and cause.failure.stack_trace == ""
+            assert "\n" not in cause.message and request.args_digest not in cause.message
 
         # the same refusals by signal are recorded, not applied
         for bad in refusals.values():
             await handle.signal("decide", bad)
-        progress = await wait_for_refusals(handle, len(refusals))
+        progress = await wait_for_refusals(handle, 2 * len(refusals))
         assert [r.reason for r in progress.refused] and len(progress.pending) == 1
         assert all(any(expected in r.reason for r in progress.refused) for expected in refusals)
+        # every decision is on record, by update and by signal, and none was accepted
+        records = await handle.query("decisions", result_type=list[DecisionRecord])
+        assert [r.via for r in records] == ["update"] * 4 + ["signal"] * 4
+        assert not any(r.accepted for r in records)
 
         # the CLI path refuses an unknown id before sending anything
         with pytest.raises(RunError, match="no pending approval"):
@@ -102,28 +109,18 @@ async def test_a_second_decision_for_a_decided_request_is_refused(
             with pytest.raises(WorkflowUpdateFailedError) as caught:
                 await handle.execute_update("decide", replayed)
             assert f"approval {first.id} was already decided: approved" in str(caught.value.cause)
+        records = await handle.query("decisions", result_type=list[DecisionRecord])
+        assert [(r.accepted, r.approve) for r in records] == [
+            (True, True),
+            (False, True),
+            (False, False),
+        ]
         await decide(client, second.id, "alice", approve=True)
         result = await handle.result()
 
     assert result.status == "completed"
     assert [a.status for a in result.approvals] == ["approved", "approved"]
     assert len(outbox_messages(config)) == 2
-
-
-async def _temporal_cli(env: WorkflowEnvironment, *args: str) -> tuple[int, str]:
-    address = env.client.service_client.config.target_host
-    process = await asyncio.create_subprocess_exec(
-        str(TEMPORAL),
-        *args,
-        "--address",
-        address,
-        "--namespace",
-        "default",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await process.communicate()
-    return process.returncode or 0, out.decode()
 
 
 async def test_plain_temporal_cli_can_approve_and_cannot_break_the_run(
@@ -138,7 +135,7 @@ async def test_plain_temporal_cli_can_approve_and_cannot_break_the_run(
         request = await wait_for_approval(handle)
 
         for malformed in ('{"request_id": 5}', '"approve"', '{"approve": "yes", "x": 1}', "[]"):
-            code, out = await _temporal_cli(
+            code, out = await temporal_cli(
                 env,
                 "workflow",
                 "signal",
@@ -163,7 +160,7 @@ async def test_plain_temporal_cli_can_approve_and_cannot_break_the_run(
             "approve": True,
             "reason": "via temporal CLI",
         }
-        code, out = await _temporal_cli(
+        code, out = await temporal_cli(
             env,
             "workflow",
             "signal",

@@ -36,6 +36,7 @@ from steward.handoffs import (
 from steward.models import (
     AgentProfile,
     Budget,
+    BudgetCap,
     Ledger,
     LLMResult,
     RunRequest,
@@ -45,7 +46,7 @@ from steward.models import (
 )
 from steward.runs import pending, start_run
 from steward.trace import build_trace, render_text
-from steward.trace.events import first, typed
+from steward.trace.events import first, resolved_run, typed
 from tests.support.fake_model import FakeModel, provider_error
 from tests.support.histories import history_id, record_history
 from tests.support.stack import (
@@ -168,8 +169,10 @@ async def test_a_specialist_runs_as_a_child_with_its_own_grants_not_its_parents(
 
     # the specialist's own grants: the parent's send_email was never its to use
     request = child_request(child_history)
-    assert request.profile.name == "researcher" and request.principal == "dana"
-    assert {t.name for t in request.profile.tools} == {"search_docs", "http_get"}
+    assert request.target == "researcher" and request.principal == "dana"
+    resolved = resolved_run(child_history.events)  # by the workers, from their config
+    assert resolved is not None and resolved.profile.name == "researcher"
+    assert {t.name for t in resolved.profile.tools} == {"search_docs", "http_get"}
     (denied,) = child_result.actions
     assert (denied.tool, denied.outcome) == ("send_email", "denied")
     assert "not granted to 'researcher'" in denied.reason
@@ -357,7 +360,7 @@ async def test_the_parents_budget_caps_its_specialists_and_their_spend_stops_it(
         child_history = await child.fetch_history()
 
     # ...which the parent's budget capped at the two calls it had left
-    assert child_request(child_history).profile.budget.max_model_calls == 2
+    assert child_request(child_history).budget_cap == BudgetCap(max_model_calls=2)
     assert child_result.status == "budget_exceeded" and child_result.ledger.model_calls == 2
     (action,) = result.actions
     assert action.outcome == "failed" and f"researcher ({child_id}): budget_exceeded" in (

@@ -78,7 +78,7 @@ async def test_privileged_tools_are_registered_only_on_the_privileged_worker(
         "search_docs",
     }
     mcp = {"describe_mcp_tools", "call_mcp_tool"}  # an unknown server is a clear error
-    assert names(default) == {"complete"} | retrieval | mcp
+    assert names(default) == {"resolve_run", "complete"} | retrieval | mcp
     assert not names(privileged) & retrieval
     assert {"send_email", "notify_approvers"} <= names(privileged)
     assert "complete" not in names(privileged)

@@ -23,7 +23,6 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowHistory,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer
 
@@ -31,13 +30,14 @@ from activities.llm import LLMActivities
 from activities.tools.http_get import HttpActivities
 from steward.config import StewardConfig
 from steward.models import ApprovalRequest
+from steward.plugin import StewardPlugin
 from steward.runs import RunError, decide, pending, reply, start_run
 from tests.support.fake_model import FakeModel
 from tests.support.histories import history_id, record_history
 from tests.support.stack import activities_for_tests, outbox_messages, running_workers
 from tests.support.web_server import BIG_PAGE_BYTES, Site, big_page, web_server
 from tests.workflows.test_questions import wait_for_question
-from workers.build import SANDBOX, WORKFLOWS
+from workers.build import WORKFLOWS
 
 HISTORY_WARNING_BYTES = 10 * 1024 * 1024
 TURNS = 300
@@ -126,11 +126,7 @@ async def test_300_turns_of_100kb_pages_stay_small_in_every_run_and_replay(
         size = sum(event.ByteSize() for event in history.events)
         assert size < HISTORY_WARNING_BYTES / 4, f"a run's history grew to {size:,} bytes"
         assert len(history.events) < 1_200
-    replayer = Replayer(
-        workflows=list(WORKFLOWS),
-        data_converter=pydantic_data_converter,
-        workflow_runner=SANDBOX,
-    )
+    replayer = Replayer(workflows=list(WORKFLOWS), plugins=[StewardPlugin()])
     for history in histories:
         replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         assert replayed.replay_failure is None, replayed.replay_failure

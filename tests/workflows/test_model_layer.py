@@ -6,12 +6,13 @@ import json
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 
 from steward import search_attributes as sa
 from steward.config import StewardConfig
-from steward.models import RunRequest, RunResult
+from steward.models import RunResult
 from steward.runs import decide, start_run
 from tests.support.fake_model import FakeModel, provider_error
 from tests.support.histories import history_id, record_history
@@ -49,7 +50,12 @@ async def test_fallback_to_the_next_deployment_shows_in_history(
     assert "difficulty high" in call.rule
     # both attempts are in history: the failed deployment 0 and the answering deployment 1
     kinds = [e.event_type for e in history.events]
-    assert kinds.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 2
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert scheduled == ["resolve_run", "complete", "complete"]
     assert kinds.count(EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED) == 1
     failed = next(
         e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
@@ -136,23 +142,22 @@ async def test_a_refused_extension_stops_the_run(
 async def test_a_tier_outside_the_agents_grant_is_refused(
     client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
 ) -> None:
+    # A tier comes only from the workers' config, which refuses one outside the grant...
+    data = config.model_dump()
+    data["agents"]["helpdesk"] |= {"model_tiers": ["fast"], "tiers": {"plan": "strong"}}
+    with pytest.raises(ValidationError, match="tier 'strong' is not among the agent's"):
+        StewardConfig.model_validate(data)
+    # ...and a client that sends a profile routing planning to it is refused outright.
     from activities.tools import default_specs
 
     profile = config.profile("helpdesk", default_specs())
-    # Any Temporal client can send a profile; this one routes planning to a tier it lacks.
-    narrowed = profile.model_copy(
-        update={
-            "tier_order": ["fast"],
-            "deployments": {"fast": profile.deployments["fast"]},
-            "tiers": {"plan": "strong"},
-        }
-    )
-    request = RunRequest(input="hello", principal="dana", profile=narrowed)
+    narrowed = profile.model_copy(update={"tier_order": ["fast"], "tiers": {"plan": "strong"}})
+    sent = {"input": "hello", "principal": "dana", "profile": narrowed.model_dump(mode="json")}
     async with running_workers(client, config, task_queue):
         handle = await client.start_workflow(
-            "AgentWorkflow", request, id=f"tier-grant-{task_queue}", task_queue=task_queue
+            "AgentWorkflow", sent, id=f"tier-grant-{task_queue}", task_queue=task_queue
         )
         with pytest.raises(WorkflowFailureError) as failed:
             await handle.result()
-    assert "tier 'strong' is not granted to 'helpdesk' (granted: fast)" in str(failed.value.cause)
+    assert "profile: a run input carries only" in str(failed.value.cause)
     assert fake_model.calls == []  # no model was called

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -96,7 +97,7 @@ async def test_agent_asks_a_reply_reaches_the_model_and_bad_replies_are_refused(
             task_queue=task_queue,
         )
         first = await wait_for_question(handle)
-        assert first.id == f"{handle.id}:q1"
+        assert re.fullmatch(rf"{handle.id}:[0-9a-f]{{8}}-q1", first.id)
         assert first.question == "Which backup do you mean?"
         assert first.asked_by == "helpdesk" and first.audience == ["dana"]
         assert first.deadline - first.asked_at == timedelta(seconds=3600)
@@ -127,7 +128,7 @@ async def test_agent_asks_a_reply_reaches_the_model_and_bad_replies_are_refused(
         assert (answer.text, answer.sender) == ("The nightly one.", "dana")
 
         second = await wait_for_question(handle, after=first.id)
-        assert second.id == f"{handle.id}:q2"
+        assert second.id == first.id.replace("-q1", "-q2")
         assert second.deadline - second.asked_at == timedelta(seconds=600)
         for repeated in ("The nightly one.", "changed my mind"):
             with pytest.raises(WorkflowUpdateFailedError) as caught:
