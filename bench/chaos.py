@@ -12,13 +12,18 @@ answer without a tool. Then, all at once:
   a second time, identically, straight to the workflow;
 - the worker is killed with SIGKILL every few seconds and started again;
 - the dev server is killed once and started again on the same database, just as two
-  decisions are on their way.
+  decisions are on their way;
+- replies go to a real SMTP server (aiosmtpd on loopback), which refuses connections for a
+  window (`--smtp-outage` seconds) while approved replies are being sent;
+- a few waiting runs get oversized `decide` signals (almost 2 MB each), which Temporal
+  stores in their history before the run can refuse them.
 
-At the end it checks, from the server and the outbox rather than from its own bookkeeping:
-every run is COMPLETED, each decision was honoured exactly once (the run's result holds
-that decision and no other), every duplicate was refused, and the outbox holds exactly
-one message per approved reply, named by its idempotency key, and none for a rejected one.
-It prints the counts and exits non-zero, naming each violation, when one fails.
+At the end it checks, from the server, the SMTP server and the outbox rather than from its
+own bookkeeping: every run is COMPLETED, each decision was honoured exactly once (the
+run's result holds that decision and no other), every duplicate was refused, and the SMTP
+server received exactly one message (by Message-ID, derived from the call's idempotency
+key) per approved reply and none for a rejected one, each with its send record. It
+prints the counts and exits non-zero, naming each violation, when one fails.
 
 By default the kills begin once every run has made its model calls and waits for its
 approval (or has finished): a model call killed in flight is retried only when its
@@ -51,6 +56,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 import yaml
+from aiosmtpd.controller import Controller
 from temporalio.api.enums.v1 import (
     EventType,
     TaskQueueKind,
@@ -68,6 +74,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
+from activities.tools.email import SENT_RECORDS, message_id_for
 from steward import devserver, queues
 from steward import search_attributes as sa
 from steward.config import StewardConfig, load_config
@@ -82,6 +89,7 @@ from steward.models import (
 )
 from steward.plugin import StewardPlugin
 from steward.runs import RunError, decide, decide_by_signal, find_request, start_run
+from tests.support.smtp_server import Inbox, Received
 
 REPO = Path(__file__).resolve().parent.parent
 TICKETS = sorted((REPO / "examples" / "tickets").glob("*.txt"))
@@ -90,6 +98,8 @@ REQUESTER = "chaos-requester"
 APPROVERS = ("demo-approver", "alice")
 SEND_CALL_ID = "send-reply"
 SEND_TIMEOUT_SECONDS = 3.0
+FAT_SIGNAL_BYTES = 1_900_000
+"""Just under Temporal's 2 MB payload limit: the most one signal can add to a history."""
 """send_email's start-to-close timeout here, so a send killed in flight is retried soon."""
 
 # One answer serves every step: the playbook reads category and urgency from it (and sends
@@ -133,6 +143,10 @@ class ChaosOptions:
     signal_share: float = 0.25
     send_delay: float = 0.5
     """The worker holds send_email this long after delivering: a kill there must not resend."""
+    smtp_outage: float = 20.0
+    """The SMTP server refuses connections this long, once, while replies are sent (0: never)."""
+    fat_signals: int = 3
+    """Waiting runs that get three oversized `decide` signals each."""
     from_start: bool = False
     timeout: float = 300.0
     work_dir: Path | None = None
@@ -189,6 +203,14 @@ class Report:
     notices_expected: int = 0
     notices_written: int = 0
     leftover_temp_files: int = 0
+    smtp_received: int = 0
+    """Messages the SMTP server accepted (a resend after a kill mid-send counts again)."""
+    smtp_message_ids: int = 0
+    smtp_outage_seconds: float = 0.0
+    sends_retried: int = 0
+    """send_email attempts that failed and were retried (the outage, kills)."""
+    fat_signals_sent: int = 0
+    continued_as_new: int = 0
     worker_kills: int = 0
     worker_exits: int = 0
     server_restarts: int = 0
@@ -245,12 +267,20 @@ def time_server_restarts(
     return times
 
 
-def chaos_config(work: Path) -> tuple[StewardConfig, Path]:
-    """examples/steward.yaml on the fake model, a private outbox, a quickly retried send."""
+def chaos_config(work: Path, smtp_port: int) -> tuple[StewardConfig, Path]:
+    """examples/steward.yaml on the fake model, a private outbox, the loopback SMTP server,
+    a quickly retried send.
+    """
     base = load_config(REPO / "examples" / "steward.yaml")
     data = base.model_dump(mode="json", exclude_none=True)
     data["tiers"] = {name: [{"model": "fake/chaos"}] for name in base.tiers}
     data["outbox"] = str(work / "outbox")
+    data["smtp"] = {
+        "host": "127.0.0.1",
+        "port": smtp_port,
+        "starttls": False,
+        "timeout_seconds": SEND_TIMEOUT_SECONDS / 2,
+    }
     data["files"] |= {"workspace": str(work / "workspace"), "published": str(work / "published")}
     data["tools"]["send_email"]["timeout_seconds"] = SEND_TIMEOUT_SECONDS
     if "retrieval" in data:  # an embedded vector store of its own, never the demo's
@@ -644,7 +674,10 @@ class Chaos:
         self.rng = random.Random(options.seed)
         self.plans = plan_runs(options, self.rng)
         self.server_deaths = time_server_restarts(options, self.rng, self.plans)
-        self.config, config_path = chaos_config(work)
+        self.smtp_port = free_port()
+        self.inbox = Inbox()
+        self.smtp: Controller | None = None
+        self.config, config_path = chaos_config(work, self.smtp_port)
         self.server = Server(work / "server")
         self.worker = WorkerProcess(work, config_path, self.server.address, options.send_delay)
         self.report = Report(runs=options.runs)
@@ -658,6 +691,7 @@ class Chaos:
         deadline = self.began + self.options.timeout
         try:
             self.worker.warm_up()  # its imports overlap the server's start
+            self._smtp_up()
             await asyncio.to_thread(self.server.start)
             self.log(f"dev server up at {self.server.address} (SQLite, Steward's tuning)")
             client = await connect_to(self.server)
@@ -683,7 +717,17 @@ class Chaos:
         finally:
             self.worker.stop()
             await asyncio.to_thread(self.server.stop)
+            self._smtp_down()
         return report
+
+    def _smtp_up(self) -> None:
+        self.smtp = Controller(self.inbox, hostname="127.0.0.1", port=self.smtp_port)
+        self.smtp.start()
+
+    def _smtp_down(self) -> None:
+        if self.smtp is not None:
+            self.smtp.stop()
+            self.smtp = None
 
     def _loop_time(self, monotonic_deadline: float) -> float:
         loop = asyncio.get_running_loop()
@@ -721,6 +765,8 @@ class Chaos:
             await asyncio.gather(
                 self._kill_worker(client),
                 self._restart_server(start),
+                self._smtp_outage(start),
+                self._fat_signals(client, start),
                 *(approver.decide(plan, start) for plan in plans if plan.needs_approval),
             )
             self.log("every decision sent; the worker is left alone")
@@ -741,6 +787,39 @@ class Chaos:
                 self.report.worker_kills += 1
                 await self.worker.start()
             self.log(f"worker killed (SIGKILL) and restarted, #{self.report.worker_kills}")
+
+    async def _smtp_outage(self, start: float) -> None:
+        """Take the SMTP server away once, a third into the decisions, then bring it back."""
+        if self.options.smtp_outage <= 0:
+            return
+        await asyncio.sleep(max(0.0, start + self.options.window / 3 - time.monotonic()))
+        await asyncio.to_thread(self._smtp_down)
+        self.log(f"SMTP server down for {self.options.smtp_outage:g}s (connections refused)")
+        await asyncio.sleep(self.options.smtp_outage)
+        await asyncio.to_thread(self._smtp_up)
+        self.report.smtp_outage_seconds = self.options.smtp_outage
+        self.log("SMTP server back")
+
+    async def _fat_signals(self, client: Client, start: float) -> None:
+        """Oversized decisions to a few runs before their real one: refused, never fatal."""
+        pool = [plan for plan in self.plans if plan.needs_approval]
+        chosen = self.rng.sample(pool, min(self.options.fat_signals, len(pool)))
+        for plan in chosen:
+            bulky = {
+                "request_id": plan.request_id,
+                "args_digest": "0" * 16,
+                "approver": plan.approver,
+                "approve": True,
+                "reason": "x" * FAT_SIGNAL_BYTES,
+            }
+            for _ in range(3):
+                try:
+                    await client.get_workflow_handle(plan.workflow_id).signal("decide", bulky)
+                    self.report.fat_signals_sent += 1
+                except RPCError as err:
+                    self.report.faults_met += 1  # the server was away; that is its chaos
+                    self.log(f"oversized signal not delivered ({err.status.name})")
+            await asyncio.sleep(self.rng.uniform(0, self.options.window / 3))
 
     async def _restart_server(self, start: float) -> None:
         for at in self.server_deaths:
@@ -777,7 +856,8 @@ class Chaos:
         stray = await count(client, "ExecutionStatus = 'Running'")
         if stray:
             report.violation(f"{stray} workflow(s) still running at the end")
-        total = await count(client, "")
+        report.continued_as_new = await count(client, "ExecutionStatus = 'ContinuedAsNew'")
+        total = await count(client, "ExecutionStatus != 'ContinuedAsNew'")
         if total != len(self.plans):
             report.violation(
                 f"{total} workflow executions on the server, {len(self.plans)} started"
@@ -827,7 +907,7 @@ class Chaos:
                 f"{plan.workflow_id}: send_email outcomes {[a.outcome for a in sends]}, "
                 f"expected [{outcome!r}]"
             )
-        elif "already delivered by an earlier attempt" in sends[0].output:
+        elif "by an earlier attempt" in sends[0].output:
             report.sends_found_done += 1
         if plan.duplicate or plan.via == "signal":
             progress: RunProgress = await handle.query("progress", result_type=RunProgress)
@@ -847,9 +927,11 @@ class Chaos:
                 attributes = event.activity_task_scheduled_event_attributes
                 activity_types[event.event_id] = attributes.activity_type.name
             elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-                # Attempts that timed out and were retried leave no event of their own: the
+                # Attempts that failed and were retried leave no event of their own: the
                 # started event of the last attempt counts them and keeps the last failure.
                 started = event.activity_task_started_event_attributes
+                if activity_types.get(started.scheduled_event_id) == "send_email":
+                    report.sends_retried += started.attempt - 1
                 if started.attempt > 1 and started.last_failure.HasField("timeout_failure_info"):
                     name = activity_types.get(started.scheduled_event_id, "?")
                     report.activity_timeouts[name] += started.attempt - 1
@@ -864,7 +946,9 @@ class Chaos:
 
     def _check_outbox(self, approving: list[RunPlan]) -> None:
         report = self.report
-        found = check_outbox(self.config, approving)
+        found = check_outbox(self.config, approving, list(self.inbox.received))
+        report.smtp_received = len(self.inbox.received)
+        report.smtp_message_ids = found.message_ids
         report.emails_expected = found.emails_expected
         report.emails_written = found.emails_written
         report.idempotency_records = found.idempotency_records
@@ -883,10 +967,11 @@ class Chaos:
 
 @dataclass
 class OutboxCheck:
-    """What the outbox holds against what the decisions allow."""
+    """What the SMTP server and the outbox hold against what the decisions allow."""
 
     emails_expected: int = 0
     emails_written: int = 0
+    message_ids: int = 0
     idempotency_records: int = 0
     notices_expected: int = 0
     notices_written: int = 0
@@ -894,31 +979,45 @@ class OutboxCheck:
     violations: list[str] = field(default_factory=list)
 
 
-def check_outbox(config: StewardConfig, approving: list[RunPlan]) -> OutboxCheck:
-    """One message per approved reply, named by its idempotency key; none for a rejection.
+def check_outbox(
+    config: StewardConfig, approving: list[RunPlan], received: list[Received]
+) -> OutboxCheck:
+    """One message per approved reply at the SMTP server, with its send record; none for a
+    rejection; one approval notice per request in the outbox.
 
-    A message's file name is its call's idempotency key, so a second delivery of one call
-    cannot hide as a second file; a send that was not idempotent (a new key per attempt)
-    would show as a file no approved call owns, or as two files of one run.
+    A message's Message-ID and its record's file name come from its call's idempotency
+    key, so a second send of one call cannot pass for another message; a send that was
+    not idempotent (a new key per attempt) would show as an id or a record no approved
+    call owns. A worker killed after the server took a message and before the record was
+    written resends it with the same Message-ID: counted (`smtp_received`), not lost.
     """
     outbox = Path(config.outbox)
     check = OutboxCheck()
     messages, notices = outbox_files(outbox)
-    expected = {
-        _file_name(idempotency_key(plan.workflow_id, SEND_CALL_ID, plan.run_id)): plan
+    records, _ = outbox_files(outbox / SENT_RECORDS)
+    keys = {
+        plan.workflow_id: idempotency_key(plan.workflow_id, SEND_CALL_ID, plan.run_id)
         for plan in approving
         if plan.approve
     }
-    check.emails_expected = len(expected)
-    check.emails_written = len(messages)
-    check.idempotency_records = len(messages & expected.keys())
-    for name, plan in expected.items():
-        if name not in messages:
-            check.violations.append(f"{plan.workflow_id}: approved, but no message was delivered")
-    for name in sorted(messages - expected.keys()):
-        owner = next((p.workflow_id for p in approving if name.startswith(p.workflow_id)), None)
-        what = f"of {owner}, which was rejected or sent twice" if owner else "no run owns"
-        check.violations.append(f"outbox holds {name}: a message {what}")
+    expected_ids = {message_id_for(key, config.sender): wid for wid, key in keys.items()}
+    got_ids = {str(item.message["Message-ID"]) for item in received}
+    check.emails_expected = len(keys)
+    check.emails_written = len(records)
+    check.message_ids = len(got_ids)
+    check.idempotency_records = len(records & {_file_name(key) for key in keys.values()})
+    for message_id, workflow_id in expected_ids.items():
+        if message_id not in got_ids:
+            check.violations.append(f"{workflow_id}: approved, but the SMTP server got nothing")
+    for message_id in sorted(got_ids - expected_ids.keys()):
+        check.violations.append(f"the SMTP server got {message_id}, which no approved call owns")
+    if check.idempotency_records != len(keys) or len(records) != len(keys):
+        check.violations.append(
+            f"{len(records)} send records for {len(keys)} approved replies "
+            f"({check.idempotency_records} of them named by their call's key)"
+        )
+    if messages:
+        check.violations.append(f"{len(messages)} replies went to the outbox, not the server")
     wanted_notices = {
         _file_name(idempotency_key(plan.workflow_id, f"{plan.request_id}-opened", plan.run_id))
         for plan in approving
@@ -930,9 +1029,7 @@ def check_outbox(config: StewardConfig, approving: list[RunPlan]) -> OutboxCheck
             f"approval notices: {len(wanted_notices - notices)} missing, "
             f"{len(notices - wanted_notices)} unexpected"
         )
-    check.leftover_temp_files = len(list(outbox.glob(".sending-*"))) if outbox.is_dir() else 0
-    if (outbox / "sent").exists():
-        check.violations.append("outbox/sent exists, but no SMTP server was configured")
+    check.leftover_temp_files = len(list(outbox.rglob(".sending-*"))) if outbox.is_dir() else 0
     return check
 
 
@@ -1003,10 +1100,23 @@ def render(report: Report, options: ChaosOptions) -> str:
         ("    by the server (run already ended)", ended, ""),
         ("  refusals the runs recorded (signals)", report.refusals_recorded, ""),
         ("emails: approved replies", report.emails_expected, ""),
-        ("  messages in the outbox", report.emails_written, report.emails_expected),
-        ("  named by their idempotency key", report.idempotency_records, report.emails_expected),
+        (
+            "  distinct Message-IDs the SMTP server got",
+            report.smtp_message_ids,
+            report.emails_expected,
+        ),
+        ("  messages it got (a kill mid-send resends)", report.smtp_received, ""),
+        (
+            "  send records, named by idempotency key",
+            report.idempotency_records,
+            report.emails_expected,
+        ),
+        ("  send attempts retried (outage, kills)", report.sends_retried, ""),
         ("  sends retried, found already done", report.sends_found_done, ""),
         ("  temp files left by killed sends", report.leftover_temp_files, ""),
+        ("SMTP server down (connections refused)", f"{report.smtp_outage_seconds:g} s", ""),
+        ("oversized signals (1.9 MB) sent to waiting runs", report.fat_signals_sent, ""),
+        ("  runs continued as new to stay small", report.continued_as_new, ""),
         ("approval notices written", report.notices_written, report.notices_expected),
         ("worker kills (SIGKILL), each restarted", report.worker_kills, options.kills),
         ("worker exits on its own", report.worker_exits, ""),
@@ -1039,7 +1149,7 @@ def render(report: Report, options: ChaosOptions) -> str:
     else:
         lines.append(
             "OK: every run completed, every decision honoured once, every duplicate refused, "
-            "every reply sent exactly once"
+            "every approved reply reached the SMTP server under its one Message-ID"
         )
     return "\n".join(lines)
 
@@ -1070,6 +1180,18 @@ def parse(argv: list[str] | None = None) -> ChaosOptions:
     )
     parser.add_argument("--duplicates", type=int, default=None, help="decisions sent twice")
     parser.add_argument(
+        "--smtp-outage",
+        type=float,
+        default=defaults.smtp_outage,
+        help="seconds the SMTP server refuses connections, once (0: never)",
+    )
+    parser.add_argument(
+        "--fat-signals",
+        type=int,
+        default=defaults.fat_signals,
+        help="waiting runs that get three oversized decide signals",
+    )
+    parser.add_argument(
         "--from-start", action="store_true", help="kill while runs make their model calls too"
     )
     parser.add_argument(
@@ -1091,6 +1213,8 @@ def parse(argv: list[str] | None = None) -> ChaosOptions:
         window=args.window,
         server_restarts=args.server_restarts,
         duplicates=args.duplicates,
+        smtp_outage=args.smtp_outage,
+        fat_signals=args.fat_signals,
         from_start=args.from_start,
         timeout=args.timeout or (FROM_START_TIMEOUT if args.from_start else defaults.timeout),
         work_dir=args.keep,

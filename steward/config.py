@@ -37,6 +37,7 @@ from pydantic import (
 from steward.blobs import OFFLOAD_BYTES
 from steward.models import (
     DEFAULT_CONTEXT_CHARS,
+    MAX_RETRY_SECONDS,
     MAX_TURNS,
     MAX_WAIT_SECONDS,
     AgentProfile,
@@ -122,6 +123,12 @@ class ToolConfig(_Section):
     decision: Literal["allow", "approve", "deny"] | None = None
     approval: ApprovalConfig | None = None
     timeout_seconds: float | None = Field(default=None, gt=0, le=3600)
+    retry_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_RETRY_SECONDS,
+        description="how long a failing call is retried before it fails for good",
+    )
     max_calls_per_run: int | None = Field(default=None, ge=1)
 
 
@@ -319,6 +326,7 @@ class MCPToolConfig(_Section):
     decision: Literal["allow", "approve", "deny"] | None = None
     approval: ApprovalConfig | None = None
     timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    retry_seconds: float = Field(default=60.0, gt=0, le=MAX_RETRY_SECONDS)
     max_calls_per_run: int | None = Field(default=None, ge=1)
 
 
@@ -685,6 +693,7 @@ class StewardConfig(_Section):
             if settings.approval
             else None,
             timeout_seconds=settings.timeout_seconds,
+            retry_seconds=settings.retry_seconds,
             max_calls_per_run=settings.max_calls_per_run,
             mcp_server=server,
         )
@@ -773,6 +782,7 @@ class StewardConfig(_Section):
                 "decision": override.decision or base.decision,
                 "approval": approval,
                 "timeout_seconds": override.timeout_seconds or base.timeout_seconds,
+                "retry_seconds": override.retry_seconds or base.retry_seconds,
                 "max_calls_per_run": override.max_calls_per_run or base.max_calls_per_run,
             }
         )

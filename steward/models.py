@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     field_validator,
     model_validator,
@@ -29,6 +30,9 @@ from steward.questions import Question
 
 MAX_WAIT_SECONDS = 366 * 86400
 """Longest approval deadline: a year. Much more overflows the date a deadline falls on."""
+
+MAX_RETRY_SECONDS = 7 * 86400
+"""Longest a tool call may keep retrying: a week."""
 
 MAX_INPUT_CHARS = 1_000_000
 """Largest run input accepted. Temporal rejects payloads over 2 MB; stay well under it."""
@@ -235,6 +239,13 @@ class ToolSpec(Strict):
     )
     timeout_seconds: float = Field(
         default=30.0, gt=0, le=3600, description="how long one attempt of the tool may take"
+    )
+    retry_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=MAX_RETRY_SECONDS,
+        description="how long a call that keeps failing is retried (with backoff) before it "
+        "fails for good; an approved send outlives an outage of the server",
     )
 
     @field_validator("input_schema")
@@ -464,7 +475,14 @@ class ApprovalRequest(Strict):
 
 
 class ApprovalDecision(Strict):
-    """A human's answer to one approval request, as sent by signal or update `decide`."""
+    """A human's answer to one approval request, as sent by signal or update `decide`.
+
+    Types are strict, as JSON has them: `"approve": "yes"` or `1` is refused, not read as
+    true. Every field is bounded, so no decision can make the run's records grow by more
+    than a few kilobytes.
+    """
+
+    model_config = ConfigDict(strict=True)
 
     request_id: str = Field(min_length=1, max_length=300)
     args_digest: str = Field(min_length=1, max_length=64)
@@ -766,7 +784,7 @@ class RunRequest(Strict):
     budget_cap: BudgetCap | None = Field(
         default=None, description="lowers the configured budget (a handoff passes what is left)"
     )
-    parent_verified: bool = Field(
+    parent_verified: StrictBool = Field(
         default=False,
         description="set by a parent run whose principal was verified; ignored at top level",
     )

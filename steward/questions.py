@@ -64,7 +64,12 @@ class Question(Strict):
 
 
 class Reply(Strict):
-    """A human's reply to one question, as sent by signal or update `reply`."""
+    """A human's reply to one question, as sent by signal or update `reply`.
+
+    Types are strict, as JSON has them; every field is bounded.
+    """
+
+    model_config = ConfigDict(strict=True)
 
     question_id: str = Field(min_length=1, max_length=300)
     text: str = Field(min_length=1, max_length=MAX_REPLY_CHARS)

@@ -22,6 +22,7 @@ from typing import Any, Literal, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import Field, ValidationError
+from temporalio.api.failure.v1 import Failure
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -441,7 +442,7 @@ async def status(client: Client, workflow_id: str) -> StatusReport:
             PendingActivity(
                 activity=pending.activity_type.name,
                 attempt=pending.attempt,
-                last_failure=pending.last_failure.message[:300],
+                last_failure=_failure_line(pending.last_failure),
             )
             for pending in described.raw_description.pending_activities
         ]
@@ -453,3 +454,14 @@ async def status(client: Client, workflow_id: str) -> StatusReport:
         except WorkflowFailureError as err:
             report.failure = str(err.cause)
     return report
+
+
+def _failure_line(failure: Failure) -> str:
+    """An activity's last failure as one line: `Type: message` (empty if none yet)."""
+    kind = (
+        failure.application_failure_info.type
+        if failure.HasField("application_failure_info")
+        else ""
+    )
+    text = " ".join(failure.message.split())[:300]
+    return f"{kind}: {text}" if kind and text else text

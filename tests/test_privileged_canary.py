@@ -36,8 +36,7 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.history.v1 import History
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from steward import queues
@@ -281,15 +280,13 @@ async def test_canary_given_only_to_the_privileged_worker_never_leaks(
             refused = await start_run(
                 client, config, "support-reply", TICKET, "demo-user", task_queue=task_queue
             )
-            with pytest.raises(WorkflowFailureError) as failed:
-                await approve_and_wait(client, refused)
-            cause = failed.value.cause
-            assert isinstance(cause, ActivityError) and cause.activity_type == "send_email"
-            error = cause.cause
-            assert isinstance(error, ApplicationError)
-            assert error.type == "SmtpAuthFailed" and error.non_retryable
-            assert f"127.0.0.1:{port} refused the login" in error.message
-            assert f"{USER_ENV}/{PASSWORD_ENV}" in error.message  # names, not values
+            failed = await approve_and_wait(client, refused)
+            assert failed.status == "failed", failed
+            (action,) = failed.actions
+            assert action.outcome == "failed"
+            assert action.reason.startswith("SmtpAuthFailed: ")
+            assert f"127.0.0.1:{port} refused the login" in action.reason
+            assert f"{USER_ENV}/{PASSWORD_ENV}" in action.reason  # names, not values
             refusals = [a for a in gate.attempts if not a.accepted]
             assert refusals and all(a.password_is_canary for a in refusals)
             assert len(inbox.received) == 1
@@ -327,7 +324,7 @@ async def test_canary_given_only_to_the_privileged_worker_never_leaks(
     traces = [build_trace(history) for history in histories]
     places: dict[str, str] = {
         "result": result.model_dump_json(),
-        "failure": repr(failed.value) + repr(cause) + repr(error) + str(error.details),
+        "failed run's result": failed.model_dump_json(),
         "trace of the failed run": render_text(traces[1]),
     }
     for handle, history, trace in zip((sent, refused), histories, traces, strict=True):

@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 from steward import errors, handoffs, policy, queues
 from steward.models import (
@@ -33,7 +33,7 @@ from steward.models import (
 from steward.questions import ASK_HUMAN, AskHumanArgs
 from workflows.base import StewardRun
 from workflows.handoffs import hand_off
-from workflows.options import TOOL_CALL_RETRY
+from workflows.options import LEGACY_TOOL_CALL_RETRY, TOOL_CALL_RETRY
 
 with workflow.unsafe.imports_passed_through():
     from activities.tools import REGISTRY
@@ -103,15 +103,23 @@ class ToolActions:
                 if spec.privileged
                 else info.task_queue,
                 start_to_close_timeout=timedelta(seconds=spec.timeout_seconds),
-                retry_policy=TOOL_CALL_RETRY,
+                schedule_to_close_timeout=None
+                if self.run.legacy
+                else timedelta(seconds=spec.retry_seconds + spec.timeout_seconds),
+                retry_policy=LEGACY_TOOL_CALL_RETRY if self.run.legacy else TOOL_CALL_RETRY,
                 summary=f"{call.tool} ({call.id})",
             )
         except ActivityError as err:
+            if self.run.legacy:
+                raise  # recorded runs failed here, and replay must too
             refused = _not_authorized(err)
-            if refused is None or self.run.legacy:
-                raise
-            # The worker about to act said no, by its own config: nothing was done.
-            return _record(call, "deny", refused, "denied")
+            if refused is not None:
+                # The worker about to act said no, by its own config: nothing was done.
+                return _record(call, "deny", refused, "denied")
+            # Failed for good (a bounced recipient, or retried past its window): recorded
+            # as what became of the call; the playbook or the model decides what next.
+            self.run.ledger.tool_seconds += (workflow.now() - started).total_seconds()
+            return _record(call, decision.kind, _failed_for_good(err, spec), "failed")
         self.run.ledger.tool_seconds += (workflow.now() - started).total_seconds()
         record = _record(call, decision.kind, decision.reason, "done", result.output)
         record.citations = result.citations
@@ -221,6 +229,22 @@ def _validated(call: ToolCall, spec: ToolSpec | None) -> ToolCall | str:
     except ValidationError as err:
         return f"invalid arguments: {problems(err, 'arguments')}"
     return call.model_copy(update={"arguments": arguments})
+
+
+def _failed_for_good(err: ActivityError, spec: ToolSpec) -> str:
+    """Why a tool call failed for good, in one line: its last error, and the retry window
+    when that is what ran out.
+    """
+    cause: BaseException | None = err.cause
+    window = ""
+    if isinstance(cause, TimeoutError):
+        window = f"still failing after retrying for {spec.retry_seconds:g}s"
+        cause = cause.cause if cause.cause is not None else cause
+    if isinstance(cause, ApplicationError):
+        said = f"{cause.type}: {cause.message}" if cause.type else cause.message
+    else:
+        said = str(cause or err)
+    return f"{window}: {said}" if window else said
 
 
 def _not_authorized(err: ActivityError) -> str | None:

@@ -45,7 +45,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.tools import REGISTRY
 
 ANSWER = "answer"
-MIN_EVENTS_BEFORE_CONTINUING = 20
 
 
 def decision_schema(profile: AgentProfile) -> dict[str, Any]:
@@ -116,8 +115,8 @@ class AgentWorkflow(StewardRun):
         actions = ToolActions(self)
         if request.resume is not None:
             self._restore(request.resume, actions)
-        self.gate.interrupt = self._must_continue
-        self.questions.interrupt = self._must_continue
+        self.gate.interrupt = self.must_continue
+        self.questions.interrupt = self.must_continue
         try:
             return await self._loop(request, actions)
         except BudgetExceeded as stop:
@@ -157,7 +156,7 @@ class AgentWorkflow(StewardRun):
             waiting, state.waiting = state.waiting, None
             await self._act(waiting, actions)
         while state.turn < profile.max_turns:
-            if self._must_continue():
+            if self.must_continue():
                 raise ContinueAsNew(f"history at {_history()}")
             state.turn += 1
             turn = state.turn
@@ -237,22 +236,6 @@ class AgentWorkflow(StewardRun):
             elif origin >= 0:
                 role = self.state.messages[origin].role
                 self.state.messages[origin] = Message(role=role, content="", blob=ref)
-
-    def _must_continue(self) -> bool:
-        """Whether this run's history is long enough to continue as new.
-
-        Never in a run's first events: a chain whose carried state alone crossed a limit
-        must still make progress rather than continue as new forever.
-        """
-        info = workflow.info()
-        if info.get_current_history_length() < MIN_EVENTS_BEFORE_CONTINUING:
-            return False
-        limits = self.profile.continue_after
-        return (
-            info.is_continue_as_new_suggested()
-            or info.get_current_history_length() >= limits.events
-            or info.get_current_history_size() >= limits.bytes
-        )
 
     def _restore(self, state: AgentState, actions: ToolActions) -> None:
         self.state = state

@@ -53,6 +53,7 @@ from steward.retrieval import RetrievedChunk, RetrieveRequest, not_granted
 from steward.signing import text_sha256
 from workflows.approvals import ApprovalGate, ApprovalHandlers
 from workflows.options import (
+    MCP_DESCRIBE_RETRY,
     MCP_DESCRIBE_TIMEOUT,
     MODEL_CALL_HEARTBEAT,
     MODEL_CALL_RETRY,
@@ -63,7 +64,6 @@ from workflows.options import (
     RESOLVE_TIMEOUT,
     RETRIEVE_RETRY,
     RETRIEVE_TIMEOUT,
-    TOOL_CALL_RETRY,
 )
 from workflows.questions import QuestionGate, QuestionHandlers
 
@@ -81,6 +81,8 @@ WORKERS_DECIDE_PATCH = "workers-decide"
 idempotency keys are scoped to the run, decisions are verified in the workflow. Histories
 recorded before it replay the way they ran: the profile from their input."""
 
+
+MIN_EVENTS_BEFORE_CONTINUING = 20
 
 M = TypeVar("M", bound=BaseModel)
 N = TypeVar("N", bound=RunRequest)
@@ -266,13 +268,32 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
                 MCPActivities.describe_mcp_tools,
                 MCPToolsRequest(server=server, tools=names),
                 start_to_close_timeout=MCP_DESCRIBE_TIMEOUT,
-                retry_policy=TOOL_CALL_RETRY,
+                retry_policy=MCP_DESCRIBE_RETRY,
             )
             described |= {f"{server}.{tool.name}": tool for tool in listed.tools}
         if described:
             self.profile = self.profile.model_copy(
                 update={"tools": [_described(tool, described) for tool in self.profile.tools]}
             )
+
+    def must_continue(self) -> bool:
+        """Whether this run's history is long enough to continue as new.
+
+        Not in a run's first events, so a chain whose carried state alone crossed a limit
+        still makes progress rather than continue as new forever; unless the history is
+        already twice the size limit, which carried state (one payload, at most 2 MB) cannot
+        be: then signals are flooding in, and only a new run keeps the history in bounds.
+        """
+        info = workflow.info()
+        limits = self.profile.continue_after
+        size = info.get_current_history_size()
+        if info.get_current_history_length() < MIN_EVENTS_BEFORE_CONTINUING:
+            return size >= 2 * limits.bytes
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= limits.events
+            or size >= limits.bytes
+        )
 
     @workflow.query(name="progress")
     def progress(self) -> RunProgress:

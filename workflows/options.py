@@ -1,8 +1,9 @@
 """Timeouts and retry policies for every activity call, named once.
 
 Temporal owns retries: activities never retry on their own. Model calls get a few
-attempts with backoff (providers rate-limit); tools get fewer, since each attempt may
-touch the outside world (they are idempotent, but there is no point hammering).
+attempts with backoff (providers rate-limit). Tools retry within a time window their spec
+sets (minutes by default, hours for email): each attempt is idempotent, and an approved
+side effect must not be dropped because its server was down for a while.
 """
 
 from __future__ import annotations
@@ -25,6 +26,25 @@ MODEL_CALL_RETRY = RetryPolicy(
 )
 
 TOOL_CALL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    maximum_attempts=0,
+)
+"""A tool call retries with backoff until its spec's retry window (`retry_seconds`, the
+call's schedule-to-close timeout) closes: bounded in time, not in attempts, so an approved
+email waits out a mail server's outage instead of giving up after seconds. Errors the
+activity classifies as permanent (a bounced recipient) end it at once."""
+
+LEGACY_TOOL_CALL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+)
+"""What runs recorded before the retry window used (kept so they replay as they ran)."""
+
+MCP_DESCRIBE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),

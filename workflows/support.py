@@ -17,13 +17,15 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from steward import errors
 from steward.errors import Refused
 from steward.models import (
+    AgentProfile,
     LegacyRunRequest,
     LLMRequest,
     Message,
-    RunRequest,
+    ResolvedRun,
     RunResult,
     ToolCall,
 )
+from steward.playbook import SupportRun, SupportState
 from steward.retrieval import (
     DATA_NOT_INSTRUCTIONS,
     RetrievedChunk,
@@ -34,6 +36,7 @@ from steward.retrieval import (
 from steward.routing import Step, choose_tier
 from steward.tickets import Ticket, parse_ticket
 from workflows.actions import ToolActions
+from workflows.approvals import ContinueAsNew
 from workflows.base import BudgetExceeded, RunInput, StewardRun
 from workflows.options import BAD_INPUT
 
@@ -54,6 +57,15 @@ CLASSIFY_SCHEMA = {
 }
 
 
+_UNRESOLVED = ResolvedRun(
+    profile=AgentProfile(name="?", kind="playbook"),
+    environment=None,
+    config_digest="",
+    principal_verified=False,
+)
+"""Stands in for what a recorded legacy run never resolved (it never continues as new)."""
+
+
 class Classification(BaseModel):
     """What the classify step must answer."""
 
@@ -65,22 +77,40 @@ class Classification(BaseModel):
 class SupportReplyWorkflow(StewardRun):
     """Classify a ticket, draft a reply, send it once a human approves."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.state: SupportState | None = None
+
     @workflow.run
     async def run(self, sent: RunInput) -> RunResult:
         """Run the playbook to its end: sent, rejected, or timed out (input: a RunRequest)."""
-        request = await self.admit(sent, RunRequest, LegacyRunRequest)
+        request = await self.admit(sent, SupportRun, LegacyRunRequest)
         try:
             ticket = parse_ticket(request.input)
         except ValueError as err:
             raise Refused(f"bad ticket: {err}", errors.BAD_INPUT) from None
         actions = ToolActions(self)
+        if not self.legacy:
+            # While the reply waits, a run whose history grows long continues as new.
+            self.gate.interrupt = self.must_continue
+        resume = request.resume if isinstance(request, SupportRun) else None
         try:
+            if resume is not None:
+                self._restore(resume, actions)
+                return await self._send(resume, actions)
             return await self._reply(ticket, actions)
         except BudgetExceeded as stop:
             return self.conclude("budget_exceeded", str(stop), actions.records)
         except asyncio.CancelledError:
             self.cancelled()
             raise
+        except ContinueAsNew as why:
+            assert isinstance(request, SupportRun) and self.state is not None
+            workflow.logger.info("continuing as new while the reply waits: %s", why)
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            workflow.continue_as_new(
+                request.model_copy(update={"resume": self._carry(self.state, actions)})
+            )
 
     async def _reply(self, ticket: Ticket, actions: ToolActions) -> RunResult:
         self.step = "classify"
@@ -88,29 +118,66 @@ class SupportReplyWorkflow(StewardRun):
         passages, grounding = await self._ground(ticket)
         self.step = "draft"
         draft = await self._draft(ticket, classification, passages)
-
-        self.step = "send"
-        record = await actions.act(
-            ToolCall(
-                id="send-reply",
-                tool="send_email",
-                arguments={"to": ticket.sender, "subject": _reply_subject(ticket), "body": draft},
-            )
+        call = ToolCall(
+            id="send-reply",
+            tool="send_email",
+            arguments={"to": ticket.sender, "subject": _reply_subject(ticket), "body": draft},
         )
+        state = SupportState(
+            category=classification.category,
+            urgency=classification.urgency,
+            note=note,
+            grounding=grounding,
+            passages=passages,
+            draft=draft,
+            waiting=call,
+            resolved=self.resolved or _UNRESOLVED,
+        )
+        return await self._send(state, actions)
+
+    async def _send(self, state: SupportState, actions: ToolActions) -> RunResult:
+        """Send the reply once approved (waiting, maybe across runs), then conclude."""
+        self.state = state
+        self.step = "send"
+        record = await actions.act(state.waiting)
         status = {
             "done": "completed",
             "rejected": "rejected",
             "timed_out": "approval_timed_out",
+            "failed": "failed",
         }.get(record.outcome, "denied")
-        details = {"category": classification.category, "urgency": classification.urgency}
-        if note:
-            details["classification_note"] = note
-        if grounding:
-            details["grounding"] = grounding
+        details = {"category": state.category, "urgency": state.urgency}
+        if state.note:
+            details["classification_note"] = state.note
+        if state.grounding:
+            details["grounding"] = state.grounding
         # The draft's [n] markers name the passages it used; a draft that marks none was
         # still written from all of them, so the run lists those.
-        citations = cited(draft, passages) or [p.citation for p in passages]
-        return self.conclude(status, draft, actions.records, details, citations)
+        passages = state.passages
+        citations = cited(state.draft, passages) or [p.citation for p in passages]
+        return self.conclude(status, state.draft, actions.records, details, citations)
+
+    def _restore(self, state: SupportState, actions: ToolActions) -> None:
+        self.ledger = state.ledger
+        self.model_calls = state.model_calls
+        self.approvals = state.approvals
+        self.gate.restore(state.gate)
+        actions.records = state.actions
+        actions.restore_counts(state.calls_by_tool)
+
+    def _carry(self, state: SupportState, actions: ToolActions) -> SupportState:
+        return state.model_copy(
+            update={
+                "runs": state.runs + 1,
+                "actions": actions.records,
+                "calls_by_tool": actions.counts(),
+                "model_calls": self.model_calls,
+                "approvals": self.approvals,
+                "ledger": self.ledger,
+                "gate": self.gate.snapshot(),
+                "resolved": self.resolved or state.resolved,
+            }
+        )
 
     async def _ground(self, ticket: Ticket) -> tuple[list[RetrievedChunk], str]:
         """Handbook passages about the ticket, from the playbook's first granted collection.

@@ -14,7 +14,12 @@ from steward.trace.events import error_info
 from steward.trace.model import ChildTrace, Diagnosis, FailureTrace, Layer, Trace
 
 # Errors the workflows raise themselves, by the layer that caused them.
-_WORKFLOW_ERRORS: dict[str, Layer] = {"BadInput": "input", "EmptyDraft": "model_output"}
+_WORKFLOW_ERRORS: dict[str, Layer] = {
+    "BadInput": "input",
+    "UnknownTarget": "input",
+    "UnsignedStart": "input",
+    "EmptyDraft": "model_output",
+}
 
 
 def diagnose(
@@ -84,6 +89,18 @@ def _outcome(trace: Trace, end: int) -> Diagnosis | None:
         summary = f"the run stopped on its budget: {trace.run.answer_preview}"
         return Diagnosis(layer="budget", summary=summary, event_id=event_id)
     if outcome == "failed":
+        broken = next(
+            (t for t in reversed(trace.tool_calls) if t.outcome == "failed" and t.activity),
+            None,
+        )
+        if broken is not None and broken.activity is not None:
+            ran = broken.activity
+            return Diagnosis(
+                layer="tool",
+                summary=f"tool {broken.tool} ({broken.call_id}) failed for good "
+                f"{_attempts(ran.attempts)}: {broken.reason}",
+                event_id=ran.closed_event_id or end,
+            )
         child = next((c for c in reversed(trace.children) if c.handoff_failed), None)
         if child is not None:
             summary = (

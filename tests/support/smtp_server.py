@@ -74,11 +74,18 @@ def _check_login(
 
 @contextmanager
 def smtp_server(
-    *, login: bool = False, tls: ssl.SSLContext | None = None
+    *,
+    login: bool = False,
+    tls: ssl.SSLContext | None = None,
+    port: int | None = None,
+    inbox: Inbox | None = None,
 ) -> Iterator[tuple[Inbox, int]]:
-    """A running server on 127.0.0.1 and its port; with `login`, it requires USER/PASSWORD."""
-    inbox = Inbox()
-    port = free_port()
+    """A running server on 127.0.0.1 and its port; with `login`, it requires USER/PASSWORD.
+
+    `port` and `inbox` bring a stopped server back where it was, keeping what it received.
+    """
+    inbox = inbox or Inbox()
+    port = port or free_port()
     options: dict[str, Any] = {}
     if login:
         options |= {

@@ -17,6 +17,7 @@ from temporalio import activity
 
 from activities.llm import LLMActivities
 from activities.tools.email import OutboxActivities
+from activities.tools.smtp import SmtpTransport
 from steward.client import connect
 from steward.config import load_config
 from steward.models import ToolInvocation, ToolResult
@@ -27,8 +28,10 @@ from workers.build import Activities, authority, build_workers, retrieval_activi
 class SlowOutbox(OutboxActivities):
     """The real outbox, pausing after delivery."""
 
-    def __init__(self, outbox: Path, sender: str, delay: float) -> None:
-        super().__init__(outbox, sender)
+    def __init__(
+        self, outbox: Path, sender: str, delay: float, smtp: SmtpTransport | None = None
+    ) -> None:
+        super().__init__(outbox, sender, smtp=smtp)
         self.delay = delay
 
     @activity.defn(name="send_email")
@@ -51,7 +54,8 @@ async def main() -> None:
 
     config = load_config(args.config)
     install_fake_model(FakeModel.from_script(Path(args.script), calls_log=Path(args.calls_log)))
-    outbox = SlowOutbox(Path(config.outbox), config.sender, args.send_delay)
+    smtp = SmtpTransport(config.smtp) if config.smtp is not None else None
+    outbox = SlowOutbox(Path(config.outbox), config.sender, args.send_delay, smtp)
     activities = Activities(
         llm=LLMActivities(config.tiers, allow_paid=False),
         outbox=outbox,

@@ -1,27 +1,29 @@
-"""A tool that fails for good: the approved send_email cannot deliver, and the run fails.
+"""A tool that fails for good: the approved send_email cannot deliver.
 
 The outbox here is the real activity class with delivery replaced: its first attempt fails
-as a retryable error (the retry shows in history), the second as a non-retryable one.
-Today the workflow lets that failure end the run; the trace must blame the tool, not the
-model or the workflow. The run is recorded as tests/histories/support-tool-failed.json.
+as a retryable error (the retry shows in history), the second as a non-retryable one. The
+run records the action as failed, with the relay's reason, and ends with status `failed`
+(runs recorded before that change failed as workflows: tests/histories/support-tool-
+failed.json still replays that way). Either way the trace blames the tool, not the model
+or the workflow. The run is recorded as tests/histories/support-send-failed.json.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from temporalio import activity
-from temporalio.client import Client, WorkflowFailureError
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 
 from activities.tools.email import OutboxActivities
 from steward.config import StewardConfig
 from steward.models import ToolInvocation, ToolResult
+from steward.replay import load_history
 from steward.runs import decide, start_run
 from steward.trace import build_trace
 from tests.support.fake_model import FakeModel
-from tests.support.histories import history_id, record_history
+from tests.support.histories import HISTORIES, history_id, record_history
 from tests.support.stack import (
     activities_for_tests,
     outbox_messages,
@@ -49,7 +51,7 @@ class RefusingRelay(OutboxActivities):
         )
 
 
-async def test_a_tool_that_fails_for_good_fails_the_run_and_the_trace_says_so(
+async def test_a_tool_that_fails_for_good_is_recorded_and_the_trace_says_so(
     client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
 ) -> None:
     queue_happy_path(fake_model)
@@ -64,23 +66,22 @@ async def test_a_tool_that_fails_for_good_fails_the_run_and_the_trace_says_so(
             TICKET,
             "demo-user",
             task_queue=task_queue,
-            workflow_id=history_id("support-tool-failed"),
+            workflow_id=history_id("support-send-failed"),
         )
         request = await wait_for_approval(handle)
         await decide(client, request.id, "alice", approve=True, reason="fine")
-        with pytest.raises(WorkflowFailureError) as failed:
-            await handle.result()
+        result = await handle.result()
         await record_history(handle)
         history = await handle.fetch_history()
 
-    cause = failed.value.cause
-    assert isinstance(cause, ActivityError)
-    assert isinstance(cause.cause, ApplicationError)
-    assert cause.cause.type == "RecipientRejected"
+    assert result.status == "failed"
+    (action,) = result.actions
+    assert (action.tool, action.decision, action.outcome) == ("send_email", "approve", "failed")
+    assert action.reason == "RecipientRejected: 550 5.1.1 recipient rejected by the relay"
     assert outbox_messages(config) == []
 
     trace = build_trace(history)
-    assert trace.run.status == "failed"
+    assert trace.run.status == "completed" and trace.run.outcome == "failed"
     assert trace.diagnosis is not None
     assert trace.diagnosis.layer == "tool"
     assert "send_email" in trace.diagnosis.summary
@@ -92,3 +93,11 @@ async def test_a_tool_that_fails_for_good_fails_the_run_and_the_trace_says_so(
         "RelayBusy",
         "RecipientRejected",
     ]
+
+
+def test_a_run_recorded_before_failed_as_a_workflow_and_the_trace_still_blames_the_tool() -> None:
+    history = load_history(HISTORIES / "support-tool-failed.json")
+    trace = build_trace(history)
+    assert trace.run.status == "failed"
+    assert trace.diagnosis is not None and trace.diagnosis.layer == "tool"
+    assert "RecipientRejected" in trace.diagnosis.summary
