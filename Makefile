@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export OMP_WAIT_POLICY := passive
 
-.PHONY: install demo test lint typecheck pytest bench chaos lock clean
+.PHONY: install browser demo test lint typecheck pytest bench chaos lock clean
 
 install: $(STAMP)
 
@@ -22,7 +22,16 @@ $(STAMP): requirements.lock pyproject.toml
 demo: install
 	$(BIN)/steward demo
 
-test: lint typecheck pytest
+test: lint typecheck browser pytest
+
+# Tests of what a person sees drive Debian's chromium with Playwright (Playwright's own
+# browser download cannot work offline). Installed once, from Debian's packages.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || { \
+		echo "installing Debian's chromium for the browser tests"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 lint: install
 	$(BIN)/ruff check .

@@ -62,13 +62,16 @@ def start_problem(request: ResolveRun, public_keys: Mapping[str, str]) -> str | 
 
 
 def decision_message(request: ApprovalRequest, decision: ApprovalDecision) -> bytes:
-    """What the approver signs for `decision` on `request`."""
+    """What the approver signs for `decision` on `request`: the arguments it approves (its
+    edit's, when it edits them).
+    """
+    approved = request.arguments if decision.arguments is None else decision.arguments
     return signing.decision_message(
         workflow_id=request.workflow_id,
         run_id=request.run_id,
         request_id=request.id,
         tool=request.tool,
-        arguments_sha256=arguments_sha256(request.tool, request.arguments),
+        arguments_sha256=arguments_sha256(request.tool, approved),
         approver=decision.approver,
         approve=decision.approve,
     )
@@ -153,7 +156,7 @@ def _evidence_problem(
         if (
             not decision.approve
             or decision.request_id != evidence.request_id
-            or decision.args_digest != evidence.args_digest
+            or decision.digest_approved(call.tool) != evidence.args_digest
             or decision.approver not in allowed
             or decision.approver == invocation.principal
         ):

@@ -193,6 +193,11 @@ class NotifyConfig(_Section):
     webhook_url_env: str | None = Field(
         default=None, description="environment variable holding the webhook URL (may carry a token)"
     )
+    ui_url: str | None = Field(
+        default=None,
+        description="the Temporal UI's address, for links in notices (default: the embedded "
+        "server's UI when it is the one in use)",
+    )
 
 
 def is_loopback_host(host: str) -> bool:

@@ -34,6 +34,9 @@ MAX_WAIT_SECONDS = 366 * 86400
 MAX_RETRY_SECONDS = 7 * 86400
 """Longest a tool call may keep retrying: a week."""
 
+MAX_EDIT_CHARS = 1_100_000
+"""Largest edit of a call's arguments, as JSON (a file's whole content fits)."""
+
 MAX_INPUT_CHARS = 1_000_000
 """Largest run input accepted. Temporal rejects payloads over 2 MB; stay well under it."""
 
@@ -239,6 +242,10 @@ class ToolSpec(Strict):
     )
     timeout_seconds: float = Field(
         default=30.0, gt=0, le=3600, description="how long one attempt of the tool may take"
+    )
+    locked: list[str] = Field(
+        default_factory=list,
+        description="arguments an approver may not edit before approving (send_email: to)",
     )
     retry_seconds: float = Field(
         default=60.0,
@@ -467,11 +474,30 @@ class ApprovalRequest(Strict):
     run_id: str = Field(
         default="", description="the run's first execution run id; signatures bind it"
     )
+    locked: list[str] = Field(
+        default_factory=list, description="arguments an approver may not edit (e.g. `to`)"
+    )
+    edits: list[ArgumentEdit] = Field(
+        default_factory=list, description="approvers' edits, oldest first"
+    )
+    original_arguments: dict[str, Any] | None = Field(
+        default=None, description="the arguments as the run asked, before any edit"
+    )
 
-    @field_validator("arguments")
+    @field_validator("arguments", "original_arguments")
     @classmethod
-    def _plain_json(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _plain_json(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         return finite_json(value)
+
+
+class ArgumentEdit(Strict):
+    """An approver's change to a waiting call's arguments (what changed, not the text)."""
+
+    by: str
+    at: datetime
+    before_digest: str
+    after_digest: str
+    fields: list[str] = Field(description="the arguments whose values changed")
 
 
 class ApprovalDecision(Strict):
@@ -494,6 +520,34 @@ class ApprovalDecision(Strict):
         max_length=128,
         description="Ed25519 by the approver's own key (`steward sign`), for signed rules",
     )
+    arguments: dict[str, Any] | None = Field(
+        default=None,
+        description="approve these arguments instead (an edit of the waiting call's, as the "
+        "tool's schema writes them); only with approve: true",
+    )
+
+    @field_validator("arguments")
+    @classmethod
+    def _edit_fits(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        finite_json(value)
+        size = len(json.dumps(value))
+        if size > MAX_EDIT_CHARS:
+            raise ValueError(f"{size:,} characters of JSON; at most {MAX_EDIT_CHARS:,}")
+        return value
+
+    @model_validator(mode="after")
+    def _edits_approve(self) -> ApprovalDecision:
+        if self.arguments is not None and not self.approve:
+            raise ValueError("arguments: an edit approves the edited call; reject without one")
+        return self
+
+    def digest_approved(self, tool: str) -> str:
+        """The digest of the arguments this decision approves: its edit's, else those it saw."""
+        if self.arguments is None:
+            return self.args_digest
+        return args_digest(tool, self.arguments)
 
 
 class ApprovalEvidence(Strict):
@@ -535,6 +589,15 @@ class ApprovalOutcome(Strict):
     reason: str = ""
     requested_at: datetime
     decided_at: datetime
+    arguments: dict[str, Any] | None = Field(
+        default=None, description="the arguments approved, when an approver edited them"
+    )
+    edits: list[ArgumentEdit] = Field(default_factory=list)
+
+    @field_validator("arguments")
+    @classmethod
+    def _plain_json(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return finite_json(value)
 
 
 class DecisionReceipt(Strict):
@@ -544,6 +607,9 @@ class DecisionReceipt(Strict):
     status: Literal["approved", "rejected", "awaiting_more"]
     approved_by: list[str]
     required: int
+    args_digest: str = Field(
+        default="", description="the digest the request now waits on (new after an edit)"
+    )
 
 
 class ApprovalNotice(Strict):

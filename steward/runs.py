@@ -36,6 +36,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from steward import authority, queues, signing
 from steward import search_attributes as sa
+from steward.approval_view import visible
 from steward.config import ConfigError, StewardConfig
 from steward.models import (
     ApprovalDecision,
@@ -162,6 +163,8 @@ async def start_run(
         task_queue=task_queue,
         result_type=RunResult,
         id_reuse_policy=REUSE_POLICY,
+        # Shown in the UI's workflow list; names only, never the task (it is plaintext).
+        static_summary=f"{target} for {visible(principal)}",
         search_attributes=TypedSearchAttributes(
             [
                 SearchAttributePair(sa.TARGET, target),
@@ -241,8 +244,17 @@ def make_decision(
     reason: str = "",
     digest: str | None = None,
     key: Ed25519PrivateKey | None = None,
+    arguments: dict[str, Any] | None = None,
 ) -> ApprovalDecision:
-    """A decision on `request` (signed with `key`), RunError naming a field that is wrong."""
+    """A decision on `request` (signed with `key`), RunError naming a field that is wrong.
+
+    With `arguments`, it approves the call with those arguments instead (an edit), written
+    as the tool writes them.
+    """
+    if arguments is not None:
+        arguments = normalized_arguments(request.tool, arguments)
+        if arguments == request.arguments:
+            arguments = None  # nothing changed: a plain approval
     try:
         decision = ApprovalDecision(
             request_id=request.id,
@@ -250,6 +262,7 @@ def make_decision(
             approver=approver,
             approve=approve,
             reason=reason,
+            arguments=arguments,
         )
     except ValidationError as err:
         raise RunError(f"bad decision: {problems(err, 'decision')}") from None
@@ -257,6 +270,21 @@ def make_decision(
         return decision
     signature = signing.sign(key, authority.decision_message(request, decision))
     return decision.model_copy(update={"signature": signature})
+
+
+def normalized_arguments(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Edited arguments as a built-in tool's schema writes them (RunError if they do not
+    fit it); an MCP tool's as given (the run checks them against its server's schema).
+    """
+    from activities.tools import REGISTRY
+
+    definition = REGISTRY.get(tool)
+    if definition is None:
+        return arguments
+    try:
+        return definition.args_model.model_validate(arguments).model_dump()
+    except ValidationError as err:
+        raise RunError(f"your edit does not fit {tool}: {problems(err, 'arguments')}") from None
 
 
 SIGNAL_SETTLE_SECONDS = 5.0
@@ -271,10 +299,14 @@ async def decide(
     reason: str = "",
     digest: str | None = None,
     key_file: str | Path | None = None,
+    arguments: dict[str, Any] | None = None,
 ) -> tuple[ApprovalRequest, DecisionReceipt]:
-    """Send a decision by update, signed when the approver has a key; RunError if refused."""
+    """Send a decision by update, signed when the approver has a key; RunError if refused.
+
+    With `arguments`, it approves the call with those arguments instead (an edit).
+    """
     request, decision = await _prepared(
-        client, approval_id, approver, approve, reason, digest, key_file
+        client, approval_id, approver, approve, reason, digest, key_file, arguments
     )
     handle = client.get_workflow_handle(request.workflow_id)
     try:
@@ -294,13 +326,14 @@ async def decide_by_signal(
     reason: str = "",
     digest: str | None = None,
     key_file: str | Path | None = None,
+    arguments: dict[str, Any] | None = None,
 ) -> tuple[ApprovalRequest, DecisionRecord | None]:
     """Send a decision by signal, then read the run's `decisions` record until it shows what
     became of it: the record when accepted, RunError when refused, None if the run did not
     say within a few seconds.
     """
     request, decision = await _prepared(
-        client, approval_id, approver, approve, reason, digest, key_file
+        client, approval_id, approver, approve, reason, digest, key_file, arguments
     )
     handle = client.get_workflow_handle(request.workflow_id)
     seen = len(await _query(handle, "decisions", list[DecisionRecord], "decisions"))
@@ -319,6 +352,7 @@ async def _prepared(
     reason: str,
     digest: str | None,
     key_file: str | Path | None,
+    arguments: dict[str, Any] | None = None,
 ) -> tuple[ApprovalRequest, ApprovalDecision]:
     """The waiting request, and the decision on it (signed when the approver has a key)."""
     request = await find_request(client, approval_id)
@@ -328,7 +362,13 @@ async def _prepared(
         else private_key(approver, key_file)
     )
     decision = make_decision(
-        request, approver, approve=approve, reason=reason, digest=digest, key=key
+        request,
+        approver,
+        approve=approve,
+        reason=reason,
+        digest=digest,
+        key=key,
+        arguments=arguments,
     )
     return request, decision
 

@@ -31,7 +31,7 @@ from activities.tools.files import FileActivities
 from activities.tools.http_get import HttpActivities
 from activities.tools.mcp import MCPActivities, MCPConnection
 from activities.tools.smtp import SmtpTransport
-from steward import queues
+from steward import devserver, queues
 from steward.config import StewardConfig
 from steward.plugin import SANDBOX
 from steward.retrieval import SEARCH_DOCS
@@ -119,6 +119,8 @@ def default_activities(config: StewardConfig, *, allow_paid: bool | None = None)
             # The transport reads its credentials from this worker's environment when it
             # sends, so only the privileged worker ever needs them.
             smtp=SmtpTransport(config.smtp, os.environ) if config.smtp else None,
+            ui_url=ui_url(config),
+            namespace=config.namespace,
         ),
         files=FileActivities(
             Path(config.files.workspace),
@@ -135,6 +137,20 @@ def default_activities(config: StewardConfig, *, allow_paid: bool | None = None)
         retrieval=retrieval_activities(config),
         privileged_tools=privileged_tools(config),
     )
+
+
+def ui_url(config: StewardConfig) -> str | None:
+    """Where approvers open the Temporal UI: the config's, $STEWARD_UI_URL, or the embedded
+    server's UI when no other server is configured.
+    """
+    if config.notify.ui_url:
+        return config.notify.ui_url
+    if os.environ.get("STEWARD_UI_URL"):
+        return os.environ["STEWARD_UI_URL"]
+    if os.environ.get("TEMPORAL_ADDRESS"):
+        return None
+    server = devserver.status()
+    return server.ui_url if server is not None else None
 
 
 def retrieval_activities(

@@ -14,6 +14,7 @@ and waits, durably, for the reply.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from pydantic import ValidationError
 from temporalio import workflow
@@ -23,6 +24,7 @@ from steward import errors, handoffs, policy, queues
 from steward.models import (
     ActionRecord,
     AgentProfile,
+    ApprovalRequest,
     Citation,
     ToolCall,
     ToolInvocation,
@@ -50,6 +52,9 @@ class ToolActions:
         self.handoffs: list[handoffs.HandoffResult] = []
         self._calls_by_tool: dict[str, int] = {}
         self._approval_id = ""
+        self._edited: dict[str, Any] | None = None
+        # Approvers may edit a waiting call; the edit passes the same checks as the call.
+        run.gate.edit_check = self.check_edit
 
     @property
     def profile(self) -> AgentProfile:
@@ -77,6 +82,9 @@ class ToolActions:
         decision = await self._cleared(call)
         if isinstance(decision, ActionRecord):
             return decision
+        if self._edited is not None:
+            # An approver edited the call: what runs is exactly what they approved.
+            call, self._edited = call.model_copy(update={"arguments": self._edited}), None
         spec = policy.granted_tool(self.profile, call.tool)
         assert spec is not None  # the policy allowed it, so it is granted
         info = workflow.info()
@@ -187,12 +195,36 @@ class ToolActions:
         if isinstance(decision, policy.Deny):
             return _record(call, "deny", decision.reason, "denied")
         if isinstance(decision, policy.NeedsApproval):
-            outcome = await self.run.ask(call, decision.rule)
+            spec = policy.granted_tool(self.profile, call.tool)
+            outcome = await self.run.ask(call, decision.rule, spec.locked if spec else ())
             if outcome.status != "approved":
                 verdict = "rejected" if outcome.status == "rejected" else "timed_out"
                 return _record(call, "approve", decision.reason, verdict, outcome.reason)
             self._approval_id = outcome.request_id
+            self._edited = outcome.arguments
         return decision
+
+    def check_edit(
+        self, request: ApprovalRequest, arguments: dict[str, Any]
+    ) -> dict[str, Any] | str:
+        """An approver's edit of a waiting call, as the tool writes it; or why it is refused.
+
+        The edited call passes what the call passed: the tool's schema, then the policy
+        (an edit cannot turn a call into one the policy denies).
+        """
+        spec = policy.granted_tool(self.profile, request.tool)
+        if spec is None:
+            return "this request is not a tool call; approve or reject it"
+        edited = ToolCall(id="edit", tool=request.tool, arguments=arguments)
+        checked = _validated(edited, spec)
+        if isinstance(checked, str):
+            return checked
+        verdict = policy.decide(
+            checked, self.profile, policy.RunState(calls_by_tool=dict(self._calls_by_tool))
+        )
+        if isinstance(verdict, policy.Deny):
+            return f"the edited call is denied: {verdict.reason}"
+        return checked.arguments
 
     def counts(self) -> dict[str, int]:
         """Calls made per tool (for `max_calls_per_run`), to carry across continue-as-new."""

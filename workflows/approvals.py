@@ -22,9 +22,9 @@ pending digest (the digest is there to prove the approver looked at the argument
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from pydantic import ValidationError
 from temporalio import workflow
@@ -41,10 +41,12 @@ from steward.models import (
     ApprovalOutcome,
     ApprovalRequest,
     ApprovalRule,
+    ArgumentEdit,
     DecisionReceipt,
     DecisionRecord,
     RefusedDecision,
     ToolCall,
+    args_digest,
     problems,
     run_tag,
 )
@@ -64,6 +66,12 @@ class ContinueAsNew(Exception):
 
 
 Notifier: TypeAlias = Callable[[ApprovalRequest], Awaitable[None]]
+EditCheck: TypeAlias = Callable[[ApprovalRequest, dict[str, Any]], "dict[str, Any] | str"]
+"""The edited arguments of a waiting call as the tool writes them, or why they are refused."""
+
+
+def _no_edits(request: ApprovalRequest, arguments: dict[str, Any]) -> dict[str, Any] | str:
+    return "this request cannot be edited, only approved or rejected"
 
 
 async def _no_notifier(request: ApprovalRequest) -> None:
@@ -72,6 +80,10 @@ async def _no_notifier(request: ApprovalRequest) -> None:
 
 def _nothing_else_waits() -> bool:
     return False
+
+
+def _nothing_to_show() -> None:
+    return None
 
 
 class ApprovalGate:
@@ -84,6 +96,9 @@ class ApprovalGate:
     ) -> None:
         self.notifier = notifier
         self.questions_open = questions_open
+        self.edit_check: EditCheck = _no_edits
+        self.on_change: Callable[[], None] = _nothing_to_show
+        """Called when what waits changes (a request opens, is decided in part, is edited)."""
         self.pending: dict[str, ApprovalRequest] = {}
         self.outcomes: dict[str, ApprovalOutcome] = {}
         self.refused: list[RefusedDecision] = []
@@ -126,7 +141,9 @@ class ApprovalGate:
         self.decisions = list(state.decisions)
         for request in state.pending:
             self.pending[request.id] = request
-            self._carried[request.args_digest] = request
+            # The call asks again with its own arguments, whatever an approver edited.
+            asked = request.original_arguments or request.arguments
+            self._carried[args_digest(request.tool, asked)] = request
             self._accepted[request.id] = list(state.accepted.get(request.id, []))
 
     def check(self, decision: ApprovalDecision) -> str | None:
@@ -158,8 +175,32 @@ class ApprovalGate:
                 f"{decision.approver!r} already approved {request.id}; it needs "
                 f"{request.required} distinct approvers"
             )
+        if decision.arguments is not None and decision.arguments != request.arguments:
+            problem = self._edit_problem(request, decision.arguments)
+            if problem is not None:
+                return problem
         if request.signed:
             return signature_problem(request, decision, self._public_keys)
+        return None
+
+    def _edit_problem(self, request: ApprovalRequest, arguments: dict[str, Any]) -> str | None:
+        """Why an approver's edit of the waiting call cannot be approved, or None."""
+        locked = [
+            name for name in request.locked if arguments.get(name) != request.arguments.get(name)
+        ]
+        if locked:
+            return f"edit refused: {', '.join(locked)} cannot be edited ({request.tool} locks it)"
+        checked = self.edit_check(request, arguments)
+        if isinstance(checked, str):
+            return f"edit refused: {checked}"
+        if checked != arguments:
+            changed = sorted(
+                k for k in {*checked, *arguments} if checked.get(k) != arguments.get(k)
+            )
+            return (
+                f"edit refused: send the arguments as {request.tool} writes them "
+                f"(they differ in {', '.join(changed)})"
+            )
         return None
 
     def decide(self, decision: ApprovalDecision, via: Via) -> DecisionReceipt | str:
@@ -177,6 +218,8 @@ class ApprovalGate:
     def apply(self, decision: ApprovalDecision) -> DecisionReceipt:
         """Record a checked decision; the waiting call wakes once the request is decided."""
         request = self.pending[decision.request_id]
+        if decision.arguments is not None and decision.arguments != request.arguments:
+            self._edit(request, decision)
         if decision.approve:
             request.approved_by.append(decision.approver)
             self._accepted.setdefault(request.id, []).append(decision)
@@ -202,13 +245,42 @@ class ApprovalGate:
                 reason=decision.reason,
                 requested_at=request.requested_at,
                 decided_at=workflow.now(),
+                arguments=request.arguments if request.edits and decision.approve else None,
+                edits=request.edits,
             )
+        self.on_change()
         status = "awaiting_more" if not done else "approved" if decision.approve else "rejected"
         return DecisionReceipt(
             request_id=request.id,
             status=status,
             approved_by=list(request.approved_by),
             required=request.required,
+            args_digest=request.args_digest,
+        )
+
+    def _edit(self, request: ApprovalRequest, decision: ApprovalDecision) -> None:
+        """Put the approver's edit in place: new arguments and digest; approvals given for
+        the old arguments no longer count.
+        """
+        assert decision.arguments is not None
+        old, new = request.arguments, decision.arguments
+        before = request.args_digest
+        request.original_arguments = request.original_arguments or dict(old)
+        request.arguments = dict(new)
+        request.args_digest = args_digest(request.tool, new)
+        request.edits.append(
+            ArgumentEdit(
+                by=decision.approver,
+                at=workflow.now(),
+                before_digest=before,
+                after_digest=request.args_digest,
+                fields=sorted(k for k in {*old, *new} if old.get(k) != new.get(k)),
+            )
+        )
+        request.approved_by = []
+        self._accepted[request.id] = []
+        workflow.logger.info(
+            "approval %s: %s edited %s", request.id, decision.approver, request.edits[-1].fields
         )
 
     def refuse(
@@ -280,7 +352,13 @@ class ApprovalGate:
         self.decisions.append(record)
         del self.decisions[:-MAX_DECISIONS_KEPT]
 
-    async def request(self, call: ToolCall, rule: ApprovalRule, requester: str) -> ApprovalOutcome:
+    async def request(
+        self,
+        call: ToolCall,
+        rule: ApprovalRule,
+        requester: str,
+        locked: Sequence[str] = (),
+    ) -> ApprovalOutcome:
         """Open a request for this exact call and wait for its decision or its deadline.
 
         A request carried over from the previous run for the same call is resumed instead:
@@ -307,6 +385,7 @@ class ApprovalGate:
             deadline=now + timedelta(seconds=rule.timeout_seconds),
             required=rule.required,
             signed=rule.signed,
+            locked=list(locked),
         )
         self.pending[request.id] = request
         stages = [(rule.approvers, rule.timeout_seconds)]
@@ -370,7 +449,9 @@ class ApprovalGate:
         """Whether the request was decided within `seconds`."""
         try:
             await workflow.wait_condition(
-                lambda: request.id in self.outcomes or self.interrupt(), timeout=seconds
+                lambda: request.id in self.outcomes or self.interrupt(),
+                timeout=seconds,
+                timeout_summary=f"approval deadline: {request.tool}",
             )
         except TimeoutError:
             return False
@@ -392,6 +473,7 @@ class ApprovalGate:
                 ),
             ]
         )
+        self.on_change()
 
 
 class ApprovalHandlers:

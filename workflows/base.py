@@ -10,6 +10,7 @@ own activity, so history shows every fallback.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeAlias, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -18,7 +19,7 @@ from temporalio.contrib.opentelemetry import TracingWorkflowInboundInterceptor
 from temporalio.contrib.opentelemetry import workflow as otel_workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from steward import errors, queues
+from steward import approval_view, errors, queues
 from steward import search_attributes as sa
 from steward.budget import next_call_exceeds
 from steward.conversation import CARRIED_RECORDS, bounded
@@ -160,6 +161,9 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
         self.resolved: ResolvedRun | None = None
         self.run_id = ""
         """The first execution's run id: approvals and side effects are scoped to it."""
+        self.task = ""
+        self.gate.on_change = self.show_details
+        self.questions.on_change = self.show_details
 
     @property
     def principal_verified(self) -> bool:
@@ -176,6 +180,8 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
         carried.
         """
         info = workflow.info()
+        if isinstance(sent, dict) and isinstance(sent.get("input"), str):
+            self.task = sent["input"]
         if not workflow.patched(WORKERS_DECIDE_PATCH):
             self.legacy = True
             old = require_input(sent, legacy)
@@ -237,6 +243,21 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
     def _take(self, profile: AgentProfile, principal: str) -> None:
         self.profile = profile
         self.principal = principal
+
+    def show_details(self) -> None:
+        """What the Temporal UI shows as the run's current details: what waits for a person,
+        rendered to be read there, with the decision JSON to paste (empty when nothing waits).
+        """
+        parts = [
+            approval_view.markdown(
+                request, target=self.profile.name, step=self.step, task=self.task
+            )
+            for request in self.gate.pending.values()
+        ]
+        parts += [
+            approval_view.question_markdown(question) for question in self.questions.open.values()
+        ]
+        workflow.set_current_details("\n\n---\n\n".join(parts))
 
     def _apply(self, resolved: ResolvedRun, principal: str) -> None:
         self.resolved = resolved
@@ -333,6 +354,7 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
                     start_to_close_timeout=MODEL_CALL_TIMEOUT,
                     heartbeat_timeout=MODEL_CALL_HEARTBEAT,
                     retry_policy=MODEL_CALL_RETRY,
+                    summary=f"model call {request.step} ({request.tier})",
                 )
             except ActivityError as err:
                 if index + 1 == len(deployments):
@@ -363,13 +385,18 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
             request,
             start_to_close_timeout=RETRIEVE_TIMEOUT,
             retry_policy=RETRIEVE_RETRY,
+            summary=f"search {request.collection}",
         )
         self.ledger.tool_seconds += (workflow.now() - started).total_seconds()
         return found.chunks
 
-    async def ask(self, call: ToolCall, rule: ApprovalRule) -> ApprovalOutcome:
-        """Wait for a human decision on `call`; the wait counts as review time."""
-        outcome = await self.gate.request(call, rule, self.principal)
+    async def ask(
+        self, call: ToolCall, rule: ApprovalRule, locked: Sequence[str] = ()
+    ) -> ApprovalOutcome:
+        """Wait for a human decision on `call` (`locked`: arguments no approver may edit);
+        the wait counts as review time.
+        """
+        outcome = await self.gate.request(call, rule, self.principal, locked)
         self.approvals.append(outcome)
         waited = (outcome.decided_at - outcome.requested_at).total_seconds()
         self.ledger.review_seconds += waited
@@ -413,6 +440,7 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
                 task_queue=queues.privileged(info.task_queue),
                 start_to_close_timeout=NOTIFY_TIMEOUT,
                 retry_policy=NOTIFY_RETRY,
+                summary=f"notify approvers: {request.tool}",
             )
         except ActivityError as err:
             workflow.logger.warning("approvers of %s not notified: %s", request.id, err.cause)

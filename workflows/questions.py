@@ -50,6 +50,8 @@ class QuestionGate:
         self.interrupt: Callable[[], bool] = _nothing_else_waits
         """While true, a waiting question stops waiting: the run is about to continue as new."""
         self._run_id = ""
+        self.on_change: Callable[[], None] = lambda: None
+        """Called when what waits changes (a question opens or ends)."""
 
     def scope(self, run_id: str) -> None:
         """Bind question ids to the run, so a reply meant for an earlier run of the same
@@ -140,7 +142,9 @@ class QuestionGate:
         if left > 0:
             try:
                 await workflow.wait_condition(
-                    lambda: question.id in self.answers or self.interrupt(), timeout=left
+                    lambda: question.id in self.answers or self.interrupt(),
+                    timeout=left,
+                    timeout_summary="question deadline",
                 )
             except TimeoutError:
                 workflow.logger.info("question %s: no reply by its deadline", question.id)
@@ -186,6 +190,7 @@ class QuestionGate:
                 ),
             ]
         )
+        self.on_change()
 
 
 class QuestionHandlers:

@@ -47,6 +47,8 @@ REGISTRY: dict[str, ToolDefinition] = {
             risk=RiskClass.SEND,
             scopes=["email:send"],
             privileged=True,
+            # An approver may fix the draft, never redirect it.
+            locked=["to"],
             # An approved reply outlives a mail server's outage of hours.
             retry_seconds=6 * 3600,
         ),

@@ -22,7 +22,6 @@ idempotency key in a header so the receiver can drop a repeat.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -38,6 +37,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.tools.arguments import parse_arguments
 from activities.tools.smtp import SmtpTransport
+from steward import approval_view
 from steward.models import ApprovalNotice, SendEmailArgs, ToolInvocation, ToolResult
 
 WEBHOOK_TIMEOUT_SECONDS = 10.0
@@ -58,12 +58,16 @@ class OutboxActivities:
         contacts: Mapping[str, str] | None = None,
         webhook_url: str | None = None,
         smtp: SmtpTransport | None = None,
+        ui_url: str | None = None,
+        namespace: str = "default",
     ) -> None:
         self.outbox = outbox
         self.sender = sender
         self.contacts = dict(contacts or {})
         self.webhook_url = webhook_url
         self.smtp = smtp
+        self.ui_url = ui_url
+        self.namespace = namespace
 
     def message_path(self, idempotency_key: str) -> Path:
         """Where the message for this key lands in the outbox."""
@@ -140,14 +144,27 @@ class OutboxActivities:
         message["Subject"] = f"Approval needed: {request.tool} in {request.workflow_id}"
         message["X-Steward-Approval"] = request.id
         needs = f"{request.required} of you" if request.required > 1 else "one of you"
+        links = ""
+        if self.ui_url:
+            run = approval_view.ui_run_url(self.ui_url, self.namespace, request.workflow_id)
+            mine = approval_view.ui_workflows_url(
+                self.ui_url, self.namespace, approval_view.waiting_for(None)
+            )
+            links = (
+                f"\nIn the Temporal UI: {run}\n"
+                f"(its current details show the call and the decide JSON to send)\n"
+                f"Everything waiting for approval: {mine}\n"
+            )
         message.set_content(
-            f"{request.requester} asked for {request.tool}; {needs} must decide "
-            f"by {request.deadline:%Y-%m-%d %H:%M} UTC"
+            f"{approval_view.visible(request.requester)} asked for {request.tool}; {needs} "
+            f"must decide by {request.deadline:%Y-%m-%d %H:%M} UTC"
             f"{' (escalated to you)' if request.escalated else ''}.\n\n"
             f"Arguments (digest {request.args_digest}):\n"
-            f"{json.dumps(request.arguments, indent=2, sort_keys=True)}\n\n"
-            f"Approve: {notice.approve_command}\n"
+            + "\n".join(approval_view.argument_lines(request.arguments))
+            + "\n\n"
+            f"Approve: {notice.approve_command}  (--edit to change it first)\n"
             f"Reject:  steward reject {request.id} --as NAME --reason TEXT\n"
+            f"{links}"
         )
         self.outbox.mkdir(parents=True, exist_ok=True)
         _write_once(target, bytes(message))

@@ -5,18 +5,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import click
 import typer
+from temporalio.client import Client
 
-from steward.cli.common import run
+from steward import approval_view
+from steward.approval_view import visible
+from steward.cli.common import run, ui_base, ui_link
 from steward.cli.keys import KeyOption
 from steward.cli.questions import describe_questions
 from steward.client import connect
 from steward.models import ApprovalRequest
-from steward.runs import decide, decide_by_signal, open_questions, pending
+from steward.runs import (
+    RunError,
+    decide,
+    decide_by_signal,
+    find_request,
+    open_questions,
+    pending,
+)
 
 AsOption = Annotated[str, typer.Option("--as", help="your approver name, as in steward.yaml")]
 DigestOption = Annotated[
@@ -47,7 +59,13 @@ def pending_command(
         if not waiting:
             typer.echo("no approvals waiting")
         for request in waiting:
-            _describe(request)
+            _describe(request, client.namespace)
+        base = ui_base()
+        if waiting and base:
+            for name in approval_view.names(waiting):
+                query = approval_view.waiting_for(name)
+                url = approval_view.ui_workflows_url(base, client.namespace, query)
+                typer.echo(f"waiting for {name} in the UI: {url}")
         if not questions:
             typer.echo("no questions open")
         describe_questions(questions)
@@ -62,13 +80,18 @@ def approve_command(
     digest: DigestOption = None,
     signal: SignalOption = False,
     key: KeyOption = None,
+    edit: Annotated[
+        bool,
+        typer.Option("--edit", help="edit the arguments in $EDITOR first; approve the edit"),
+    ] = False,
 ) -> None:
     """Approve one waiting action. Refused unless you are an allowed approver.
 
     Signed with your key when you have one (`steward keys new NAME`); where the rule needs
-    signed decisions, a key is required.
+    signed decisions, a key is required. With --edit, you approve your edit of the call
+    (fix the draft, drop a sentence); fields the tool locks, like an email's `to`, stay.
     """
-    _decide(approval_id, approver, True, reason, digest, signal, key)
+    _decide(approval_id, approver, True, reason, digest, signal, key, edit)
 
 
 def reject_command(
@@ -91,10 +114,12 @@ def _decide(
     digest: str | None,
     signal: bool,
     key: Path | None,
+    edit: bool = False,
 ) -> None:
     async def go() -> None:
         client = await connect()
         verb = "approved" if approve else "rejected"
+        arguments = await _edited(client, approval_id) if edit else None
         if signal:
             request, record = await decide_by_signal(
                 client,
@@ -104,6 +129,7 @@ def _decide(
                 reason=reason,
                 digest=digest,
                 key_file=key,
+                arguments=arguments,
             )
             if record is None:
                 typer.echo(
@@ -123,7 +149,10 @@ def _decide(
             reason=reason,
             digest=digest,
             key_file=key,
+            arguments=arguments,
         )
+        if arguments is not None:
+            typer.echo(f"edited: {request.tool} now waits on digest {receipt.args_digest}")
         if receipt.status == "awaiting_more":
             typer.echo(
                 f"recorded: {len(receipt.approved_by)} of {receipt.required} approvals for "
@@ -135,16 +164,37 @@ def _decide(
     run(go())
 
 
-def _describe(request: ApprovalRequest) -> None:
+async def _edited(client: Client, approval_id: str) -> dict[str, Any] | None:
+    """The waiting call's arguments as you edit them in $EDITOR; None if left unchanged."""
+    request = await find_request(client, approval_id)
+    original = json.dumps(request.arguments, indent=2, ensure_ascii=False) + "\n"
+    text = await asyncio.to_thread(click.edit, original, extension=".json")
+    if text is None or text == original:
+        return None
+    try:
+        edited = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RunError(f"your edit is not JSON (line {err.lineno}: {err.msg})") from None
+    if not isinstance(edited, dict):
+        raise RunError("your edit must stay a JSON object of the tool's arguments")
+    return edited
+
+
+def _describe(request: ApprovalRequest, namespace: str) -> None:
     typer.echo(f"{request.id}")
     typer.echo(f"  tool:      {request.tool}  (digest {request.args_digest})")
-    typer.echo(f"  requested: by {request.requester} at {request.requested_at:%Y-%m-%d %H:%M:%S}Z")
+    typer.echo(
+        f"  requested: by {visible(request.requester)} at {request.requested_at:%Y-%m-%d %H:%M:%S}Z"
+    )
     typer.echo(f"  deadline:  {request.deadline:%Y-%m-%d %H:%M:%S}Z")
-    needs = f"{request.required} of " if request.required > 1 else "one of "
-    typer.echo(f"  approvers: {needs}{', '.join(request.approvers)}")
+    typer.echo(f"  approvers: {approval_view.needs(request)}")
     if request.approved_by:
         typer.echo(f"  approved:  {', '.join(request.approved_by)} so far")
-    for key, value in request.arguments.items():
-        text = str(value).replace("\n", " ")
-        typer.echo(f"  {key}: {text[:100]}{'...' if len(text) > 100 else ''}")
-    typer.echo(f"  approve:   steward approve {request.id} --as NAME")
+    if request.edits:
+        typer.echo(f"  edited:    by {', '.join(edit.by for edit in request.edits)}")
+    for line in approval_view.argument_lines(request.arguments):
+        typer.echo(line)
+    typer.echo(f"  approve:   steward approve {request.id} --as NAME  (--edit to change it first)")
+    link = ui_link(request.workflow_id, namespace)
+    if link:
+        typer.echo(f"  in the UI: {link}")

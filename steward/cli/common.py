@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import typer
 from temporalio.service import RPCError
 
-from steward import devserver
+from steward import approval_view, devserver
 from steward.config import ConfigError
 from steward.runs import RunError
 
@@ -58,11 +58,20 @@ def whoami() -> str:
     return os.environ.get("STEWARD_USER") or getpass.getuser()
 
 
-def ui_link(workflow_id: str, namespace: str = "default") -> str | None:
-    """A Temporal UI link to a workflow, when the embedded server is the one in use."""
+UI_URL_VARIABLE = "STEWARD_UI_URL"
+
+
+def ui_base() -> str | None:
+    """The Temporal UI's address: $STEWARD_UI_URL, else the embedded server's when in use."""
+    if os.environ.get(UI_URL_VARIABLE):
+        return os.environ[UI_URL_VARIABLE].rstrip("/")
     if os.environ.get("TEMPORAL_ADDRESS"):
         return None
     server = devserver.status()
-    if server is None:
-        return None
-    return f"{server.ui_url}/namespaces/{namespace}/workflows/{workflow_id}"
+    return server.ui_url if server is not None else None
+
+
+def ui_link(workflow_id: str, namespace: str = "default") -> str | None:
+    """A Temporal UI link to a workflow, when the UI's address is known."""
+    base = ui_base()
+    return approval_view.ui_run_url(base, namespace, workflow_id) if base else None

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from steward import devserver
+from steward import approval_view, devserver
 from steward.config import DEFAULT_CONFIG_PATHS, ConfigError, load_config
 
 app = typer.Typer(
@@ -91,6 +91,10 @@ def _namespaces(config: str | None) -> list[str]:
 def _describe(server: devserver.DevServer) -> None:
     typer.echo(f"  address:  {server.address}")
     typer.echo(f"  UI:       {server.ui_url}")
+    waiting = approval_view.waiting_for(None)
+    typer.echo(
+        f"  waiting:  {approval_view.ui_workflows_url(server.ui_url, devserver.NAMESPACE, waiting)}"
+    )
     typer.echo(f"  database: {_shown(server.db_path)}")
     typer.echo(f"  log:      {_shown(server.log_path)}")
 

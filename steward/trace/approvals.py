@@ -14,6 +14,8 @@ says how each request ended.
 
 from __future__ import annotations
 
+import difflib
+import json
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -262,6 +264,19 @@ class ApprovalLog:
                 )
             entry.counted = not entry.refused
             if entry.counted and ended is None:
+                edit = decision.arguments
+                if edit is not None and edit != approval.arguments:
+                    # The gate put the edit in place: approvals before it no longer count.
+                    entry.edited = sorted(
+                        k
+                        for k in {*edit, *approval.arguments}
+                        if edit.get(k) != approval.arguments.get(k)
+                    )
+                    entry.diff = argument_diff(approval.arguments, edit)
+                    approval.original_arguments = approval.original_arguments or approval.arguments
+                    approval.arguments = dict(edit)
+                    approval.args_digest = decision.digest_approved(approval.tool or "")
+                    approved_by = []
                 if decision.approve:
                     approved_by.append(decision.approver)
                 if not decision.approve or len(approved_by) >= approval.required:
@@ -296,3 +311,21 @@ class ApprovalLog:
         if decision.approver in approved_by:
             return f"{decision.approver!r} already approved it"
         return ""
+
+
+def argument_diff(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """What an edit changed, as a unified diff of the arguments, one field at a time."""
+    lines: list[str] = []
+    for name in sorted({*before, *after}):
+        old, new = before.get(name), after.get(name)
+        if old == new:
+            continue
+        lines += difflib.unified_diff(
+            _lines(old), _lines(new), fromfile=f"{name} (asked)", tofile=f"{name} (approved)"
+        )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def _lines(value: Any) -> list[str]:
+    text = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
+    return text.splitlines(keepends=True)

@@ -141,6 +141,10 @@ class DecisionTrace(BaseModel):
     reason: str = ""
     counted: bool = False
     refused: str = ""
+    edited: list[str] = Field(
+        default_factory=list, description="arguments this decision changed (an edit)"
+    )
+    diff: str = Field(default="", description="the edit, as a unified diff of the arguments")
 
 
 class ApprovalTrace(BaseModel):
@@ -149,6 +153,9 @@ class ApprovalTrace(BaseModel):
     request_id: str
     tool: str | None = None
     arguments: dict[str, Any] = Field(default_factory=dict)
+    original_arguments: dict[str, Any] | None = Field(
+        default=None, description="the arguments as the run asked, when an approver edited them"
+    )
     args_digest: str | None = None
     requester: str | None = None
     approvers: list[str] = Field(default_factory=list)

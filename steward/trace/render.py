@@ -253,6 +253,9 @@ def _approval(approval: ApprovalTrace) -> tuple[str, list[str]]:
             f"{decision.via} from {decision.approver} (event {decision.event_id}): "
             f"{verdict}{said}, {counted}"
         )
+        if decision.edited:
+            lines.append(f"  edited {', '.join(decision.edited)}:")
+            lines.extend(f"    {line}" for line in decision.diff.splitlines())
     if approval.via:
         where = f" (event {approval.decided_event_id})" if approval.decided_event_id else ""
         lines.append(f"decided by {approval.via}{where}")
