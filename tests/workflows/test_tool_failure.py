@@ -21,7 +21,7 @@ from steward.models import ToolInvocation, ToolResult
 from steward.runs import decide, start_run
 from steward.trace import build_trace
 from tests.support.fake_model import FakeModel
-from tests.support.histories import history_id, record_history
+from tests.support.histories import history_id, readable_history, record_history
 from tests.support.stack import (
     activities_for_tests,
     outbox_messages,
@@ -71,7 +71,7 @@ async def test_a_tool_that_fails_for_good_fails_the_run_and_the_trace_says_so(
         with pytest.raises(WorkflowFailureError) as failed:
             await handle.result()
         await record_history(handle)
-        history = await handle.fetch_history()
+        history = await readable_history(handle)
 
     cause = failed.value.cause
     assert isinstance(cause, ActivityError)
