@@ -24,8 +24,10 @@ from temporalio.api.history.v1 import (
 )
 from temporalio.client import WorkflowHistory
 from temporalio.exceptions import ApplicationError
+from typer.testing import CliRunner
 
 from steward import codec
+from steward.cli import app
 from steward.codec import (
     ENCODING,
     KEY_ID_METADATA,
@@ -293,3 +295,31 @@ async def test_decoding_a_history_names_every_missing_key() -> None:
     assert "the history of wf-1" in str(missing.value)
     with pytest.raises(MissingKey, match="payload encryption is off here"):
         await decode_history(history, None)
+
+
+def test_keys_codec_new_prints_or_appends_a_key(tmp_path: Path) -> None:
+    runner = CliRunner()
+    printed = runner.invoke(app, ["keys", "codec-new"])
+    assert printed.exit_code == 0, printed.output
+    (line,) = printed.output.splitlines()
+    assert KeyRing.parse(line, "printed").newest.startswith("k")
+
+    ring_file = tmp_path / "secrets" / "codec.keys"
+    ring_file.parent.mkdir()
+    outputs = ""
+    for key_id in ("2025-06", "2025-12"):
+        added = runner.invoke(
+            app, ["keys", "codec-new", "--id", key_id, "--append", str(ring_file)]
+        )
+        assert added.exit_code == 0, added.output
+        assert f"added key {key_id} to {ring_file}" in added.output
+        outputs += added.output
+    assert codec.read_keyring(ring_file, "file").ids == ("2025-06", "2025-12")
+    assert stat.S_IMODE(ring_file.stat().st_mode) == 0o600
+    for entry in ring_file.read_text().splitlines()[-2:]:
+        assert entry.split(":")[1] not in outputs  # the key itself is never printed
+
+    again = runner.invoke(app, ["keys", "codec-new", "--id", "2025-12", "--append", str(ring_file)])
+    assert again.exit_code == 2 and "already holds a key '2025-12'" in again.output
+    bad = runner.invoke(app, ["keys", "codec-new", "--id", "no spaces"])
+    assert bad.exit_code == 2 and "bad key id 'no spaces'" in bad.output
