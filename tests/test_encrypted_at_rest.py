@@ -31,7 +31,7 @@ from typer.testing import CliRunner
 from steward import devserver
 from steward.cli import app
 from steward.client import connect
-from steward.codec import codec_from_environment
+from steward.codec import codec_from_environment, encrypted_key_id
 from steward.config import StewardConfig
 from steward.decoding import decode_history, history_payloads
 from steward.plugin import StewardPlugin
@@ -210,6 +210,9 @@ async def test_the_playbook_leaves_no_customer_text_at_rest(
     # What is plaintext by necessity holds no customer text: search attributes (indexed by
     # the server), workflow ids, memo, activity summaries and other user metadata (read
     # here decrypted, to check what Steward puts there, not only what is stored).
+    # (summaries are encrypted too, in this SDK; the rule holds for readers without it)
+    summaries = [e.user_metadata.summary for e in history.events if e.user_metadata.summary.data]
+    assert summaries and {encrypted_key_id(p) for p in summaries} == {"test-1"}
     readable = await decode_history(history, codec_from_environment())
     described = await handle.describe()
     plaintext = [
