@@ -100,18 +100,18 @@ def up(
         typer.echo(f"Temporal dev server already running (pid {server.pid}); reusing it.")
         if server.address.rsplit(":", 1)[1] != str(port):
             typer.echo("  (it keeps its ports; `steward dev down` first to change them)")
+        if stack.codec_server and server.codec_endpoint != stack.codec_server.url:
+            typer.echo(
+                "  (its UI was started without this codec server, so it shows payloads "
+                "encrypted: `steward dev down`, then `up`)"
+            )
     else:
         typer.echo(f"Temporal dev server started (pid {server.pid}).")
     _describe(server, stack.codec_server)
-    typer.echo(f"  namespaces: {', '.join(namespaces)}")
     if stack.keys is not None:
         made = " (created: keep it secret, back it up)" if stack.keys_created else ""
         typer.echo(f"  codec keys: {_shown(stack.keys)}{made}")
-    if stack.codec_server and server.codec_endpoint != stack.codec_server.url:
-        typer.echo(
-            "  (its UI was started without this codec server, so it shows payloads encrypted: "
-            "`steward dev down`, then `up`)"
-        )
+    typer.echo(f"  namespaces: {', '.join(namespaces)}")
 
 
 @app.command()
