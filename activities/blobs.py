@@ -10,6 +10,14 @@ different text.
 
 The default store is a local directory, which every worker on one machine shares; workers
 on several machines need an S3-compatible store (`S3BlobStore`, see `make_blob_store`).
+
+Blobs hold the same customer text as history, so they are encrypted at rest with the same
+key ring as payloads (`steward.codec`): a blob is stored as `steward-blob:aes256gcm:`, its
+key id, a newline, and the AES-GCM nonce and ciphertext, with its digest as associated
+data (so a blob moved under another name fails to decrypt). The name stays the SHA-256 of
+the plaintext, so the same text is still stored once: a second put finds it and writes
+nothing. A blob stored before encryption was on reads as it is. The name reveals only
+that digest, which confirms a guess of the whole text and nothing more.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from steward.blobs import OFFLOAD_BYTES, BlobRef, digest_of, preview_of
+from steward.codec import CodecError, KeyRing, MissingKey
 from steward.config import BlobConfig, S3BlobConfig
 from steward.models import Message, ToolInvocation, ToolResult
 
@@ -40,8 +49,41 @@ MAX_RESULT_BYTES = 1_800_000
 """Largest tool output returned inline: Temporal rejects payloads over 2 MB."""
 
 
+SEALED = b"steward-blob:aes256gcm:"
+"""How an encrypted blob begins."""
+
+
 class BlobMissing(Exception):
     """A referenced blob is not in the store (or its bytes do not match its digest)."""
+
+
+def seal(data: bytes, digest: str, keys: KeyRing | None) -> bytes:
+    """The bytes to store for `data` (named `digest`): encrypted when there are keys."""
+    if keys is None:
+        return data
+    key_id, sealed = keys.encrypt(data, associated=digest.encode())
+    return SEALED + key_id.encode() + b"\n" + sealed
+
+
+def unseal(stored: bytes, digest: str, keys: KeyRing | None, where: str) -> bytes:
+    """The text stored under `digest`, decrypted when it was encrypted, checked.
+
+    CodecError (MissingKey) when it was encrypted with a key `keys` lacks; BlobMissing when
+    what comes out is not what the digest names.
+    """
+    data = stored
+    if stored.startswith(SEALED):
+        key_id, _, sealed = stored[len(SEALED) :].partition(b"\n")
+        name = key_id.decode(errors="replace")
+        what = f"blob {digest} in {where}"
+        if keys is None:
+            raise MissingKey(
+                f"{what} is encrypted (key {name!r}), but payload encryption is off here", [name]
+            )
+        data = keys.decrypt(name, sealed, associated=digest.encode(), what=what)
+    if digest_of(data) != digest:
+        raise BlobMissing(f"blob {digest} in {where} is damaged (digest mismatch)")
+    return data
 
 
 class BlobStore(Protocol):
@@ -68,10 +110,11 @@ def _checked(digest: str) -> str:
 
 
 class LocalBlobStore:
-    """Blobs as files `ROOT/ab/abcdef...`, written atomically."""
+    """Blobs as files `ROOT/ab/abcdef...`, written atomically, encrypted with `keys`."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, keys: KeyRing | None = None) -> None:
         self.root = root
+        self.keys = keys
 
     def where(self) -> str:
         """The directory."""
@@ -90,7 +133,7 @@ class LocalBlobStore:
         handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(handle, "wb") as out:
-                out.write(data)
+                out.write(seal(data, digest, self.keys))
             os.replace(temp, path)
         except BaseException:
             Path(temp).unlink(missing_ok=True)
@@ -98,14 +141,12 @@ class LocalBlobStore:
         return digest
 
     def get(self, digest: str) -> bytes:
-        """Read and verify a blob."""
+        """Read, decrypt and verify a blob."""
         try:
-            data = self._path(digest).read_bytes()
+            stored = self._path(digest).read_bytes()
         except FileNotFoundError:
             raise BlobMissing(f"blob {digest} is not in {self.root}") from None
-        if digest_of(data) != digest:
-            raise BlobMissing(f"blob {digest} in {self.root} is damaged (digest mismatch)")
-        return data
+        return unseal(stored, digest, self.keys, str(self.root))
 
 
 S3_CONNECT_TIMEOUT_SECONDS = 5
@@ -127,11 +168,12 @@ class S3BlobStore:
     """Blobs as objects `PREFIX/ab/abcdef...` in an S3-compatible bucket.
 
     Credentials come from the worker's environment through boto3's usual chain, never from
-    the config, and no error raised here carries them.
+    the config, and no error raised here carries them. Objects are encrypted with `keys`.
     """
 
-    def __init__(self, config: S3BlobConfig) -> None:
+    def __init__(self, config: S3BlobConfig, keys: KeyRing | None = None) -> None:
         self.config = config
+        self.keys = keys
         self._client: Any = None
         self._client_lock = threading.Lock()
 
@@ -213,27 +255,28 @@ class S3BlobStore:
             raise self._failure("check", key, err) from None
         try:
             self._s3().put_object(
-                Bucket=bucket, Key=key, Body=data, ContentType="application/octet-stream"
+                Bucket=bucket,
+                Key=key,
+                Body=seal(data, digest, self.keys),
+                ContentType="application/octet-stream",
             )
         except (ClientError, BotoCoreError) as err:
             raise self._failure("write", key, err) from None
         return digest
 
     def get(self, digest: str) -> bytes:
-        """Download and verify a blob."""
+        """Download, decrypt and verify a blob."""
         key = self._key(digest)
         bucket = self.config.bucket
         try:
-            data: bytes = self._s3().get_object(Bucket=bucket, Key=key)["Body"].read()
+            stored: bytes = self._s3().get_object(Bucket=bucket, Key=key)["Body"].read()
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") in _ABSENT_CODES:
                 raise BlobMissing(f"blob {digest} is not in s3://{bucket}/{key}") from None
             raise self._failure("read", key, err) from None
         except BotoCoreError as err:
             raise self._failure("read", key, err) from None
-        if digest_of(data) != digest:
-            raise BlobMissing(f"blob {digest} in s3://{bucket}/{key} is damaged (digest mismatch)")
-        return data
+        return unseal(stored, digest, self.keys, f"s3://{bucket}/{key}")
 
 
 class Offloader:
@@ -263,6 +306,10 @@ class Offloader:
                 type="BlobMissing",
                 non_retryable=True,
             ) from None
+        except CodecError as err:
+            # Every worker must hold the key ring's keys; this one lacks one (or the blob
+            # was damaged). Another attempt on this worker would fail alike.
+            raise ApplicationError(str(err), type="BlobUnreadable", non_retryable=True) from None
         return data.decode()
 
     async def messages(self, messages: Sequence[Message]) -> list[dict[str, Any]]:
@@ -334,13 +381,15 @@ class Offloader:
         return activity.defn(name=definition.name)(offloading)
 
 
-def make_blob_store(config: BlobConfig) -> BlobStore:
-    """The store steward.yaml's `blobs:` names: a local directory unless `s3` is set."""
+def make_blob_store(config: BlobConfig, keys: KeyRing | None) -> BlobStore:
+    """The store steward.yaml's `blobs:` names (a local directory unless `s3` is set),
+    encrypting with `keys` (None: blobs stored as they are, `STEWARD_CODEC=off`).
+    """
     if config.s3 is not None:
-        return S3BlobStore(config.s3)
-    return LocalBlobStore(Path(config.path))
+        return S3BlobStore(config.s3, keys)
+    return LocalBlobStore(Path(config.path), keys)
 
 
-def make_offloader(config: BlobConfig) -> Offloader:
-    """An offloader over the configured store and threshold."""
-    return Offloader(make_blob_store(config), config.threshold_bytes)
+def make_offloader(config: BlobConfig, keys: KeyRing | None) -> Offloader:
+    """An offloader over the configured store and threshold, encrypting with `keys`."""
+    return Offloader(make_blob_store(config, keys), config.threshold_bytes)

@@ -32,6 +32,8 @@ from evals.labels import label_all
 from evals.models import APPROVAL_PENDING_SIGNAL, CaseScores, ScoreRequest
 from evals.scorers import RunView, latency_of, model_calls_of, score
 from evals.script import SCRIPT_MEMO, Script, ScriptedError
+from steward.codec import CodecError
+from steward.decoding import decode_history
 from steward.models import (
     ApprovalNotice,
     HttpGetArgs,
@@ -71,9 +73,8 @@ class EvalActivities:
     @activity.defn(name="score_eval_case")
     async def score_case(self, request: ScoreRequest) -> CaseScores:
         """Fetch the run's history, build its trace, apply the deterministic scorers."""
-        handle = activity.client().get_workflow_handle(
-            request.workflow_id, run_id=request.run_id or None
-        )
+        client = activity.client()
+        handle = client.get_workflow_handle(request.workflow_id, run_id=request.run_id or None)
         try:
             history = await handle.fetch_history()
         except RPCError as err:
@@ -81,6 +82,11 @@ class EvalActivities:
                 f"cannot read the history of {request.workflow_id}: {err.message}",
                 type="HistoryUnavailable",
             ) from None
+        try:
+            # With the worker's own codec: the case ran on this worker's key ring.
+            history = await decode_history(history, client.data_converter.payload_codec)
+        except CodecError as err:
+            raise ApplicationError(str(err), type="HistoryUnreadable", non_retryable=True) from None
         trace = build_trace(history)
         view = RunView.of(request.result, trace, request.error)
         names = label_all(request.expect)

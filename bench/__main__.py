@@ -8,10 +8,13 @@ only Steward and Temporal are timed:
 - the marginal cost of one more step: (a five-turn run - a one-turn run) / 4;
 - completed runs per second at 1, 10 and 50 concurrent runs;
 - the model layer's own cost per call (routing, budget check, ledger) against one step;
+- the payload codec's cost per step (AES-256-GCM: encrypting and decrypting each payload
+  one more step adds to history), against one step, and the marginal step with the codec
+  off, interleaved with the same runs on the same server;
 - the support playbook's cost on the shipped tickets routed by tier, against every call on
   the strongest tier (litellm's prices for gpt-4o-mini and gpt-4o, the fake's token counts);
-- replay time per 1,000 history events and trace building/rendering time, on the history
-  of a 100-step agent run;
+- replay time per 1,000 history events and trace decrypting/building/rendering time, on
+  the history of a 100-step agent run;
 - retrieval: ingest throughput, query latency at 1k, 10k and 50k chunks, and a search as
   an activity against the same search called directly (`bench/retrieval.py`);
 - a handoff to a specialist (a child workflow) against a direct tool call by the same
@@ -36,12 +39,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from temporalio.client import Client, WorkflowHistory
+from temporalio.api.common.v1 import Payload
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.llm import LLMActivities
@@ -50,10 +55,13 @@ from bench import handoffs as handoff_bench
 from bench import long_runs as long_runs_bench
 from bench import overhead as side_by_side
 from bench import retrieval as retrieval_bench
+from bench import steward_plugin
 from steward import devserver
 from steward import search_attributes as sa
 from steward.budget import next_call_exceeds
+from steward.codec import codec_from_environment, encrypted_key_id
 from steward.config import Deployment, StewardConfig, load_config
+from steward.decoding import decode_history, history_payloads
 from steward.models import (
     AgentProfile,
     Budget,
@@ -95,36 +103,69 @@ async def timed(action: Callable[[], Awaitable[Any]]) -> float:
 
 async def agent_run(
     client: Client, config: StewardConfig, queue: str, fake: FakeModel, turns: int
-) -> None:
+) -> WorkflowHandle[Any, Any]:
     for _ in range(turns - 1):
         fake.queue("not json")  # an invalid turn: the loop tells the model and goes on
     fake.queue(ANSWER)
     handle = await start_run(client, config, "helpdesk", "say ok", "bench", task_queue=queue)
     result = await handle.result()
     assert result.status == "completed", result
+    return handle
 
 
 async def measure(
-    label: str, env: WorkflowEnvironment, fake: FakeModel, config: StewardConfig
+    label: str,
+    env: WorkflowEnvironment,
+    fake: FakeModel,
+    config: StewardConfig,
+    *,
+    codec_off: bool = False,
 ) -> dict[str, Any]:
+    """Direct call, one-step run, +1 step, throughput; with `codec_off`, also the one- and
+    five-step runs of a client and workers without the codec, interleaved with the rest.
+    """
     llm = LLMActivities({"fast": [Deployment(model="fake/bench")]}, allow_paid=False)
     request = LLMRequest(step="bench", tier="fast", messages=[Message(role="user", content="hi")])
     activity_env = ActivityEnvironment()
     queue = f"bench-{uuid.uuid4().hex[:8]}"
+    plain_queue = f"bench-plain-{uuid.uuid4().hex[:8]}"
+    address = env.client.service_client.config.target_host
+    plain = await Client.connect(address, plugins=[StewardPlugin(None)])
     direct: list[float] = []
     one: list[float] = []
     five: list[float] = []
+    one_plain: list[float] = []
+    five_plain: list[float] = []
 
     async def direct_call() -> None:
         fake.queue(ANSWER)
         await activity_env.run(llm.complete, request)
 
-    async with running_workers(env.client, config, queue, activities=activities_for_tests(config)):
+    async with AsyncExitStack() as workers:
+        await workers.enter_async_context(
+            running_workers(env.client, config, queue, activities=activities_for_tests(config))
+        )
+        if codec_off:
+            await workers.enter_async_context(
+                running_workers(plain, config, plain_queue, activities=activities_for_tests(config))
+            )
+            await agent_run(plain, config, plain_queue, fake, 1)
         await agent_run(env.client, config, queue, fake, 1)  # warm up the worker and caches
-        for _ in range(ROUNDS):  # interleaved, so drift in the machine hits all three alike
+        for _ in range(ROUNDS):  # interleaved, so drift in the machine hits all alike
             direct.append(await timed(direct_call))
             one.append(await timed(lambda: agent_run(env.client, config, queue, fake, 1)))
             five.append(await timed(lambda: agent_run(env.client, config, queue, fake, 5)))
+            if codec_off:
+                one_plain.append(
+                    await timed(lambda: agent_run(plain, config, plain_queue, fake, 1))
+                )
+                five_plain.append(
+                    await timed(lambda: agent_run(plain, config, plain_queue, fake, 5))
+                )
+        codec_cost = codec_step_cost(
+            await (await agent_run(env.client, config, queue, fake, 1)).fetch_history(),
+            await (await agent_run(env.client, config, queue, fake, 5)).fetch_history(),
+        )
         throughput: dict[int, float] = {}
         for level in CONCURRENCY:
             semaphore = asyncio.Semaphore(level)
@@ -137,7 +178,47 @@ async def measure(
             await asyncio.gather(*(bounded(semaphore) for _ in range(RUNS_PER_LEVEL)))
             throughput[level] = RUNS_PER_LEVEL / (time.perf_counter() - started)
     d, o, f = (statistics.median(x) for x in (direct, one, five))
-    return {"label": label, "direct": d, "one": o, "step": (f - o) / 4, "throughput": throughput}
+    measured = {
+        "label": label,
+        "direct": d,
+        "one": o,
+        "step": (f - o) / 4,
+        "throughput": throughput,
+    }
+    measured["codec"] = codec_cost
+    if codec_off:
+        o_plain, f_plain = statistics.median(one_plain), statistics.median(five_plain)
+        measured["step_plain"] = (f_plain - o_plain) / 4
+    return measured
+
+
+def codec_step_cost(
+    one: WorkflowHistory, five: WorkflowHistory, rounds: int = 200
+) -> dict[str, float]:
+    """What the payload codec costs per agent step, in CPU: each payload one more step adds
+    to history encrypted once (by its writer) and decrypted once (by its reader), with the
+    bench's key ring, from a one-step and a five-step run's stored payloads.
+    """
+    codec = codec_from_environment()
+    assert codec is not None, "the bench measures the codec: it cannot be off"
+
+    def stored(history: WorkflowHistory) -> list[Payload]:
+        return [p for p in history_payloads(history) if encrypted_key_id(p) is not None]
+
+    def seconds_per_round(payloads: list[Payload]) -> float:
+        plain = [codec.decrypt(payload) for payload in payloads]
+        started = time.perf_counter()
+        for _ in range(rounds):
+            for payload in plain:
+                codec.decrypt(codec.encrypt(payload))
+        return (time.perf_counter() - started) / rounds
+
+    short, long = stored(one), stored(five)
+    return {
+        "us": (seconds_per_round(long) - seconds_per_round(short)) / 4 * 1e6,
+        "payloads": (len(long) - len(short)) / 4,
+        "bytes": (sum(p.ByteSize() for p in long) - sum(p.ByteSize() for p in short)) / 4,
+    }
 
 
 def model_layer_overhead_us(iterations: int = 20_000) -> float:
@@ -223,15 +304,20 @@ async def long_run_history(
 
 
 async def history_costs(history: WorkflowHistory, rounds: int = 5) -> dict[str, float]:
-    """Median replay ms per 1,000 events, and ms to build and render the trace."""
-    replays, builds, texts, htmls = [], [], [], []
+    """Median replay ms per 1,000 events, and ms to decrypt the history (the codec), build
+    and render the trace."""
+    replays, decrypts, builds, texts, htmls = [], [], [], [], []
+    codec = codec_from_environment()
     for _ in range(rounds):
         started = time.perf_counter()
         (report,) = await replay([history])
         replays.append((time.perf_counter() - started) * 1000 / len(history.events) * 1000)
         assert report.ok, report
         started = time.perf_counter()
-        trace = build_trace(history)
+        readable = await decode_history(history, codec)
+        decrypts.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        trace = build_trace(readable)
         builds.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         render_text(trace)
@@ -242,6 +328,7 @@ async def history_costs(history: WorkflowHistory, rounds: int = 5) -> dict[str, 
     return {
         "events": float(len(history.events)),
         "replay_per_1000": statistics.median(replays),
+        "decrypt": statistics.median(decrypts),
         "build": statistics.median(builds),
         "text": statistics.median(texts),
         "html": statistics.median(htmls),
@@ -261,14 +348,14 @@ async def main() -> None:
     costs: list[tuple[str, float, float]] = []
     for label, extra in (("tuned", devserver.tuning_args()), ("defaults", [])):
         env = await WorkflowEnvironment.start_local(
-            plugins=[StewardPlugin()],
+            plugins=[steward_plugin()],
             dev_server_existing_path=str(devserver.temporal_binary()),
             search_attributes=sa.ALL,
             dev_server_extra_args=[*extra, "--db-filename", str(scratch / f"{label}.db")],
             dev_server_log_level="error",
         )
         try:
-            results.append(await measure(label, env, fake, config))
+            results.append(await measure(label, env, fake, config, codec_off=label == "tuned"))
             if label == "tuned":
                 costs = await routed_costs(env, fake, config)
                 long_history = await long_run_history(env, fake, config)
@@ -296,6 +383,14 @@ async def main() -> None:
         f"\nmodel layer per call (routing, budget, ledger): {overhead:.1f} us, "
         f"{overhead / 1000 / tuned['step']:.2%} of one step through Temporal"
     )
+    codec = tuned["codec"]
+    print(
+        f"payload codec per step (AES-256-GCM, {codec['payloads']:.0f} payloads, "
+        f"{codec['bytes'] / 1024:.1f} KB): {codec['us']:.0f} us CPU, "
+        f"{codec['us'] / 1000 / tuned['step']:.2%} of one step through Temporal "
+        f"({tuned['step']:.1f} ms); +1 step with the codec off: {tuned['step_plain']:.1f} ms "
+        "(interleaved, same server)"
+    )
     print("\nsupport playbook cost, routed by tier vs every call on the strongest tier:")
     for name, routed, strongest in costs:
         print(
@@ -304,8 +399,9 @@ async def main() -> None:
     history = await history_costs(long_history)
     print(
         f"\n100-step agent run: {history['events']:.0f} events; replay "
-        f"{history['replay_per_1000']:.0f} ms per 1,000 events; trace build "
-        f"{history['build']:.0f} ms, text {history['text']:.0f} ms, html {history['html']:.0f} ms"
+        f"{history['replay_per_1000']:.0f} ms per 1,000 events; trace: decrypt "
+        f"{history['decrypt']:.0f} ms, build {history['build']:.0f} ms, text "
+        f"{history['text']:.0f} ms, html {history['html']:.0f} ms"
     )
     print(
         f"\ntuning: 1-step run {default['one'] / tuned['one']:.1f}x faster, "

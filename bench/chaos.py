@@ -75,6 +75,7 @@ from temporalio.client import (
 from temporalio.service import RPCError
 
 from activities.tools.email import SENT_RECORDS, message_id_for
+from bench import share_key_ring, steward_plugin
 from steward import devserver, queues
 from steward import search_attributes as sa
 from steward.config import StewardConfig, load_config
@@ -87,7 +88,6 @@ from steward.models import (
     idempotency_key,
     run_tag,
 )
-from steward.plugin import StewardPlugin
 from steward.runs import RunError, decide, decide_by_signal, find_request, start_run
 from tests.support.smtp_server import Inbox, Received
 
@@ -517,7 +517,7 @@ class WorkerProcess:
 
 async def connect_to(server: Server) -> Client:
     return await Client.connect(
-        server.address, namespace=devserver.NAMESPACE, plugins=[StewardPlugin()]
+        server.address, namespace=devserver.NAMESPACE, plugins=[steward_plugin()]
     )
 
 
@@ -1055,6 +1055,7 @@ async def run_chaos(options: ChaosOptions) -> Report:
     """
     if options.runs < 2:
         raise ChaosError("--runs must be at least 2 (half ask for approval)")
+    share_key_ring()  # before any worker process copies the environment
     if options.work_dir is not None:
         options.work_dir.mkdir(parents=True, exist_ok=True)
         if any(options.work_dir.iterdir()):

@@ -18,6 +18,7 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from activities.llm import LLMActivities
+from bench import steward_plugin
 from evals.models import EvalRequest, EvalResult, scripted_queue
 from evals.runner import start_eval
 from evals.suite import Suite, resolve_cases
@@ -25,7 +26,6 @@ from evals.worker import eval_workers
 from steward import devserver
 from steward import search_attributes as sa
 from steward.config import StewardConfig, load_config
-from steward.plugin import StewardPlugin
 from tests.support.fake_model import FakeModel, install_fake_model
 
 CASES = int(os.environ.get("BENCH_EVAL_CASES", "20"))
@@ -96,7 +96,7 @@ async def main(scratch: Path) -> None:
     fake = install_fake_model(FakeModel(latency=LATENCY))
     config = bench_config(scratch)
     env = await WorkflowEnvironment.start_local(
-        plugins=[StewardPlugin()],
+        plugins=[steward_plugin()],
         dev_server_existing_path=str(devserver.temporal_binary()),
         search_attributes=sa.ALL,
         dev_server_extra_args=[

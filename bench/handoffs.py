@@ -32,11 +32,11 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from activities.tools.http_get import HttpActivities
+from bench import steward_plugin
 from bench.overhead import PageHandler
 from steward import devserver
 from steward import search_attributes as sa
 from steward.config import StewardConfig, load_config
-from steward.plugin import StewardPlugin
 from steward.runs import start_run
 from tests.support.fake_model import FakeModel, FakeReply, install_fake_model
 from tests.support.stack import activities_for_tests, running_workers
@@ -146,7 +146,7 @@ async def measure() -> list[str]:
     threading.Thread(target=page.serve_forever, daemon=True).start()
     direct_task = f"Fetch http://127.0.0.1:{page.server_address[1]}/"
     env = await WorkflowEnvironment.start_local(
-        plugins=[StewardPlugin()],
+        plugins=[steward_plugin()],
         dev_server_existing_path=str(devserver.temporal_binary()),
         search_attributes=sa.ALL,
         dev_server_extra_args=[*devserver.tuning_args(), "--db-filename", str(scratch / "h.db")],

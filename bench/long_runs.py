@@ -24,10 +24,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.llm import LLMActivities
 from activities.tools.http_get import HttpActivities
+from bench import steward_plugin
 from steward import devserver
 from steward import search_attributes as sa
 from steward.config import StewardConfig, load_config
-from steward.plugin import StewardPlugin
 from steward.runs import start_run
 from tests.support.fake_model import FakeModel, install_fake_model
 from tests.support.stack import activities_for_tests, running_workers
@@ -95,7 +95,7 @@ async def measure() -> list[str]:
     scratch = Path(tempfile.mkdtemp(prefix="steward-bench-long-"))
     config = _config(scratch)
     env = await WorkflowEnvironment.start_local(
-        plugins=[StewardPlugin()],
+        plugins=[steward_plugin()],
         dev_server_existing_path=str(devserver.temporal_binary()),
         search_attributes=sa.ALL,
         dev_server_extra_args=[*devserver.tuning_args(), "--db-filename", str(scratch / "t.db")],

@@ -50,10 +50,10 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
+from bench import steward_plugin
 from steward import devserver
 from steward import search_attributes as sa
 from steward.config import StewardConfig, load_config
-from steward.plugin import StewardPlugin
 from steward.runs import start_run
 from tests.support.fake_model import FakeModel, FakeReply, install_fake_model
 
@@ -447,7 +447,7 @@ async def measure(server_args: Sequence[str] | None = None) -> Result:
     """Start the server, the page and both workers; measure; stop everything."""
     scratch = Path(tempfile.mkdtemp(prefix="steward-overhead-"))
     env = await WorkflowEnvironment.start_local(
-        plugins=[StewardPlugin()],
+        plugins=[steward_plugin()],
         dev_server_existing_path=str(devserver.temporal_binary()),
         search_attributes=sa.ALL,
         dev_server_extra_args=[
@@ -586,7 +586,7 @@ async def steward_worker(address: str, queue: str, scratch: Path, latency: float
             timeout_seconds=config.http.timeout_seconds,
         ),
     )
-    client = await Client.connect(address, plugins=[StewardPlugin()])
+    client = await Client.connect(address, plugins=[steward_plugin()])
     (worker,) = build_workers(client, activities, task_queue=queue, role="default")
     async with worker:
         print(_READY, flush=True)

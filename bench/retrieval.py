@@ -30,10 +30,11 @@ from temporalio.worker import Worker
 
 from activities.embeddings import WordLlamaEmbedder
 from activities.retrieval import RetrievalActivities, VectorStore, chunk_point
+from bench import steward_plugin
 from steward import devserver
 from steward import search_attributes as sa
 from steward.config import load_config
-from steward.plugin import SANDBOX, StewardPlugin
+from steward.plugin import SANDBOX
 from steward.retrieval import IngestRequest, RetrieveRequest, RetrieveResult
 from tests.support.retrieval import ingest
 from tests.support.stack import activities_for_tests, running_workers
@@ -181,7 +182,7 @@ async def measure() -> list[str]:
     """Run every retrieval measurement; return the lines to print."""
     scratch = Path(tempfile.mkdtemp(prefix="steward-bench-retrieval-"))
     env = await WorkflowEnvironment.start_local(
-        plugins=[StewardPlugin()],
+        plugins=[steward_plugin()],
         dev_server_existing_path=str(devserver.temporal_binary()),
         search_attributes=sa.ALL,
         dev_server_extra_args=[*devserver.tuning_args(), "--db-filename", str(scratch / "t.db")],

@@ -120,7 +120,7 @@ async def _suite(options: EvalOptions) -> Suite:
 
     histories = []
     for target in options.targets:
-        histories += await histories_for(target)
+        histories += await histories_for(target, decode=True)
     return suite_from_histories(histories)
 
 

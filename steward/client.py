@@ -3,7 +3,9 @@
 Connection settings come from Temporal's own environment configuration (TEMPORAL_ADDRESS,
 TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS settings and profiles in temporal.toml). With no
 address configured, it talks to the embedded dev server that `steward dev up` started.
-Every client carries the pydantic data converter so Steward's payloads round-trip typed.
+Every client carries the StewardPlugin: the pydantic data converter, so Steward's payloads
+round-trip typed, and the payload codec of the environment's key ring (`steward.codec`), so
+they reach the server encrypted.
 
 The environment (dev, staging, prod) is chosen here too, once for every command and worker:
 `STEWARD_ENV` names one declared in steward.yaml, `load_settings` merges its overrides, and
@@ -20,6 +22,7 @@ from temporalio.client import Client
 from temporalio.envconfig import ClientConfig
 
 from steward import devserver
+from steward.codec import codec_from_environment
 from steward.config import StewardConfig, load_config
 from steward.plugin import StewardPlugin
 
@@ -54,8 +57,13 @@ def connect_options(settings: StewardConfig | None = None) -> dict[str, Any]:
 
 
 async def connect(settings: StewardConfig | None = None, **overrides: Any) -> Client:
-    """Connect in the environment's namespace (see connect_options) with the pydantic converter."""
+    """Connect in the environment's namespace (see connect_options) with Steward's plugin.
+
+    The codec comes from the environment's key ring; `steward.codec.KeyRingError` when
+    none is configured (and encryption is not turned off).
+    """
     options = connect_options(settings)
     options.update(overrides)
     target = options.pop("target_host")
-    return await Client.connect(target, plugins=[StewardPlugin()], **options)
+    plugin = StewardPlugin(codec_from_environment())
+    return await Client.connect(target, plugins=[plugin], **options)

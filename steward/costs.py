@@ -29,6 +29,7 @@ from temporalio.client import (
 from temporalio.service import RPCError
 
 from steward import search_attributes as sa
+from steward.codec import CodecError
 from steward.models import Ledger, RunProgress, RunResult, Strict, TierSpend
 
 DEFAULT_LIMIT = 1000
@@ -194,6 +195,7 @@ async def _run_cost(
         WorkflowQueryFailedError,
         WorkflowQueryRejectedError,
         ValidationError,
+        CodecError,  # a ledger encrypted with a key this ring lacks: the error names it
     ) as err:
         cost.error = f"{type(err).__name__}: {err}"
     return cost

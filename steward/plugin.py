@@ -2,15 +2,25 @@
 
 `StewardPlugin` carries what each of them must agree on, so it is set in one place: the
 data converter (pydantic payloads; the failure converter that sends refusals without a
-stack trace; the payload codec, when one is given) and the workflow sandbox's settings.
-`connect()` puts it on every client, and workers built from that client inherit it; the
-Replayer, the test environments and the bench take it too. Which workflows and activities
-a worker serves depends on its role and is wired by `workers.build`.
+stack trace; the payload codec that encrypts payloads, `steward.codec`) and the workflow
+sandbox's settings. `connect()` puts it on every client, with the codec of the
+environment's key ring, and workers built from that client inherit it; the Replayer, the
+test environments and the bench take it too. Which workflows and activities a worker
+serves depends on its role and is wired by `workers.build`.
+
+With a codec, failure messages and stack traces travel encrypted as well (Temporal's
+`encoded_attributes`): an error can quote what it failed on (a ticket, a tool's
+arguments), and history must not hold that in plaintext. Clients with the codec (the
+`steward` CLI, the Temporal UI and CLI through the codec server) read a refusal as the
+same one line; a client without the codec reads "Encoded failure", as it reads every
+other payload as ciphertext. Only a failure's type (`BadInput`, `DecisionRefused`...)
+stays in plaintext.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar, Final
 
 from temporalio.api.failure.v1 import Failure
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -54,6 +64,10 @@ SANDBOX = SandboxedWorkflowRunner(
 )
 
 
+ENCODED_MESSAGE: Final = "Encoded failure"
+"""What a failure's message reads in history when the real one travels encrypted."""
+
+
 class StewardFailureConverter(DefaultFailureConverter):
     """The default failure converter, except that a refusal travels without a stack trace.
 
@@ -61,20 +75,52 @@ class StewardFailureConverter(DefaultFailureConverter):
     its trace would show the worker's file paths to whoever sent the bad input.
     """
 
+    encode_attributes: ClassVar[bool] = False
+    """Whether messages and stack traces move into the payload the codec encrypts."""
+
+    def __init__(self) -> None:
+        """See class; encoding is done here, after a refusal's trace is gone."""
+        super().__init__(encode_common_attributes=False)
+
     def to_failure(
         self, exception: BaseException, payload_converter: PayloadConverter, failure: Failure
     ) -> None:
-        """See base class; refusals lose their stack trace."""
+        """See base class; refusals lose their stack trace, then the rest may be encoded.
+
+        Causes come through here too (the base class converts them with `to_failure`), so
+        every level of a chain is treated alike.
+        """
         super().to_failure(exception, payload_converter, failure)
         if isinstance(exception, Refused):
             failure.stack_trace = ""
+        already = failure.HasField("encoded_attributes") and failure.message == ENCODED_MESSAGE
+        # A refusal names fields, ids and rules, never what a customer wrote, and must read
+        # as its one line wherever it is shown (the Temporal UI's update dialog decodes no
+        # failure), so it stays as it is.
+        if self.encode_attributes and not already and not isinstance(exception, Refused):
+            # The shape Temporal's SDKs, UI and CLI read back (DefaultFailureConverter's).
+            attributes = {"message": failure.message, "stack_trace": failure.stack_trace}
+            failure.encoded_attributes.CopyFrom(payload_converter.to_payloads([attributes])[0])
+            failure.message = ENCODED_MESSAGE
+            failure.stack_trace = ""
 
 
-def data_converter(codec: PayloadCodec | None = None) -> DataConverter:
-    """Steward's data converter: pydantic payloads, one-line refusals, and `codec`."""
+class EncodedFailureConverter(StewardFailureConverter):
+    """StewardFailureConverter with messages and stack traces encoded by the codec."""
+
+    encode_attributes = True
+
+
+def data_converter(codec: PayloadCodec | None) -> DataConverter:
+    """Steward's data converter: pydantic payloads, one-line refusals, and `codec`.
+
+    With a codec, failure messages are encoded with the payloads (see the module doc).
+    """
     return dataclasses.replace(
         pydantic_data_converter,
-        failure_converter_class=StewardFailureConverter,
+        failure_converter_class=(
+            EncodedFailureConverter if codec is not None else StewardFailureConverter
+        ),
         payload_codec=codec,
     )
 
@@ -82,7 +128,11 @@ def data_converter(codec: PayloadCodec | None = None) -> DataConverter:
 class StewardPlugin(SimplePlugin):
     """Steward's converter and sandbox, for clients, workers and replayers alike."""
 
-    def __init__(self, codec: PayloadCodec | None = None) -> None:
-        """A plugin whose payloads go through `codec` (None: payloads as they are)."""
+    def __init__(self, codec: PayloadCodec | None) -> None:
+        """A plugin whose payloads go through `codec`.
+
+        Required, so no client or worker is built without deciding: `connect()` passes
+        `codec_from_environment()`; None means payloads as they are (`STEWARD_CODEC=off`).
+        """
         super().__init__("steward", data_converter=data_converter(codec), workflow_runner=SANDBOX)
         self.codec = codec

@@ -7,6 +7,11 @@ catches it. A report names the event where the code diverged, what history holds
 and what today's code did instead. Histories come from exported JSON files (the workflow
 id is the file name unless given), from the server by workflow id, or from a visibility
 query, bounded by a limit.
+
+Histories are kept as the server stores them (payloads encrypted, see `steward.codec`):
+the Replayer decrypts as it replays, and an export stays ciphertext. Readers of events
+(the trace, the eval recorder) ask `histories_for(..., decode=True)`. Either way a history
+holding a key the ring lacks is refused up front, naming the key id.
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ from pydantic import BaseModel, Field
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
+from temporalio.converter import PayloadCodec
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
+from steward.codec import MissingKey, codec_from_environment
+from steward.decoding import check_keys, decode_history, history_payloads
 from steward.models import LLMRequest, ToolInvocation
 from steward.plugin import StewardPlugin
 from steward.runs import RunError
@@ -130,12 +138,28 @@ async def histories_for(
     run_id: str | None = None,
     query: str | None = None,
     limit: int = DEFAULT_LIMIT,
+    decode: bool = False,
 ) -> list[WorkflowHistory]:
     """What a command names: a JSON file, a folder of them, a workflow id, or a query.
 
     A name that exists on disk, or ends in `.json`, is a file; anything else is a
-    workflow id. The server is only contacted when needed.
+    workflow id. The server is only contacted when needed. With `decode`, payloads come
+    back decrypted with the environment's key ring (MissingKey when it lacks one).
     """
+    histories = await _histories(target, workflow_id, run_id, query, limit)
+    if not decode:
+        return histories
+    codec = codec_from_environment()
+    return [await decode_history(history, codec) for history in histories]
+
+
+async def _histories(
+    target: str | None,
+    workflow_id: str | None,
+    run_id: str | None,
+    query: str | None,
+    limit: int,
+) -> list[WorkflowHistory]:
     local = _local_histories(target, workflow_id) if target is not None else None
     if local is not None:
         return local
@@ -167,16 +191,47 @@ def _local_histories(target: str, workflow_id: str | None) -> list[WorkflowHisto
 async def replay(
     histories: Iterable[WorkflowHistory], *, workflows: Sequence[type] | None = None
 ) -> list[ReplayReport]:
-    """Replay each history against today's workflow code (or `workflows`); one report each."""
-    replayer = _replayer(workflows)
-    pending = list(histories)
+    """Replay each history against today's workflow code (or `workflows`); one report each.
+
+    Payloads are decrypted with the environment's key ring; a history encrypted with a key
+    the ring lacks is not replayed, and its report says which key is missing.
+    """
+    codec = codec_from_environment()
+    replayer = _replayer(workflows, codec)
+    given = list(histories)
+    unreadable: dict[int, MissingKey] = {}
+    for index, history in enumerate(given):
+        try:
+            check_keys(history.workflow_id, history_payloads(history), codec)
+        except MissingKey as err:
+            unreadable[index] = err
+    pending = [h for i, h in enumerate(given) if i not in unreadable]
     failures: dict[int, BaseException | None] = {}
     async with replayer.workflow_replay_iterator(_iterate(pending)) as results:
         index = 0
         async for result in results:
             failures[index] = result.replay_failure
             index += 1
-    return [await _report(replayer, h, failures.get(i)) for i, h in enumerate(pending)]
+    reports = iter(
+        [await _report(replayer, codec, h, failures.get(i)) for i, h in enumerate(pending)]
+    )
+    return [
+        _unreadable(history, unreadable[index]) if index in unreadable else next(reports)
+        for index, history in enumerate(given)
+    ]
+
+
+def _unreadable(history: WorkflowHistory, err: MissingKey) -> ReplayReport:
+    started = history.events[0].workflow_execution_started_event_attributes
+    return ReplayReport(
+        workflow_id=history.workflow_id,
+        run_id=history.run_id,
+        workflow_type=started.workflow_type.name,
+        events=len(history.events),
+        ok=False,
+        error_type=type(err).__name__,
+        error=str(err),
+    )
 
 
 def describe_event(event: HistoryEvent) -> str:
@@ -202,14 +257,14 @@ def describe_event(event: HistoryEvent) -> str:
     return name
 
 
-def _replayer(workflows: Sequence[type] | None) -> Replayer:
+def _replayer(workflows: Sequence[type] | None, codec: PayloadCodec | None) -> Replayer:
     # workers.build imports every activity module (litellm among them): import it only
     # when replaying, so the rest of the CLI starts fast.
     from workers.build import ALL_WORKFLOWS
 
     return Replayer(
         workflows=list(workflows if workflows is not None else ALL_WORKFLOWS),
-        plugins=[StewardPlugin()],
+        plugins=[StewardPlugin(codec)],
         runtime=_quiet_runtime(),
     )
 
@@ -235,7 +290,10 @@ async def _iterate(histories: list[WorkflowHistory]) -> AsyncIterator[WorkflowHi
 
 
 async def _report(
-    replayer: Replayer, history: WorkflowHistory, failure: BaseException | None
+    replayer: Replayer,
+    codec: PayloadCodec | None,
+    history: WorkflowHistory,
+    failure: BaseException | None,
 ) -> ReplayReport:
     started = history.events[0].workflow_execution_started_event_attributes
     report = ReplayReport(
@@ -260,7 +318,8 @@ async def _report(
     report.event_id = int(at.group(1)) if at else await _locate(replayer, history)
     event = next((e for e in history.events if e.event_id == report.event_id), None)
     if event is not None:
-        report.expected = describe_event(event)
+        single = WorkflowHistory(history.workflow_id, [event])
+        report.expected = describe_event((await decode_history(single, codec)).events[0])
     report.actual = _actual(message)
     return report
 

@@ -32,6 +32,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from steward import authority, queues, signing
@@ -482,7 +483,7 @@ async def status(client: Client, workflow_id: str) -> StatusReport:
             PendingActivity(
                 activity=pending.activity_type.name,
                 attempt=pending.attempt,
-                last_failure=_failure_line(pending.last_failure),
+                last_failure=await _failure_line(client, pending.last_failure),
             )
             for pending in described.raw_description.pending_activities
         ]
@@ -496,12 +497,13 @@ async def status(client: Client, workflow_id: str) -> StatusReport:
     return report
 
 
-def _failure_line(failure: Failure) -> str:
-    """An activity's last failure as one line: `Type: message` (empty if none yet)."""
-    kind = (
-        failure.application_failure_info.type
-        if failure.HasField("application_failure_info")
-        else ""
-    )
-    text = " ".join(failure.message.split())[:300]
-    return f"{kind}: {text}" if kind and text else text
+async def _failure_line(client: Client, failure: Failure) -> str:
+    """An activity's last failure as one line, `Type: message` (decrypted with the client's
+    codec; empty if it has not failed yet).
+    """
+    if not failure.ByteSize():
+        return ""
+    error = await client.data_converter.decode_failure(failure)
+    kind = error.type if isinstance(error, ApplicationError) and error.type else ""
+    text = " ".join(str(getattr(error, "message", error)).split())[:300]
+    return f"{kind}: {text}" if kind else text

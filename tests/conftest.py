@@ -2,11 +2,14 @@
 the real workflows and activity classes with a fake model that answers from a queue.
 
 Tests never reach a paid model: STEWARD_FORBID_PAID_MODELS makes the model activity
-refuse any provider other than the local model and the fake.
+refuse any provider other than the local model and the fake. Payloads are encrypted, as
+everywhere: every client, worker and subprocess of the tests uses the test key ring below
+(set in the environment, so the CLI and worker processes the tests start use it too).
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import sys
 import tempfile
@@ -25,22 +28,32 @@ os.environ["STEWARD_FORBID_PAID_MODELS"] = "1"
 # Tests never sign with a developer's own keys; each test that signs makes its own.
 os.environ["STEWARD_KEYS_DIR"] = tempfile.mkdtemp(prefix="steward-test-keys-")
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+# The tests' key ring: one fixed key, so a failing test's histories can be read afterwards.
+# It guards nothing. Set in the environment, so every process the tests start shares it.
+os.environ["STEWARD_CODEC"] = "on"
+os.environ["STEWARD_CODEC_KEYS"] = (
+    "test-1:" + base64.b64encode(b"steward-test-key-not-a-secret!!!").decode()
+)
+os.environ.pop("STEWARD_CODEC_KEYS_FILE", None)
 
 from steward import devserver
 from steward import search_attributes as sa
+from steward.codec import EncryptionCodec, codec_from_environment
 from steward.config import StewardConfig, load_config
 from steward.plugin import StewardPlugin
 from tests.support.fake_model import FakeModel, install_fake_model
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+CODEC = codec_from_environment()
+assert isinstance(CODEC, EncryptionCodec)
 
 
 @pytest.fixture(scope="session")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     """The session's Temporal dev server (tuned like the embedded one)."""
     environment = await WorkflowEnvironment.start_local(
-        plugins=[StewardPlugin()],
+        plugins=[StewardPlugin(CODEC)],
         dev_server_existing_path=str(devserver.temporal_binary()),
         search_attributes=sa.ALL,
         dev_server_extra_args=devserver.tuning_args(),
@@ -54,7 +67,7 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     """A time-skipping test server, for deadlines and timeouts."""
     environment = await WorkflowEnvironment.start_time_skipping(
-        plugins=[StewardPlugin()],
+        plugins=[StewardPlugin(CODEC)],
         test_server_existing_path=str(BIN / "temporal-test-server"),
     )
     await environment.client.operator_service.add_search_attributes(

@@ -1,5 +1,5 @@
-"""The blob store: local files and S3 (against moto's server on loopback), the offloader,
-the tool-activity wrapper and the SDK external-storage driver."""
+"""The blob store: local files and S3 (against moto's server on loopback), encrypted at rest
+with the codec's key ring, the offloader, and the tool-activity wrapper."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.blobs import (
     MAX_RESULT_BYTES,
     REUSED_BYTES,
+    SEALED,
     BlobMissing,
     LocalBlobStore,
     Offloader,
@@ -27,6 +28,7 @@ from activities.blobs import (
     make_blob_store,
 )
 from steward.blobs import BlobRef, digest_of
+from steward.codec import CodecError, KeyRing, MissingKey, key_line
 from steward.config import BlobConfig, S3BlobConfig
 from steward.models import Message, ToolCall, ToolInvocation, ToolResult
 
@@ -39,9 +41,13 @@ CREDENTIALS = (FAKE_KEY_ID, FAKE_SECRET, FAKE_TOKEN)
 BIG = "A passage long enough to be stored. " * 1000
 
 
+KEYS = KeyRing.parse(key_line("blobs-a"), "the test ring")
+
+
 @pytest.fixture
 def local(tmp_path: Path) -> LocalBlobStore:
-    return LocalBlobStore(tmp_path / "blobs")
+    """A local store encrypting with KEYS, as workers do by default."""
+    return LocalBlobStore(tmp_path / "blobs", KEYS)
 
 
 def blob_files(store: LocalBlobStore) -> list[Path]:
@@ -85,9 +91,53 @@ def test_local_concurrent_puts_of_the_same_data_agree(local: LocalBlobStore) -> 
     assert local.get(digest_of(data)) == data
 
 
+def test_local_blobs_are_encrypted_at_rest_and_still_stored_once(local: LocalBlobStore) -> None:
+    data = BIG.encode()
+    digest = local.put(data)
+    assert local.put(data) == digest == digest_of(data)  # same address: dedup holds
+
+    (path,) = blob_files(local)
+    stored = path.read_bytes()
+    assert path.name == digest
+    assert stored.startswith(SEALED + b"blobs-a\n")
+    assert b"A passage long enough" not in stored
+    assert local.get(digest) == data
+
+
+def test_blobs_stored_before_encryption_still_read(tmp_path: Path) -> None:
+    plain = LocalBlobStore(tmp_path, None)  # STEWARD_CODEC=off, or an older Steward
+    digest = plain.put(b"written in plaintext")
+    assert (tmp_path / digest[:2] / digest).read_bytes() == b"written in plaintext"
+
+    assert LocalBlobStore(tmp_path, KEYS).get(digest) == b"written in plaintext"
+
+
+async def test_a_blob_whose_key_is_missing_fails_naming_the_key(local: LocalBlobStore) -> None:
+    ref = await Offloader(local).put_text(BIG)
+    other = LocalBlobStore(local.root, KeyRing.parse(key_line("blobs-b"), "the new ring"))
+
+    with pytest.raises(MissingKey) as missing:
+        other.get(ref.digest)
+    assert missing.value.key_ids == ("blobs-a",)
+    with pytest.raises(ApplicationError) as failure:
+        await Offloader(other).messages([Message(role="user", content="", blob=ref)])
+    assert failure.value.type == "BlobUnreadable" and failure.value.non_retryable
+    assert "'blobs-a', which is not in the new ring" in failure.value.message
+    with pytest.raises(MissingKey, match="encryption is off here"):
+        LocalBlobStore(local.root, None).get(ref.digest)
+
+
+def test_a_blob_moved_under_another_name_does_not_decrypt(local: LocalBlobStore) -> None:
+    first, second = local.put(b"first text"), local.put(b"second text")
+    (local.root / second[:2] / second).write_bytes((local.root / first[:2] / first).read_bytes())
+
+    with pytest.raises(CodecError, match=f"blob {second}"):
+        local.get(second)
+
+
 def test_make_blob_store_picks_the_configured_store(tmp_path: Path) -> None:
-    assert isinstance(make_blob_store(BlobConfig(path=str(tmp_path))), LocalBlobStore)
-    s3 = make_blob_store(BlobConfig(s3=S3BlobConfig(bucket="steward-blobs")))
+    assert isinstance(make_blob_store(BlobConfig(path=str(tmp_path)), None), LocalBlobStore)
+    s3 = make_blob_store(BlobConfig(s3=S3BlobConfig(bucket="steward-blobs")), None)
     assert isinstance(s3, S3BlobStore)
     assert s3.where() == "s3://steward-blobs/steward/blobs/"
 
@@ -252,6 +302,23 @@ def test_s3_round_trip_and_dedup(s3_config: S3BlobConfig) -> None:
     assert store.get(digest) == data
     assert keys(s3_config) == [f"blobs/{digest[:2]}/{digest}"]
     assert store.where() == f"s3://{s3_config.bucket}/blobs/ at {s3_config.endpoint_url}"
+
+
+def test_s3_blobs_are_encrypted_at_rest(s3_config: S3BlobConfig) -> None:
+    store = S3BlobStore(s3_config, KEYS)
+    data = BIG.encode()
+    digest = store.put(data)
+    assert store.put(data) == digest  # found by its address, not uploaded again
+
+    assert s3_config.endpoint_url is not None
+    stored = (
+        raw_client(s3_config.endpoint_url)
+        .get_object(Bucket=s3_config.bucket, Key=f"blobs/{digest[:2]}/{digest}")["Body"]
+        .read()
+    )
+    assert stored.startswith(SEALED) and b"A passage long enough" not in stored
+    assert keys(s3_config) == [f"blobs/{digest[:2]}/{digest}"]
+    assert store.get(digest) == data
 
 
 def test_s3_concurrent_puts_share_one_client(s3_config: S3BlobConfig) -> None:

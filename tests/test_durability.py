@@ -25,6 +25,7 @@ from steward.client import connect
 from steward.config import StewardConfig
 from steward.models import RunResult
 from steward.runs import decide, start_run
+from tests.support.histories import readable_history
 from tests.support.processes import ChildProcess
 from tests.support.stack import outbox_messages, wait_for_approval
 from tests.workflows.test_support import DRAFT, TICKET
@@ -214,7 +215,7 @@ async def test_no_secret_in_history_logs_or_output(
     # the key reached the model call (the fake saw it) ...
     assert CANARY in worker_process.calls_log.read_text()
     # ... and nowhere else
-    fetched = await handle.fetch_history()
+    fetched = await readable_history(handle)
     # to_json() keeps payloads base64-encoded, where a substring search cannot see them;
     # the raw bytes of the events show payload data as it is stored.
     raw = History(events=fetched.events).SerializeToString()

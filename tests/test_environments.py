@@ -257,11 +257,13 @@ async def test_dev_up_creates_namespaces_a_running_server_lacks(
     try:
         first = devserver.start(port=port, ui_port=ui_port)  # "default" only, as before
         raw = merge(BASE, {"environments": {"qa": {"namespace": "team-qa"}}})
-        result = CliRunner().invoke(
-            app, ["dev", "up", "--config", str(write(tmp_path, raw)), "--port", str(port)]
-        )
+        config = str(write(tmp_path, raw))
+        up = ["dev", "up", "--config", config, "--port", str(port)]
+        result = CliRunner().invoke(app, [*up, "--codec-port", str(free_port())])
         assert result.exit_code == 0, result.output
         assert "already running" in result.output
+        # started before, without a codec server: the UI cannot decrypt, and `up` says so
+        assert "its UI was started without this codec server" in result.output
         listed = result.output.split("namespaces: ")[1].strip().split(", ")
         assert sorted(listed) == ["default", "steward-prod", "steward-staging", "team-qa"]
         client = await connect(target_host=first.address)
@@ -271,6 +273,7 @@ async def test_dev_up_creates_namespaces_a_running_server_lacks(
         assert {key.name for key in sa.ALL} <= set(response.custom_attributes)
     finally:
         devserver.stop(home)
+        devserver.stop_codec_server(home)
 
 
 async def test_a_staging_run_and_its_approvals_stay_in_staging(

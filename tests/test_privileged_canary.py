@@ -44,6 +44,7 @@ from steward.config import StewardConfig
 from steward.models import RunResult
 from steward.runs import decide, start_run
 from steward.trace import build_trace, render_json, render_text
+from tests.support.histories import readable_history
 from tests.support.role_worker import REGISTERED
 from tests.support.smtp_server import Inbox, free_port
 from tests.support.stack import wait_for_approval
@@ -320,7 +321,7 @@ async def test_canary_given_only_to_the_privileged_worker_never_leaks(
     assert held_back <= privileged_registered[privileged_queue]
 
     # the run left a trail in every place a leak could surface ...
-    histories = [await handle.fetch_history() for handle in (sent, refused)]
+    histories = [await readable_history(handle) for handle in (sent, refused)]
     traces = [build_trace(history) for history in histories]
     places: dict[str, str] = {
         "result": result.model_dump_json(),

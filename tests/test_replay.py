@@ -17,6 +17,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from steward.codec import codec_from_environment
 from steward.models import RunResult
 from steward.plugin import StewardPlugin
 from workers.build import ALL_WORKFLOWS
@@ -28,7 +29,9 @@ REQUIRED = {"support-approved", "support-rejected", "support-timed-out"}
 
 
 def replayer() -> Replayer:
-    return Replayer(workflows=list(ALL_WORKFLOWS), plugins=[StewardPlugin()])
+    return Replayer(
+        workflows=list(ALL_WORKFLOWS), plugins=[StewardPlugin(codec_from_environment())]
+    )
 
 
 def test_required_histories_are_committed() -> None:
@@ -56,7 +59,9 @@ async def test_an_unpatched_change_is_caught_by_replay() -> None:
     history = WorkflowHistory.from_json(
         "support-approved", (HISTORIES / "support-approved.json").read_text()
     )
-    changed = Replayer(workflows=[ChangedSupportReply], plugins=[StewardPlugin()])
+    changed = Replayer(
+        workflows=[ChangedSupportReply], plugins=[StewardPlugin(codec_from_environment())]
+    )
     result = await changed.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is not None
     assert "Nondeterminism" in str(result.replay_failure) or "nondeterminism" in str(

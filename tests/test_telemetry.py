@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from steward.codec import codec_from_environment
 from steward.config import StewardConfig
 from steward.plugin import StewardPlugin
 from steward.runs import decide, start_run
@@ -46,7 +47,7 @@ async def test_spans_are_emitted_once_with_genai_attributes(
     tracer = provider.get_tracer("test")
     client = await Client.connect(
         env.client.service_client.config.target_host,
-        plugins=[StewardPlugin()],
+        plugins=[StewardPlugin(codec_from_environment())],
         interceptors=client_interceptors(tracer),
     )
     queue_happy_path(fake_model)

@@ -25,7 +25,9 @@ from steward.config import StewardConfig
 from steward.models import RunResult
 from steward.plugin import StewardPlugin
 from steward.runs import start_run
+from tests.conftest import CODEC
 from tests.support.browser import chromium
+from tests.support.codec_server import codec_server
 from tests.support.fake_model import FakeModel
 from tests.support.stack import mail_text, outbox_messages, running_workers, wait_for_approval
 from tests.workflows.test_support import TICKET, queue_happy_path
@@ -42,19 +44,28 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 async def ui_env() -> AsyncIterator[tuple[WorkflowEnvironment, str]]:
-    """A dev server with its Web UI, and the UI's address."""
+    """A dev server with its Web UI reading payloads through a codec server, as `steward
+    dev up` starts them, and the UI's address.
+    """
     port = _free_port()
-    environment = await WorkflowEnvironment.start_local(
-        plugins=[StewardPlugin()],
-        dev_server_existing_path=str(devserver.temporal_binary()),
-        search_attributes=sa.ALL,
-        ui=True,
-        ui_port=port,
-        dev_server_extra_args=[*devserver.tuning_args(), "--ui-disable-news-fetch"],
-        dev_server_log_level="error",
-    )
-    yield environment, f"http://127.0.0.1:{port}"
-    await environment.shutdown()
+    ui = f"http://127.0.0.1:{port}"
+    with codec_server("--origin", ui) as codec_url:
+        environment = await WorkflowEnvironment.start_local(
+            plugins=[StewardPlugin(CODEC)],
+            dev_server_existing_path=str(devserver.temporal_binary()),
+            search_attributes=sa.ALL,
+            ui=True,
+            ui_port=port,
+            dev_server_extra_args=[
+                *devserver.tuning_args(),
+                "--ui-disable-news-fetch",
+                "--ui-codec-endpoint",
+                codec_url,
+            ],
+            dev_server_log_level="error",
+        )
+        yield environment, ui
+        await environment.shutdown()
 
 
 async def send_update(page: Page, decision: str) -> None:

@@ -24,6 +24,7 @@ from steward.models import ApprovalDecision
 from steward.runs import start_run
 from steward.trace import Trace, build_trace, render_html, render_json, render_text
 from tests.support.fake_model import FakeModel, provider_error
+from tests.support.histories import readable_history
 from tests.support.stack import running_workers, wait_for_approval
 from tests.workflows.test_support import TICKET, queue_happy_path
 
@@ -297,7 +298,7 @@ async def test_signal_decisions_show_what_counted_and_what_was_refused(
             await handle.signal("decide", bad)
         await handle.signal("decide", decision("alice", reason="ok by me"))
         await handle.result()
-        trace = build_trace(await handle.fetch_history())
+        trace = build_trace(await readable_history(handle))
 
     (approval,) = trace.approvals
     assert (approval.status, approval.approver, approval.via) == ("approved", "alice", "signal")
@@ -325,7 +326,7 @@ async def test_fallback_and_a_provider_failing_for_good(
         handle = await start_run(client, config, "helpdesk", task, "dana", task_queue=task_queue)
         with pytest.raises(WorkflowFailureError):
             await handle.result()
-        trace = build_trace(await handle.fetch_history())
+        trace = build_trace(await readable_history(handle))
 
     first, second = trace.model_calls
     assert (first.model, first.deployment, first.fallback_to) == ("fake/primary", 0, "fake/backup")

@@ -32,6 +32,7 @@ from activities.tools.http_get import HttpActivities
 from activities.tools.mcp import MCPActivities, MCPConnection
 from activities.tools.smtp import SmtpTransport
 from steward import devserver, queues
+from steward.codec import keyring_from_environment
 from steward.config import StewardConfig
 from steward.plugin import SANDBOX
 from steward.retrieval import SEARCH_DOCS
@@ -103,7 +104,8 @@ def default_activities(config: StewardConfig, *, allow_paid: bool | None = None)
         from activities.local_model import register_local_model
 
         register_local_model()
-    blobs = make_offloader(config.blobs)
+    # Blobs hold the same text as payloads: encrypted with the same ring (steward.codec).
+    blobs = make_offloader(config.blobs, keyring_from_environment())
     return Activities(
         llm=LLMActivities(config.tiers, allow_paid=allow_paid, blobs=blobs),
         blobs=blobs,

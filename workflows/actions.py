@@ -217,6 +217,11 @@ class ToolActions:
             return "this request is not a tool call; approve or reject it"
         edited = ToolCall(id="edit", tool=request.tool, arguments=arguments)
         checked = _validated(edited, spec)
+        if isinstance(checked, str) and spec.mcp_server is not None:
+            # A schema validator quotes the values it refuses; a refusal names fields only.
+            problems_ = checked.removeprefix("invalid arguments: ").split("; ")
+            fields = sorted({line.partition(":")[0] for line in problems_})
+            return f"invalid arguments: {', '.join(fields)} do not fit the tool's schema"
         if isinstance(checked, str):
             return checked
         verdict = policy.decide(

@@ -13,6 +13,7 @@ import typer
 
 from steward.cli import (
     approvals,
+    codec,
     costs,
     demo,
     dev,
@@ -71,6 +72,7 @@ app.command("costs")(costs.costs_command)
 app.command("trace")(trace.trace_command)
 app.command("replay")(history.replay_command)
 app.command("eval")(eval_command)
+app.command("codec-server")(codec.codec_server_command)
 app.add_typer(history.app, name="history")
 app.add_typer(schedules.app, name="schedule")
 app.add_typer(keys.app, name="keys")

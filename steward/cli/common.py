@@ -13,6 +13,7 @@ import typer
 from temporalio.service import RPCError
 
 from steward import approval_view, devserver
+from steward.codec import CodecError
 from steward.config import ConfigError
 from steward.runs import RunError
 
@@ -23,7 +24,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine; known failures print `error: ...` and exit 2."""
     try:
         return asyncio.run(coro)
-    except (RunError, ConfigError) as err:
+    except (RunError, ConfigError, CodecError) as err:
         typer.secho(f"error: {err}", fg="red", err=True)
         raise typer.Exit(2) from None
     except RPCError as err:

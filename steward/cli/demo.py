@@ -20,6 +20,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from steward import devserver
 from steward.cli.common import run, ui_link
+from steward.cli.dev import start_stack
 from steward.client import connect, load_settings
 from steward.config import StewardConfig
 from steward.ingest import ingest_request, start_ingest
@@ -39,8 +40,12 @@ def demo_command(
     """Run the support playbook end to end: classify, draft, approve, send."""
     settings = load_settings(config)
     if not os.environ.get("TEMPORAL_ADDRESS"):
-        server = devserver.start(namespaces=settings.namespaces)
+        # As `steward dev up`: the dev key file the first time, the codec server, the server.
+        stack = start_stack(namespaces=settings.namespaces)
+        server = stack.server
         typer.echo(f"Temporal dev server: {server.address}  (UI {server.ui_url})")
+        if stack.codec_server is not None:
+            typer.echo(f"codec server: {stack.codec_server.url}  (the UI decrypts payloads)")
     log = devserver.state_dir() / "worker.log"
     worker = _start_worker(log, config)
     typer.echo(f"worker started (pid {worker.pid}, log {log})")

@@ -1,17 +1,20 @@
 """`steward dev up|down|status`: the embedded Temporal server a laptop needs, no Docker.
 
 Thin on purpose: each command parses its options, calls `steward.devserver`, and prints
-what a user needs next (address, UI, where the data lives).
+what a user needs next (address, UI, where the data lives). `up` also makes the dev key
+file for payload encryption the first time (unless the environment names a key ring, or
+turns encryption off), and starts the codec server the UI decrypts payloads with.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from steward import approval_view, devserver
+from steward import approval_view, codec, devserver
 from steward.config import DEFAULT_CONFIG_PATHS, ConfigError, load_config
 
 app = typer.Typer(
@@ -24,10 +27,52 @@ app = typer.Typer(
 )
 
 
+@dataclass(frozen=True)
+class Stack:
+    """What `up` started or found: the server, its UI's codec server, the dev key file."""
+
+    server: devserver.DevServer
+    codec_server: devserver.CodecServer | None
+    keys: Path | None
+    """The dev key file, when the key ring comes from it (None: from the environment)."""
+    keys_created: bool = False
+
+
+def start_stack(
+    *,
+    port: int = devserver.DEFAULT_PORT,
+    ui_port: int = devserver.DEFAULT_UI_PORT,
+    codec_port: int = devserver.DEFAULT_CODEC_PORT,
+    namespaces: list[str] | None = None,
+) -> Stack:
+    """The dev key file (made once), the codec server, then the server with its UI on it.
+
+    With `STEWARD_CODEC=off`, only the server. `up` and `steward demo` start the same.
+    """
+    keys, created, codec_server = None, False, None
+    if codec.enabled():
+        if codec.configured_elsewhere():
+            codec.keyring_from_environment()  # a wrong ring fails here, before anything starts
+        else:
+            keys, created = codec.ensure_dev_keys(devserver.state_dir())
+        ui = [f"http://{host}:{ui_port}" for host in (devserver.DEFAULT_IP, "localhost")]
+        codec_server = devserver.start_codec_server(port=codec_port, origins=ui)
+    server = devserver.start(
+        port=port,
+        ui_port=ui_port,
+        namespaces=namespaces or [devserver.NAMESPACE],
+        codec_endpoint=codec_server.url if codec_server else "",
+    )
+    return Stack(server, codec_server, keys, created)
+
+
 @app.command()
 def up(
     port: Annotated[int, typer.Option(help="frontend gRPC port")] = devserver.DEFAULT_PORT,
     ui_port: Annotated[int, typer.Option(help="web UI port")] = devserver.DEFAULT_UI_PORT,
+    codec_port: Annotated[
+        int, typer.Option(help="codec server port (the UI decrypts payloads through it)")
+    ] = devserver.DEFAULT_CODEC_PORT,
     config: Annotated[
         str | None,
         typer.Option("--config", help="steward.yaml whose environments' namespaces to create"),
@@ -37,33 +82,50 @@ def up(
 
     Workflows are stored in a SQLite file in the state directory, so they survive
     `steward dev down` and a reboot. The namespace of every environment in steward.yaml is
-    created, and Steward's search attributes are registered in each, on start.
+    created, and Steward's search attributes are registered in each, on start. Payloads
+    are encrypted with the dev key file (made in the state directory, mode 0600, the first
+    time) unless STEWARD_CODEC_KEYS or STEWARD_CODEC_KEYS_FILE names a ring; a codec
+    server on --codec-port lets the UI show and send them decrypted.
     """
     try:
         namespaces = _namespaces(config)
-        server = devserver.start(port=port, ui_port=ui_port, namespaces=namespaces)
-    except (devserver.DevServerError, ConfigError) as err:
+        stack = start_stack(
+            port=port, ui_port=ui_port, codec_port=codec_port, namespaces=namespaces
+        )
+    except (devserver.DevServerError, ConfigError, codec.CodecError) as err:
         typer.secho(f"error: {err}", fg="red", err=True)
         raise typer.Exit(1) from None
+    server = stack.server
     if server.reused:
         typer.echo(f"Temporal dev server already running (pid {server.pid}); reusing it.")
         if server.address.rsplit(":", 1)[1] != str(port):
             typer.echo("  (it keeps its ports; `steward dev down` first to change them)")
+        if stack.codec_server and server.codec_endpoint != stack.codec_server.url:
+            typer.echo(
+                "  (its UI was started without this codec server, so it shows payloads "
+                "encrypted: `steward dev down`, then `up`)"
+            )
     else:
         typer.echo(f"Temporal dev server started (pid {server.pid}).")
-    _describe(server)
+    _describe(server, stack.codec_server)
+    if stack.keys is not None:
+        made = " (created: keep it secret, back it up)" if stack.keys_created else ""
+        typer.echo(f"  codec keys: {_shown(stack.keys)}{made}")
     typer.echo(f"  namespaces: {', '.join(namespaces)}")
 
 
 @app.command()
 def down() -> None:
-    """Stop the server. Its database stays: the next `up` resumes every workflow."""
+    """Stop the server and the codec server. The database stays: `up` resumes every workflow."""
     try:
         stopped = devserver.stop()
+        codec_stopped = devserver.stop_codec_server()
     except devserver.DevServerError as err:
         typer.secho(f"error: {err}", fg="red", err=True)
         raise typer.Exit(1) from None
     typer.echo("Temporal dev server stopped." if stopped else "No Temporal dev server running.")
+    if codec_stopped:
+        typer.echo("Codec server stopped.")
 
 
 @app.command()
@@ -76,7 +138,7 @@ def status() -> None:
     serving = devserver.is_serving(server)
     state = "running" if serving else "running but not answering (see its log)"
     typer.echo(f"Temporal dev server {state} (pid {server.pid}).")
-    _describe(server)
+    _describe(server, devserver.codec_server_status())
     if not serving:
         raise typer.Exit(1)
 
@@ -88,7 +150,7 @@ def _namespaces(config: str | None) -> list[str]:
     return load_config(config).namespaces
 
 
-def _describe(server: devserver.DevServer) -> None:
+def _describe(server: devserver.DevServer, codec_server: devserver.CodecServer | None) -> None:
     typer.echo(f"  address:  {server.address}")
     typer.echo(f"  UI:       {server.ui_url}")
     waiting = approval_view.waiting_for(None)
@@ -97,6 +159,9 @@ def _describe(server: devserver.DevServer) -> None:
     )
     typer.echo(f"  database: {_shown(server.db_path)}")
     typer.echo(f"  log:      {_shown(server.log_path)}")
+    if codec_server is not None:
+        typer.echo(f"  codec:    {codec_server.url} (pid {codec_server.pid})")
+        typer.echo(f"            temporal --codec-endpoint {codec_server.url} workflow show -w ID")
 
 
 def _shown(path: Path) -> str:

@@ -32,7 +32,9 @@ def trace_command(
     """Show what a run did: model and tool calls, approvals, costs, retries, why it failed."""
 
     async def go() -> str:
-        (history,) = await histories_for(target, workflow_id=workflow_id, run_id=run_id)
+        (history,) = await histories_for(
+            target, workflow_id=workflow_id, run_id=run_id, decode=True
+        )
         trace = build_trace(history)
         if html is not None:
             try:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from steward import queues
+from steward.codec import CodecError
 
 
 def worker_command(
@@ -25,4 +26,8 @@ def worker_command(
     args = ["--role", role, "--queue", queue]
     if config:
         args += ["--config", config]
-    main(args)
+    try:
+        main(args)
+    except CodecError as err:  # no key ring, or a wrong one: nothing to serve with
+        typer.secho(f"error: {err}", fg="red", err=True)
+        raise typer.Exit(2) from None

@@ -6,7 +6,8 @@ failed attempts and fallbacks), each tool call (arguments, the policy's decision
 reason, result or error), each approval (who decided, how long it waited, what was
 refused), signals, updates, timers, child workflows and failures; and, when the run did
 not succeed, a one-line diagnosis naming the layer and the event that shows it. It is
-pure: it decodes payloads with the pydantic data converter and fetches nothing. Three
+pure: it decodes payloads with the pydantic data converter and fetches nothing (a history
+encrypted by the codec is decrypted first, by `steward.decoding.decode_history`). Three
 renderers present it: a terminal tree, JSON, and one self-contained HTML page.
 
 The work is split by concern: `model` (the types), `events` (decoding),

@@ -49,7 +49,8 @@ _CHILD = "CHILD_WORKFLOW_EXECUTION_"
 def build_trace(history: WorkflowHistory) -> Trace:
     """The typed trace of one run's history: running, completed, failed or timed out.
 
-    Pure: payloads are decoded with the pydantic data converter; nothing is fetched.
+    Pure: payloads are decoded with the pydantic data converter; nothing is fetched. An
+    encrypted history is decrypted first (`steward.decoding.decode_history`).
     """
     return _Builder(history).build()
 

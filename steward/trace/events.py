@@ -3,7 +3,10 @@
 History stores payloads as encoded bytes and failures as protobuf chains; the trace wants
 Steward's pydantic models and one readable error per failure. Decoding uses the same
 pydantic data converter the workers use, so what the trace shows is what the workflow saw.
-Nothing here talks to a server.
+Nothing here talks to a server, and nothing here holds keys: payloads encrypted by the
+codec are decrypted for the whole history before the trace reads it
+(`steward.decoding.decode_history`, which `steward trace` and the eval scorer call), and a
+payload still encrypted here is shown as such.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from steward.config import StewardConfig
 from steward.trace import build_trace
 from tests.evals.support import REPO, request_for
 from tests.support.fake_model import read_calls_log
+from tests.support.histories import readable_history
 from tests.support.processes import ChildProcess
 from workflows.eval import EvalWorkflow
 
@@ -81,7 +82,7 @@ def worker_process(
 
 async def settled(client: Client, workflow_id: str) -> bool:
     """Whether the run has no activity in flight (so a kill loses no activity attempt)."""
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    history = await readable_history(client.get_workflow_handle(workflow_id))
     trace = build_trace(history)
     runs = [c.activity for c in trace.model_calls] + trace.activities
     runs += [c.activity for c in trace.tool_calls if c.activity is not None]

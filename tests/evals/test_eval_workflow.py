@@ -21,7 +21,7 @@ from steward.models import ToolInvocation
 from steward.trace import build_trace
 from tests.evals.support import request_for, run_request
 from tests.support.fake_model import FakeModel, provider_error
-from tests.support.histories import history_id, record_history
+from tests.support.histories import history_id, readable_history, record_history
 from tests.support.stack import outbox_messages, outbox_notices
 from workers.build import tool_methods
 from workflows.eval import EvalWorkflow
@@ -84,7 +84,7 @@ async def test_the_sandbox_records_the_send_and_nothing_leaves(
     assert send.call.arguments["to"] == "dana.whitfield@example.com"
     assert send.call.arguments["body"] == DRAFT
     # ... recorded it in the run itself, and nothing left it: no message, no notice
-    child = await client.get_workflow_handle(outcome.workflow_id).fetch_history()
+    child = await readable_history(client.get_workflow_handle(outcome.workflow_id))
     (action,) = [c for c in build_trace(child).tool_calls if c.tool == "send_email"]
     assert action.output.startswith("sandbox: send_email not performed")
     assert "dana.whitfield@example.com" in action.output
@@ -176,7 +176,7 @@ async def test_cases_run_in_parallel_up_to_the_concurrency(
     assert all(o.passed for o in result.outcomes)
     spans: list[tuple[datetime, datetime]] = []
     for outcome in result.outcomes:
-        history = await client.get_workflow_handle(outcome.workflow_id).fetch_history()
+        history = await readable_history(client.get_workflow_handle(outcome.workflow_id))
         trace = build_trace(history)
         assert trace.run.ended_at is not None
         spans.append((trace.run.started_at, trace.run.ended_at))
@@ -202,7 +202,7 @@ async def test_a_long_eval_continues_as_new_between_cases(
 
     assert [o.id for o in result.outcomes] == [f"c{i}" for i in range(8)]
     assert all(o.passed for o in result.outcomes)
-    last = await client.get_workflow_handle(result.eval_id).fetch_history()
+    last = await readable_history(client.get_workflow_handle(result.eval_id))
     started = last.events[0].workflow_execution_started_event_attributes
     assert started.continued_execution_run_id  # the history passed 100 events: it went on anew
 

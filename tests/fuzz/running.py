@@ -20,6 +20,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
 from tests.fuzz import EXPLORE, FUZZ
+from tests.support.histories import readable_history
 
 T = TypeVar("T")
 
@@ -53,7 +54,7 @@ async def fuzz_on_loop(
 
 async def task_failures(handle: WorkflowHandle[Any, Any]) -> list[str]:
     """The messages of the run's failed workflow tasks (none, in a healthy run)."""
-    history = await handle.fetch_history()
+    history = await readable_history(handle)
     return [
         event.workflow_task_failed_event_attributes.failure.message
         for event in history.events

@@ -4,7 +4,7 @@ Committed histories replay against today's workflow code in every test run, so a
 that would break running workflows fails the suite. Before a history is written, what
 would describe the recording machine is scrubbed: stack traces, worker identities
 (pid@host) and absolute paths inside payloads (temporary outboxes, say). None of it
-matters to replay.
+matters to replay. Recorded histories are written decrypted (see `record_history`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowHandle, WorkflowHistory
+
+from steward.codec import codec_from_environment
+from steward.decoding import decode_history
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
@@ -34,11 +37,22 @@ def recording() -> bool:
     return os.environ.get("STEWARD_RECORD_HISTORIES") == "1"
 
 
+async def readable_history(handle: WorkflowHandle[Any, Any]) -> WorkflowHistory:
+    """The run's history with its payloads decrypted (the tests' key ring), as the trace
+    and the eval recorder read it.
+    """
+    return await decode_history(await handle.fetch_history(), codec_from_environment())
+
+
 async def record_history(handle: WorkflowHandle[Any, Any]) -> None:
-    """Write the run's history to tests/histories/WORKFLOW_ID.json when recording is on."""
+    """Write the run's history to tests/histories/WORKFLOW_ID.json when recording is on.
+
+    Decrypted first: committed histories are plaintext, readable by anyone and replayable
+    under any key ring (the codec passes plaintext payloads through).
+    """
     if not recording():
         return
-    history = await handle.fetch_history()
+    history = await readable_history(handle)
     HISTORIES.mkdir(exist_ok=True)
     scrubbed = scrub(json.loads(history.to_json()))
     (HISTORIES / f"{handle.id}.json").write_text(json.dumps(scrubbed, indent=2) + "\n")

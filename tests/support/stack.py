@@ -17,6 +17,7 @@ from activities.blobs import make_offloader
 from activities.llm import LLMActivities
 from activities.retrieval import RetrievalActivities
 from activities.tools.email import OutboxActivities
+from steward.codec import keyring_from_environment
 from steward.config import StewardConfig
 from steward.models import ApprovalRequest, RunProgress
 from workers.build import (
@@ -36,7 +37,7 @@ def activities_for_tests(
     Retrieval uses the config's store unless a test passes its own (say, one with the
     handbook ingested).
     """
-    blobs = make_offloader(config.blobs)
+    blobs = make_offloader(config.blobs, keyring_from_environment())
     return Activities(
         llm=LLMActivities(config.tiers, allow_paid=False, blobs=blobs),
         blobs=blobs,

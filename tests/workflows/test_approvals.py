@@ -1,4 +1,5 @@
-"""The approval gate under bad and hostile decisions, by update, signal and the Temporal CLI."""
+"""The approval gate under bad and hostile decisions, by update, signal and the Temporal CLI
+(with the codec server, and without: a decision sent in plain JSON is accepted as is)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ import asyncio
 import json
 
 import pytest
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.api.common.v1 import Payload
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from steward.config import StewardConfig
 from steward.models import ApprovalDecision, DecisionRecord
 from steward.runs import RunError, decide, start_run
+from tests.support.codec_server import codec_server
 from tests.support.fake_model import FakeModel
 from tests.support.stack import (
     outbox_messages,
@@ -123,6 +127,15 @@ async def test_a_second_decision_for_a_decided_request_is_refused(
     assert len(outbox_messages(config)) == 2
 
 
+MALFORMED = ('{"request_id": 5}', '"approve"', '{"approve": "yes", "x": 1}', "[]")
+
+
+def run_input(shown: str) -> Payload:
+    """The run's input in `temporal workflow show --output json`."""
+    history = WorkflowHistory.from_json("shown", shown)
+    return history.events[0].workflow_execution_started_event_attributes.input.payloads[0]
+
+
 async def test_plain_temporal_cli_can_approve_and_cannot_break_the_run(
     env: WorkflowEnvironment, config: StewardConfig, fake_model: FakeModel, task_queue: str
 ) -> None:
@@ -134,7 +147,7 @@ async def test_plain_temporal_cli_can_approve_and_cannot_break_the_run(
         )
         request = await wait_for_approval(handle)
 
-        for malformed in ('{"request_id": 5}', '"approve"', '{"approve": "yes", "x": 1}', "[]"):
+        for malformed in MALFORMED:
             code, out = await temporal_cli(
                 env,
                 "workflow",
@@ -177,3 +190,86 @@ async def test_plain_temporal_cli_can_approve_and_cannot_break_the_run(
     assert result.status == "completed"
     assert result.approvals[0].reason == "via temporal CLI"
     assert len(outbox_messages(config)) == 1
+    # Sent without the codec, the decisions were read (plaintext passes through the codec)
+    # and checked like any other; history keeps them as they were sent, in plaintext,
+    # while everything the run itself wrote is encrypted.
+    history = await handle.fetch_history()
+    signals = [
+        event.workflow_execution_signaled_event_attributes.input.payloads[0]
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    ]
+    assert [p.metadata["encoding"] for p in signals] == [b"json/plain"] * 5
+    assert json.loads(signals[-1].data) == good
+    started = history.events[0].workflow_execution_started_event_attributes
+    scheduled = [
+        event.activity_task_scheduled_event_attributes.input.payloads[0]
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    for written in (started.input.payloads[0], *scheduled):
+        assert written.metadata["encoding"] == b"binary/encrypted"
+        assert written.metadata["encryption-key-id"] == b"test-1"
+
+
+async def test_temporal_cli_through_the_codec_server_reads_refusals_and_approves_encrypted(
+    env: WorkflowEnvironment, config: StewardConfig, fake_model: FakeModel, task_queue: str
+) -> None:
+    client = env.client
+    queue_happy_path(fake_model)
+    with codec_server() as codec_url:
+        async with running_workers(client, config, task_queue):
+            handle = await start_run(
+                client, config, "support-reply", TICKET, "demo-user", task_queue=task_queue
+            )
+            request = await wait_for_approval(handle)
+            show = ("workflow", "show", "--workflow-id", handle.id, "--output", "json")
+
+            # through the codec server the CLI shows the ticket; without it, ciphertext
+            code, shown = await temporal_cli(env, *show, codec_endpoint=codec_url)
+            assert code == 0, shown
+            assert b"still not delivered" in run_input(shown).data
+            assert run_input(shown).metadata["encoding"] == b"json/plain"
+            code, raw = await temporal_cli(env, *show)
+            assert code == 0 and b"still not delivered" not in run_input(raw).data
+            assert run_input(raw).metadata["encoding"] == b"binary/encrypted"
+
+            # a refused update reads as its one line through the codec; without it, the
+            # message is as encrypted as the rest
+            bad = {
+                "request_id": request.id,
+                "args_digest": request.args_digest,
+                "approver": "mallory",
+                "approve": True,
+            }
+            update = (
+                *("workflow", "update", "execute", "--workflow-id", handle.id),
+                *("--name", "decide", "--input", json.dumps(bad)),
+            )
+            code, out = await temporal_cli(env, *update, codec_endpoint=codec_url)
+            assert code != 0 and "'mallory' is not an allowed approver" in out, out
+            assert "Traceback" not in out
+            code, out = await temporal_cli(env, *update)
+            assert code != 0 and "Encoded failure" in out and "mallory" not in out, out
+
+            good = bad | {"approver": "demo-approver", "reason": "via the codec server"}
+            signal = ("workflow", "signal", "--workflow-id", handle.id, "--name", "decide")
+            code, out = await temporal_cli(
+                env, *signal, "--input", json.dumps(good), codec_endpoint=codec_url
+            )
+            assert code == 0, out
+            result = await handle.result()
+
+    assert result.status == "completed"
+    assert result.approvals[0].reason == "via the codec server"
+    assert len(outbox_messages(config)) == 1
+    # the decision the CLI sent arrived encrypted, with the workers' key
+    history = await handle.fetch_history()
+    (sent,) = [
+        event.workflow_execution_signaled_event_attributes.input.payloads[0]
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    ]
+    assert sent.metadata["encoding"] == b"binary/encrypted"
+    assert sent.metadata["encryption-key-id"] == b"test-1"
+    assert b"via the codec server" not in sent.SerializeToString()

@@ -23,6 +23,7 @@ from steward.models import ApprovalDecision, ApprovalRequest, DecisionReceipt
 from steward.runs import RunError, decide, start_run
 from steward.trace import build_trace, render_text
 from tests.support.fake_model import FakeModel
+from tests.support.histories import readable_history
 from tests.support.identity import people, with_identity
 from tests.support.stack import mail_text, outbox_messages, running_workers, wait_for_approval
 from tests.workflows.test_support import DRAFT, TICKET, queue_happy_path
@@ -69,7 +70,7 @@ async def test_an_approved_edit_is_what_gets_sent_and_the_trace_shows_it(
             "decide", edit(request, "alice", body=FIXED), result_type=DecisionReceipt
         )
         result = await handle.result()
-        history = await handle.fetch_history()
+        history = await readable_history(handle)
 
     assert receipt.status == "approved" and receipt.args_digest != request.args_digest
     (action,) = result.actions

@@ -48,7 +48,7 @@ from steward.runs import pending, start_run
 from steward.trace import build_trace, render_text
 from steward.trace.events import first, resolved_run, typed
 from tests.support.fake_model import FakeModel, provider_error
-from tests.support.histories import history_id, record_history
+from tests.support.histories import history_id, readable_history, record_history
 from tests.support.stack import (
     outbox_messages,
     outbox_notices,
@@ -92,7 +92,7 @@ async def child_ids(handle: WorkflowHandle[Any, Any], count: int = 0) -> list[st
     """The ids of the run's children in the order it started them, once `count` run."""
     async with asyncio.timeout(30):
         while True:
-            events = (await handle.fetch_history()).events
+            events = (await readable_history(handle)).events
             started = [
                 e
                 for e in events
@@ -148,9 +148,9 @@ async def test_a_specialist_runs_as_a_child_with_its_own_grants_not_its_parents(
         (child_id,) = await child_ids(handle)
         child = client.get_workflow_handle(child_id, result_type=RunResult)
         child_result = await child.result()
-        child_history = await child.fetch_history()
+        child_history = await readable_history(child)
         description = await child.describe()
-        history = await handle.fetch_history()
+        history = await readable_history(handle)
         costs = await collect(client, since=timedelta(minutes=10), target="helpdesk")
         specialist_costs = await collect(client, since=timedelta(minutes=10), target="researcher")
         query = f"WorkflowId = '{child_id}' AND StewardTarget = 'researcher'"
@@ -237,7 +237,7 @@ async def test_cancelling_the_parent_cancels_its_specialists_and_nothing_runs_af
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
         descriptions = [await child.describe() for child in children]
-        histories = [await child.fetch_history() for child in children]
+        histories = [await readable_history(child) for child in children]
         await asyncio.sleep(0.5)  # room for anything that would still run
         left = {r.workflow_id for r in await pending(client)}
         parent = await handle.describe()
@@ -273,7 +273,7 @@ async def test_a_handoff_runs_at_most_max_parallel_specialists_at_once(
             client, config, "helpdesk", "Look up three things", "dana", task_queue=task_queue
         )
         result = await handle.result()
-        history = await handle.fetch_history()
+        history = await readable_history(handle)
         ids = await child_ids(handle)
         described = [await client.get_workflow_handle(i).describe() for i in ids]
 
@@ -315,7 +315,7 @@ async def test_bad_handoffs_are_refused_with_a_reason_and_the_run_goes_on(
             client, config, "helpdesk", "Write it up", "dana", task_queue=task_queue
         )
         result = await handle.result()
-        history = await handle.fetch_history()
+        history = await readable_history(handle)
         alone = await start_run(
             client, config, "researcher", "Find it", "dana", task_queue=task_queue
         )
@@ -357,7 +357,7 @@ async def test_the_parents_budget_caps_its_specialists_and_their_spend_stops_it(
         (child_id,) = await child_ids(handle)
         child = client.get_workflow_handle(child_id, result_type=RunResult)
         child_result = await child.result()
-        child_history = await child.fetch_history()
+        child_history = await readable_history(child)
 
     # ...which the parent's budget capped at the two calls it had left
     assert child_request(child_history).budget_cap == BudgetCap(max_model_calls=2)
@@ -384,7 +384,7 @@ async def test_a_failed_specialist_is_a_result_and_the_trace_names_the_handoff(
         )
         result = await handle.result()
         (child_id,) = await child_ids(handle)
-        history = await handle.fetch_history()
+        history = await readable_history(handle)
         child = await client.get_workflow_handle(child_id).describe()
 
     assert child.status == WorkflowExecutionStatus.FAILED

@@ -28,6 +28,7 @@ from temporalio.worker import Replayer
 
 from activities.llm import LLMActivities
 from activities.tools.http_get import HttpActivities
+from steward.codec import codec_from_environment
 from steward.config import StewardConfig
 from steward.models import ApprovalRequest
 from steward.plugin import StewardPlugin
@@ -126,7 +127,9 @@ async def test_300_turns_of_100kb_pages_stay_small_in_every_run_and_replay(
         size = sum(event.ByteSize() for event in history.events)
         assert size < HISTORY_WARNING_BYTES / 4, f"a run's history grew to {size:,} bytes"
         assert len(history.events) < 1_200
-    replayer = Replayer(workflows=list(WORKFLOWS), plugins=[StewardPlugin()])
+    replayer = Replayer(
+        workflows=list(WORKFLOWS), plugins=[StewardPlugin(codec_from_environment())]
+    )
     for history in histories:
         replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         assert replayed.replay_failure is None, replayed.replay_failure

@@ -13,7 +13,7 @@ from temporalio.client import Client
 from steward.config import StewardConfig
 from steward.runs import RunError, build_request, decide, start_run
 from tests.support.fake_model import FakeModel
-from tests.support.histories import history_id, record_history
+from tests.support.histories import history_id, readable_history, record_history
 from tests.support.stack import running_workers, wait_for_approval
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,7 +72,7 @@ async def test_agent_uses_mcp_tools_through_policy(
         await decide(client, request.id, "alice", approve=True)
         result = await handle.result()
         await record_history(handle)
-        history = await handle.fetch_history()
+        history = await readable_history(handle)
 
     assert result.status == "completed"
     assert [(a.tool, a.decision, a.outcome) for a in result.actions] == [

@@ -15,7 +15,7 @@ from steward.config import StewardConfig
 from steward.models import RunResult
 from steward.runs import decide, start_run
 from tests.support.fake_model import FakeModel, provider_error
-from tests.support.histories import history_id, record_history
+from tests.support.histories import history_id, readable_history, record_history
 from tests.support.stack import running_workers, wait_for_approval
 
 ANSWER = json.dumps({"action": "answer", "answer": "ok"})
@@ -41,7 +41,7 @@ async def test_fallback_to_the_next_deployment_shows_in_history(
     async with running_workers(client, config, task_queue):
         handle = await start_run(client, config, "helpdesk", "hi", "dana", task_queue=task_queue)
         result = await handle.result()
-        history = await handle.fetch_history()
+        history = await readable_history(handle)
 
     assert result.status == "completed"
     (call,) = result.model_calls

@@ -24,6 +24,7 @@ from steward.models import RunProgress
 from steward.questions import Answer, Question, QuestionState, RefusedReply, Reply
 from steward.runs import RunError, open_questions, reply, start_run
 from tests.support.fake_model import FakeModel
+from tests.support.histories import readable_history
 from tests.support.stack import running_workers
 from tests.test_cli import steward
 from workflows.questions import QuestionGate, QuestionHandlers
@@ -75,7 +76,7 @@ async def listed(client: Client, question_id: str, timeout: float = 20) -> Quest
 
 
 async def task_failures(handle: WorkflowHandle[Any, Any]) -> int:
-    history = await handle.fetch_history()
+    history = await readable_history(handle)
     return sum(
         1 for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
     )

@@ -23,7 +23,7 @@ from steward.replay import load_history
 from steward.runs import decide, start_run
 from steward.trace import build_trace
 from tests.support.fake_model import FakeModel
-from tests.support.histories import HISTORIES, history_id, record_history
+from tests.support.histories import HISTORIES, history_id, readable_history, record_history
 from tests.support.stack import (
     activities_for_tests,
     outbox_messages,
@@ -72,7 +72,7 @@ async def test_a_tool_that_fails_for_good_is_recorded_and_the_trace_says_so(
         await decide(client, request.id, "alice", approve=True, reason="fine")
         result = await handle.result()
         await record_history(handle)
-        history = await handle.fetch_history()
+        history = await readable_history(handle)
 
     assert result.status == "failed"
     (action,) = result.actions

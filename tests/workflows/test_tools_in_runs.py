@@ -25,6 +25,7 @@ from steward.config import StewardConfig
 from steward.models import RunResult, ToolInvocation, ToolResult
 from steward.runs import decide, start_run
 from tests.support.fake_model import FakeModel
+from tests.support.histories import readable_history
 from tests.support.smtp_server import smtp_server
 from tests.support.stack import running_workers, wait_for_approval
 from tests.support.web_server import PAGE, Site, web_server
@@ -59,7 +60,7 @@ def with_tools(config: StewardConfig, tmp_path: Path, **changes: Any) -> Steward
 
 async def attempts_of(handle: WorkflowHandle[Any, Any], activity_type: str) -> int:
     """The attempt that completed the (single) activity of this type, from history."""
-    history = await handle.fetch_history()
+    history = await readable_history(handle)
     scheduled = {
         event.event_id
         for event in history.events
