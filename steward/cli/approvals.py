@@ -16,7 +16,7 @@ from steward.cli.keys import KeyOption
 from steward.cli.questions import describe_questions
 from steward.client import connect
 from steward.models import ApprovalRequest
-from steward.runs import decide, decide_by_signal, open_questions, pending
+from steward.runs import check_decision, decide, decide_by_signal, open_questions, pending
 
 AsOption = Annotated[str, typer.Option("--as", help="your approver name, as in steward.yaml")]
 DigestOption = Annotated[
@@ -92,6 +92,8 @@ def _decide(
     signal: bool,
     key: Path | None,
 ) -> None:
+    check_decision(approval_id, approver, approve=approve, reason=reason, digest=digest)
+
     async def go() -> None:
         client = await connect()
         verb = "approved" if approve else "rejected"

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from steward import devserver
-from steward.config import DEFAULT_CONFIG_PATHS, ConfigError, load_config
+from steward.config import DEFAULT_CONFIG_PATHS, load_config
 
 app = typer.Typer(
     help=(
@@ -39,12 +39,8 @@ def up(
     `steward dev down` and a reboot. The namespace of every environment in steward.yaml is
     created, and Steward's search attributes are registered in each, on start.
     """
-    try:
-        namespaces = _namespaces(config)
-        server = devserver.start(port=port, ui_port=ui_port, namespaces=namespaces)
-    except (devserver.DevServerError, ConfigError) as err:
-        typer.secho(f"error: {err}", fg="red", err=True)
-        raise typer.Exit(1) from None
+    namespaces = _namespaces(config)
+    server = devserver.start(port=port, ui_port=ui_port, namespaces=namespaces)
     if server.reused:
         typer.echo(f"Temporal dev server already running (pid {server.pid}); reusing it.")
         if server.address.rsplit(":", 1)[1] != str(port):
@@ -58,11 +54,7 @@ def up(
 @app.command()
 def down() -> None:
     """Stop the server. Its database stays: the next `up` resumes every workflow."""
-    try:
-        stopped = devserver.stop()
-    except devserver.DevServerError as err:
-        typer.secho(f"error: {err}", fg="red", err=True)
-        raise typer.Exit(1) from None
+    stopped = devserver.stop()
     typer.echo("Temporal dev server stopped." if stopped else "No Temporal dev server running.")
 
 
