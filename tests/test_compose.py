@@ -36,7 +36,7 @@ PAYLOAD_LIMIT = 2 * 1024 * 1024
 _DEV_TUNING = dict(
     setting.split("=", 1) for flag, setting in devserver.TUNING if flag == "--dynamic-config-value"
 )
-# What the server must do that version 1.30 does not by default (the dev server does).
+# What Steward relies on from the server, stated rather than left to its version's defaults.
 DYNAMIC_CONFIG: dict[str, object] = {
     "frontend.enableUpdateWorkflowExecution": True,
     "system.enableActivityEagerExecution": True,
