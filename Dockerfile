@@ -23,11 +23,14 @@ COPY requirements.lock ./
 RUN pip install --require-hashes --no-deps -r requirements.lock
 
 # Only what the package and its default config need: never the build context's secrets/.
+# Every package the entry points import (tests/test_dockerfile.py imports them from a copy
+# laid out by these lines): the CLI and the workers import evals/ too.
 COPY pyproject.toml README.md ./
 COPY steward ./steward
 COPY workflows ./workflows
 COPY activities ./activities
 COPY workers ./workers
+COPY evals ./evals
 COPY examples ./examples
 RUN pip install --no-deps --no-build-isolation .
 

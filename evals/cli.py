@@ -25,7 +25,6 @@ from steward import devserver
 from steward.cli.common import ui_link
 from steward.client import connect, load_settings
 from steward.config import StewardConfig, find_config
-from steward.runs import RunError
 
 MAX_REQUEST_BYTES = 1_500_000
 """Largest EvalWorkflow input accepted; Temporal refuses payloads over 2 MB."""
@@ -64,10 +63,7 @@ async def run_eval(options: EvalOptions) -> EvalReport:
         typer.echo(f"wrote {len(suite.cases)} regression case(s) to {options.save}", err=True)
     request = eval_request(suite, settings, options)
     if options.worker and not os.environ.get("TEMPORAL_ADDRESS"):
-        try:
-            server = devserver.start(namespaces=settings.namespaces)
-        except devserver.DevServerError as err:
-            raise RunError(str(err)) from None
+        server = devserver.start(namespaces=settings.namespaces)
         typer.echo(f"Temporal dev server: {server.address} (UI {server.ui_url})", err=True)
     client = await connect(settings)
     async with AsyncExitStack() as stack:

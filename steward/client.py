@@ -10,6 +10,9 @@ they reach the server encrypted.
 The environment (dev, staging, prod) is chosen here too, once for every command and worker:
 `STEWARD_ENV` names one declared in steward.yaml, `load_settings` merges its overrides, and
 `connect` talks to its namespace, which wins over TEMPORAL_NAMESPACE.
+
+A server that does not answer is a TemporalUnreachable naming the address it dialled, so
+the CLI and the workers can say so in one line instead of the SDK's RuntimeError.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import os
 from pathlib import Path
 from typing import Any, Final
 
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.envconfig import ClientConfig
 
@@ -27,6 +31,21 @@ from steward.config import StewardConfig, load_config
 from steward.plugin import StewardPlugin
 
 ENVIRONMENT_VARIABLE: Final = "STEWARD_ENV"
+
+
+class TemporalUnreachable(ConnectionError):
+    """No Temporal server answered at the address `connect` dialled.
+
+    The SDK says so with a bare RuntimeError; this gives the failure a type, the address
+    and what to do, so the CLI and the workers can say it in one line (and exit 1).
+    """
+
+    def __init__(self, address: str, cause: str) -> None:
+        super().__init__(
+            f"cannot reach Temporal at {address}: start the embedded server with "
+            f"`steward dev up`, or set TEMPORAL_ADDRESS to a server that runs ({cause})"
+        )
+        self.address = address
 
 
 def selected_environment() -> str | None:
@@ -66,4 +85,17 @@ async def connect(settings: StewardConfig | None = None, **overrides: Any) -> Cl
     options.update(overrides)
     target = options.pop("target_host")
     plugin = StewardPlugin(codec_from_environment())
-    return await Client.connect(target, plugins=[plugin], **options)
+    try:
+        return await Client.connect(target, plugins=[plugin], **options)
+    except RuntimeError as err:
+        raise TemporalUnreachable(target, str(err)) from err
+
+
+async def require_namespace(client: Client) -> None:
+    """RPCError (NOT_FOUND, with a NamespaceNotFoundFailure) unless the client's namespace
+    exists. A worker calls this before it starts: the SDK's own check fails later, inside
+    the worker, as an untyped RuntimeError.
+    """
+    await client.workflow_service.describe_namespace(
+        DescribeNamespaceRequest(namespace=client.namespace)
+    )

@@ -33,6 +33,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from steward.blobs import OFFLOAD_BYTES
 from steward.models import (
@@ -47,7 +48,6 @@ from steward.models import (
     Escalation,
     RiskClass,
     ToolSpec,
-    problems,
 )
 from steward.questions import ASK_HUMAN
 from steward.retrieval import COLLECTION_NAME, SEARCH_DOCS, WORDLLAMA
@@ -823,7 +823,17 @@ class StewardConfig(_Section):
     def check_agents(self, registry: Mapping[str, ToolSpec]) -> None:
         """Resolve every agent once, so a worker refuses to start with a config that
         grants an unknown tool or names a key that is missing (ConfigError naming it).
+
+        Settings under `tools:` must name a tool too: a misspelt name would otherwise be
+        ignored, and the real tool would run on its defaults (a laxer approval, say).
         """
+        known = sorted([*registry, ASK_HUMAN])
+        for tool in self.tools:
+            if tool not in known:
+                raise ConfigError(
+                    f"tools.{tool}: no tool of that name (tools: {', '.join(known)}; "
+                    "MCP tools are set under mcp_servers.SERVER.tools)"
+                )
         for name, agent in self.agents.items():
             if agent.kind == "playbook" and name not in PLAYBOOKS:
                 raise ConfigError(
@@ -888,7 +898,7 @@ def _read(source: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(source.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
-        raise ConfigError(f"{source}: not valid YAML: {err}") from None
+        raise ConfigError(f"{source}: not valid YAML: {_yaml_problem(err)}") from None
     except UnicodeDecodeError as err:
         raise ConfigError(f"{source}: not UTF-8 text (byte {err.start})") from None
     except RecursionError:
@@ -898,12 +908,21 @@ def _read(source: Path) -> dict[str, Any]:
     return raw
 
 
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """The parser's complaint on one line, with where it is (its own text spans lines)."""
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
+        mark = err.problem_mark
+        return f"line {mark.line + 1}, column {mark.column + 1}: {err.problem or err.context}"
+    return " ".join(str(err).split())
+
+
 def _validate(source: Path, raw: dict[str, Any], environment: str | None = None) -> StewardConfig:
     try:
         return StewardConfig.model_validate(raw)
     except ValidationError as err:
         if environment is None:
-            raise ConfigError(f"{source}: {problems(err, '(top)')}") from None
+            located = (": ".join(_located(problem)) for problem in err.errors())
+            raise ConfigError(f"{source}: {'; '.join(located)}") from None
         raise ConfigError(f"{source}: {_override_problems(err, raw, environment)}") from None
     except RecursionError:
         raise ConfigError(f"{source}: nested too deeply to read") from None
@@ -920,15 +939,24 @@ def _override_problems(err: ValidationError, raw: dict[str, Any], environment: s
     prefix = f"environments.{environment}.overrides"
     named = []
     for problem in err.errors():
-        where, message = ".".join(str(part) for part in problem["loc"]), problem["msg"]
-        if not where:
-            # The cross-reference checks name their field at the start of the message.
-            message = message.removeprefix("Value error, ")
-            field, _, rest = message.partition(": ")
-            if rest and " " not in field:
-                where, message = field, rest
+        where, message = _located(problem)
         if where.split(".")[0] in overrides:
             named.append(f"{prefix}.{where}: {message}")
         else:
-            named.append(f"{prefix} (merged): {where or '(top)'}: {message}")
+            named.append(f"{prefix} (merged): {where}: {message}")
     return "; ".join(named)
+
+
+def _located(problem: ErrorDetails) -> tuple[str, str]:
+    """Where a problem is (dotted) and what it is.
+
+    The checks across sections fail at the top of the file and name their field at the
+    start of the message (`agents.x.collections: unknown collection ...`): that is where.
+    """
+    where, message = ".".join(str(part) for part in problem["loc"]), problem["msg"]
+    if not where:
+        message = message.removeprefix("Value error, ")
+        field, _, rest = message.partition(": ")
+        if rest and " " not in field:
+            where, message = field, rest
+    return where or "(top)", message

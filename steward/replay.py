@@ -107,6 +107,10 @@ def load_history(path: Path, workflow_id: str | None = None) -> WorkflowHistory:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise HistoryError(f"cannot read {path}: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise HistoryError(
+            f"{path} is not a Temporal history in JSON: not UTF-8 text (at byte {err.start})"
+        ) from None
     try:
         history = WorkflowHistory.from_json(workflow_id or path.stem, text)
     except (ValueError, ParseError, KeyError, TypeError) as err:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from temporalio.api.failure.v1 import Failure
 from temporalio.client import (
     Client,
@@ -32,7 +32,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from steward import authority, queues, signing
@@ -65,7 +65,16 @@ KEY_FILE_VARIABLE = "STEWARD_KEY_FILE"
 
 
 class RunError(Exception):
-    """A run could not be started or decided; the message says why, for a person."""
+    """A run could not be started, found or decided as asked; the message says why, for a
+    person, and what they asked must change (the CLI exits 2).
+    """
+
+
+class OperationFailed(RunError):
+    """What was asked was fine, but doing it failed (an ingest that failed, a server that
+    could not be started): trying again may work, changing the input will not (the CLI
+    exits 1). A RunError still, so callers that catch RunError keep catching it.
+    """
 
 
 def build_request(
@@ -157,22 +166,36 @@ async def start_run(
     run_id = workflow_id or new_workflow_id(target)
     if key is not None:
         request = sign_start(key, request, run_id)
-    return await client.start_workflow(
-        workflow_type(target),
-        request,
-        id=run_id,
-        task_queue=task_queue,
-        result_type=RunResult,
-        id_reuse_policy=REUSE_POLICY,
-        # Shown in the UI's workflow list; names only, never the task (it is plaintext).
-        static_summary=f"{target} for {visible(principal)}",
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(sa.TARGET, target),
-                SearchAttributePair(sa.PRINCIPAL, principal),
-                SearchAttributePair(sa.STATUS, "running"),
-            ]
-        ),
+    try:
+        return await client.start_workflow(
+            workflow_type(target),
+            request,
+            id=run_id,
+            task_queue=task_queue,
+            result_type=RunResult,
+            id_reuse_policy=REUSE_POLICY,
+            # Shown in the UI's workflow list; names only, never the task (it is plaintext).
+            static_summary=f"{target} for {visible(principal)}",
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.TARGET, target),
+                    SearchAttributePair(sa.PRINCIPAL, principal),
+                    SearchAttributePair(sa.STATUS, "running"),
+                ]
+            ),
+        )
+    except WorkflowAlreadyStartedError:
+        raise RunError(await _taken(client, run_id)) from None
+
+
+async def _taken(client: Client, workflow_id: str) -> str:
+    """Why `workflow_id` cannot start again, saying what its last run is doing."""
+    described = await client.get_workflow_handle(workflow_id).describe()
+    state = described.status.name.lower() if described.status else "unknown"
+    return (
+        f"workflow id {workflow_id!r} is taken: its last run is {state}, and an id is "
+        "reused only after its run failed or was cancelled or terminated; choose another "
+        f"id, or leave it out for a fresh one (`steward status {workflow_id}` shows the run)"
     )
 
 
@@ -218,9 +241,11 @@ async def _query(
             return answer
         except RPCError as err:
             # A query needs a worker; right after one died the server may give up on it
-            # before another picks the query up. That passes; anything else does not.
+            # before another picks the query up. That passes; anything else does not, and
+            # keeps its type: an unknown run (NOT_FOUND) is the caller's to fix, a server
+            # that does not answer is not.
             if err.status not in _TRANSIENT or attempt + 1 == QUERY_ATTEMPTS:
-                raise RunError(f"cannot read {what} of {handle.id}: {err}") from None
+                raise
             await asyncio.sleep(0.5 * (attempt + 1))
         except WorkflowQueryFailedError as err:
             raise RunError(f"cannot read {what} of {handle.id}: {err}") from None
@@ -235,6 +260,57 @@ async def find_request(client: Client, approval_id: str) -> ApprovalRequest:
         if request.id == approval_id:
             return request
     raise RunError(f"no pending approval with id {approval_id!r}")
+
+
+def check_decision(
+    approval_id: str,
+    approver: str,
+    *,
+    approve: bool,
+    reason: str = "",
+    digest: str | None = None,
+) -> None:
+    """RunError if a decision with these values would be malformed, before anything is read
+    or sent: ApprovalDecision's own bounds, so a 5,000-character reason is refused here, in
+    one line, and never by the run. Only the request's digest may be unknown yet.
+    """
+    workflow_of(approval_id)
+    given: dict[str, object] = {
+        "request_id": approval_id,
+        "approver": approver,
+        "approve": approve,
+        "reason": reason,
+    }
+    if digest:
+        given["args_digest"] = digest
+    found = _shape_problems(ApprovalDecision, given, unknown="args_digest")
+    if found:
+        raise RunError(f"bad decision: {found}")
+
+
+def check_reply(text: str, sender: str, question_id: str | None = None) -> None:
+    """RunError if a reply with these values would be malformed, before anything is read or
+    sent (Reply's own bounds). Without `question_id`, the run's only open question is meant.
+    """
+    given: dict[str, object] = {"text": text, "sender": sender}
+    if question_id is not None:
+        given["question_id"] = question_id
+    found = _shape_problems(Reply, given, unknown="question_id")
+    if found:
+        raise RunError(f"bad reply: {found}")
+
+
+def _shape_problems(model: type[BaseModel], given: dict[str, object], *, unknown: str) -> str:
+    """What is wrong with `given` as a `model`, leaving out the one field not known yet."""
+    try:
+        model.model_validate(given)
+    except ValidationError as err:
+        return "; ".join(
+            f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}"
+            for problem in err.errors()
+            if not (problem["type"] == "missing" and problem["loc"] == (unknown,))
+        )
+    return ""
 
 
 def make_decision(
@@ -382,7 +458,7 @@ async def _settled(
     while asyncio.get_running_loop().time() < deadline:
         try:
             records = await _query(handle, "decisions", list[DecisionRecord], "decisions")
-        except RunError:
+        except (RunError, RPCError):
             return None  # the run ended with this decision, say; status will tell
         # The record keeps the newest 200: count back from the end for what is new.
         fresh = records[seen:] if len(records) > seen else records[-1:]

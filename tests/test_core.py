@@ -97,7 +97,11 @@ def test_example_config_resolves_profiles() -> None:
             "unknown tier",
         ),
         ("tiers: {fast: [{model: m, api_key: sk-123}]}", "Extra inputs are not permitted"),
-        ("tiers: {", "not valid YAML"),
+        ("tiers: {", "not valid YAML: line 1, column 9: expected the node content"),
+        (
+            "tiers: {fast: [{model: m}]}\nagents: {x: {kind: agent, collections: [hb]}}",
+            "steward.yaml: agents.x.collections: unknown collection 'hb'",
+        ),
     ],
 )
 def test_bad_config_names_the_field(tmp_path: Path, text: str, message: str) -> None:
@@ -106,6 +110,7 @@ def test_bad_config_names_the_field(tmp_path: Path, text: str, message: str) -> 
     with pytest.raises(ConfigError, match=r"steward\.yaml") as caught:
         load_config(path)
     assert message in str(caught.value)
+    assert "\n" not in str(caught.value)  # printed as one line
 
 
 def test_run_request_refuses_empty_and_oversized_input() -> None:

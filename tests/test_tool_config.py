@@ -98,6 +98,16 @@ def test_bad_tool_settings_name_the_field(tmp_path: Path, text: str, message: st
     assert "hunter2" not in str(caught.value)
 
 
+@pytest.mark.parametrize("tool", ["send_emial", "notes.add_note"])
+def test_settings_for_a_tool_that_does_not_exist_are_refused(tmp_path: Path, tool: str) -> None:
+    # A misspelt name would leave the real tool on its defaults: a laxer approval, say.
+    config = load(tmp_path, f"tools: {{{tool}: {{decision: allow}}}}\n")
+    with pytest.raises(ConfigError, match=rf"tools\.{tool}: no tool of that name"):
+        config.check_agents(default_specs())
+    known = load(tmp_path, "tools: {send_email: {decision: deny}, ask_human: {decision: deny}}\n")
+    known.check_agents(default_specs())
+
+
 def test_smtp_timeout_may_grow_with_the_tool_timeout(tmp_path: Path) -> None:
     config = load(
         tmp_path,

@@ -92,7 +92,12 @@ def privileged_tools(config: StewardConfig) -> frozenset[str]:
 
 
 def default_activities(config: StewardConfig, *, allow_paid: bool | None = None) -> Activities:
-    """Build the real activities from config and the worker's environment."""
+    """Build the real activities from config and the worker's environment.
+
+    The config's grants are checked first, so a config the workers refuse (an unknown
+    tool, say) is refused before litellm's import takes seconds and any directory is made.
+    """
+    granted = authority(config)
     import litellm
 
     # litellm prints a "Give Feedback / Get Help" banner to stdout on every provider error;
@@ -135,7 +140,7 @@ def default_activities(config: StewardConfig, *, allow_paid: bool | None = None)
             timeout_seconds=config.http.timeout_seconds,
         ),
         mcp=mcp_activities(config),
-        authority=authority(config),
+        authority=granted,
         retrieval=retrieval_activities(config),
         privileged_tools=privileged_tools(config),
     )

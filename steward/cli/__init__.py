@@ -27,10 +27,12 @@ from steward.cli import (
     trace,
     worker,
 )
+from steward.cli.common import StewardGroup
 from steward.cli.eval import eval_command
 from steward.client import ENVIRONMENT_VARIABLE
 
 app = typer.Typer(
+    cls=StewardGroup,
     help="Steward: durable AI workflows on Temporal. Start runs, approve actions, inspect them.",
     no_args_is_help=True,
     add_completion=False,

@@ -23,6 +23,7 @@ from steward.client import connect
 from steward.models import ApprovalRequest
 from steward.runs import (
     RunError,
+    check_decision,
     decide,
     decide_by_signal,
     find_request,
@@ -116,6 +117,8 @@ def _decide(
     key: Path | None,
     edit: bool = False,
 ) -> None:
+    check_decision(approval_id, approver, approve=approve, reason=reason, digest=digest)
+
     async def go() -> None:
         client = await connect()
         verb = "approved" if approve else "rejected"

@@ -1,4 +1,13 @@
-"""Helpers every command shares: run a coroutine, turn known errors into one clear line."""
+"""Helpers every command shares: run a coroutine, read INPUT, and the command group that
+turns every failure a person can fix into one line on stderr.
+
+`StewardGroup` is the one place failures are printed: whatever `steward.exits.explain`
+knows (a bad config, an unknown run, Temporal unreachable, a file that is not text)
+prints `error: ...` and exits 2 (the input must change) or 1 (the operation failed).
+Commands do not catch errors to print them; anything unexplained is a bug and keeps its
+traceback. Typer's own usage errors (a missing argument, an option of the wrong type)
+keep Typer's rendering and exit 2.
+"""
 
 from __future__ import annotations
 
@@ -7,51 +16,70 @@ import getpass
 import os
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
-from temporalio.service import RPCError
+from typer.core import TyperGroup
 
 from steward import approval_view, devserver
-from steward.codec import CodecError
-from steward.config import ConfigError
+from steward.exits import Explained, explain
 from steward.runs import RunError
 
 T = TypeVar("T")
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine; known failures print `error: ...` and exit 2."""
-    try:
-        return asyncio.run(coro)
-    except (RunError, ConfigError, CodecError) as err:
-        typer.secho(f"error: {err}", fg="red", err=True)
-        raise typer.Exit(2) from None
-    except RPCError as err:
-        typer.secho(f"error: Temporal said: {err.message}", fg="red", err=True)
-        raise typer.Exit(2) from None
-    except RuntimeError as err:
-        if "connect" not in str(err).lower():
-            raise
-        typer.secho(
-            f"error: cannot reach Temporal ({err}). Start the embedded server with "
-            "`steward dev up`, or set TEMPORAL_ADDRESS.",
-            fg="red",
-            err=True,
-        )
-        raise typer.Exit(2) from None
+    """Run a command's coroutine (its failures are explained by StewardGroup)."""
+    return asyncio.run(coro)
+
+
+class StewardGroup(TyperGroup):
+    """The `steward` command group: a failure a person can fix leaves as one line."""
+
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command; print a failure `explain` knows in one line, with its code."""
+        try:
+            return super().invoke(ctx)
+        except Exception as err:
+            explained = explain(err)
+            if explained is None:
+                raise
+            fail(explained)
+
+
+def fail(explained: Explained) -> NoReturn:
+    """Print `error: ...` on stderr and exit with the explained code."""
+    typer.secho(f"error: {explained.line}", fg="red", err=True)
+    raise typer.Exit(explained.code) from None
 
 
 def read_input(value: str) -> str:
-    """INPUT as given, `@FILE` for a file's contents, or `-` for standard input."""
+    """INPUT as given, `@FILE` for a file's contents, or `-` for standard input (UTF-8)."""
     if value == "-":
-        return typer.get_text_stream("stdin").read()
+        return _text(typer.get_binary_stream("stdin").read(), "standard input")
     if value.startswith("@"):
-        path = Path(value[1:])
-        if not path.is_file():
-            raise typer.BadParameter(f"no such file: {path}")
-        return path.read_text(encoding="utf-8")
+        return read_file(Path(value[1:]))
     return value
+
+
+def read_file(path: Path) -> str:
+    """A text file a user named; RunError (exit 2) naming it if it is not one."""
+    if not path.is_file():
+        raise RunError(f"no such file: {path}")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise RunError(f"cannot read {path}: {err.strerror}") from None
+    return _text(data, str(path))
+
+
+def _text(data: bytes, source: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise RunError(
+            f"{source} is not UTF-8 text (at byte {err.start}): save it as UTF-8"
+        ) from None
 
 
 def whoami() -> str:

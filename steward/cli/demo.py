@@ -19,7 +19,7 @@ import typer
 from temporalio.client import Client, WorkflowHandle
 
 from steward import devserver
-from steward.cli.common import run, ui_link
+from steward.cli.common import read_file, run, ui_link
 from steward.cli.dev import start_stack
 from steward.client import connect, load_settings
 from steward.config import StewardConfig
@@ -38,6 +38,7 @@ def demo_command(
     config: Annotated[str | None, typer.Option(help="steward.yaml to use")] = None,
 ) -> None:
     """Run the support playbook end to end: classify, draft, approve, send."""
+    text = read_file(ticket)
     settings = load_settings(config)
     if not os.environ.get("TEMPORAL_ADDRESS"):
         # As `steward dev up`: the dev key file the first time, the codec server, the server.
@@ -50,7 +51,7 @@ def demo_command(
     worker = _start_worker(log, config)
     typer.echo(f"worker started (pid {worker.pid}, log {log})")
     try:
-        run(_demo(ticket.read_text(encoding="utf-8"), settings))
+        run(_demo(text, settings))
     finally:
         worker.terminate()
         try:

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from steward import approval_view, codec, devserver
-from steward.config import DEFAULT_CONFIG_PATHS, ConfigError, load_config
+from steward.config import DEFAULT_CONFIG_PATHS, load_config
 
 app = typer.Typer(
     help=(
@@ -87,14 +87,8 @@ def up(
     time) unless STEWARD_CODEC_KEYS or STEWARD_CODEC_KEYS_FILE names a ring; a codec
     server on --codec-port lets the UI show and send them decrypted.
     """
-    try:
-        namespaces = _namespaces(config)
-        stack = start_stack(
-            port=port, ui_port=ui_port, codec_port=codec_port, namespaces=namespaces
-        )
-    except (devserver.DevServerError, ConfigError, codec.CodecError) as err:
-        typer.secho(f"error: {err}", fg="red", err=True)
-        raise typer.Exit(1) from None
+    namespaces = _namespaces(config)
+    stack = start_stack(port=port, ui_port=ui_port, codec_port=codec_port, namespaces=namespaces)
     server = stack.server
     if server.reused:
         typer.echo(f"Temporal dev server already running (pid {server.pid}); reusing it.")
@@ -117,12 +111,8 @@ def up(
 @app.command()
 def down() -> None:
     """Stop the server and the codec server. The database stays: `up` resumes every workflow."""
-    try:
-        stopped = devserver.stop()
-        codec_stopped = devserver.stop_codec_server()
-    except devserver.DevServerError as err:
-        typer.secho(f"error: {err}", fg="red", err=True)
-        raise typer.Exit(1) from None
+    stopped = devserver.stop()
+    codec_stopped = devserver.stop_codec_server()
     typer.echo("Temporal dev server stopped." if stopped else "No Temporal dev server running.")
     if codec_stopped:
         typer.echo("Codec server stopped.")

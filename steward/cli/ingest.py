@@ -16,7 +16,7 @@ from steward.cli.runs import ConfigOption
 from steward.client import connect, load_settings
 from steward.ingest import ingest_request, start_ingest
 from steward.retrieval import IngestProgress
-from steward.runs import RunError
+from steward.runs import OperationFailed
 
 
 def ingest_command(
@@ -64,7 +64,9 @@ def ingest_command(
                 done = waiting.result()
             except WorkflowFailureError as err:
                 cause = err.cause
-                raise RunError(f"ingest failed: {getattr(cause, 'message', cause)}") from None
+                raise OperationFailed(
+                    f"ingest failed: {getattr(cause, 'message', cause)}"
+                ) from None
             bar.update(task, total=done.files_total, completed=done.files_seen, chunks=done.chunks)
         return done
 

@@ -23,7 +23,7 @@ import typer
 from steward import codec, signing
 from steward.cli.common import run
 from steward.client import connect
-from steward.runs import find_request, make_decision, required_key
+from steward.runs import check_decision, find_request, make_decision, required_key
 
 app = typer.Typer(
     help=(
@@ -116,6 +116,7 @@ def sign_command(
     key: KeyOption = None,
 ) -> None:
     """Print a decision signed with your key, as JSON to send from the Temporal UI."""
+    check_decision(approval_id, approver, approve=not reject, reason=reason)
 
     async def go() -> None:
         request = await find_request(await connect(), approval_id)

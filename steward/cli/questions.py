@@ -10,7 +10,7 @@ import typer
 from steward.cli.common import run
 from steward.client import connect
 from steward.questions import Question
-from steward.runs import reply
+from steward.runs import check_reply, reply
 
 
 def reply_command(
@@ -29,6 +29,7 @@ def reply_command(
     ] = False,
 ) -> None:
     """Reply to a question a run is waiting on. Refused unless you may answer it."""
+    check_reply(text, sender, question_id)
 
     async def go() -> None:
         question, answer = await reply(
