@@ -16,7 +16,7 @@ import asyncio
 import os
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -199,12 +199,29 @@ async def _taken(client: Client, workflow_id: str) -> str:
     )
 
 
-async def pending(client: Client) -> list[ApprovalRequest]:
-    """Approval requests waiting across all runs, found by search attribute."""
+LISTING_QUERY_TIMEOUT = timedelta(seconds=5)
+
+
+async def pending(client: Client, unanswered: list[str] | None = None) -> list[ApprovalRequest]:
+    """Approval requests waiting across all runs, found by search attribute.
+
+    A run that cannot answer (no worker polls its queue) is left out, its id added to
+    `unanswered`: one dead run must not hide every other run's requests.
+    """
     waiting: list[ApprovalRequest] = []
     async for execution in client.list_workflows(sa.PENDING_QUERY):
         handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
-        waiting.extend(await handle.query("pending_approvals", result_type=list[ApprovalRequest]))
+        try:
+            waiting.extend(
+                await handle.query(
+                    "pending_approvals",
+                    result_type=list[ApprovalRequest],
+                    rpc_timeout=LISTING_QUERY_TIMEOUT,
+                )
+            )
+        except (RPCError, WorkflowQueryFailedError):
+            if unanswered is not None:
+                unanswered.append(execution.id)
     return sorted(waiting, key=lambda request: request.requested_at)
 
 
@@ -469,12 +486,22 @@ async def _settled(
     return None
 
 
-async def open_questions(client: Client) -> list[Question]:
-    """Questions waiting for a reply across all runs, found by search attribute."""
+async def open_questions(client: Client, unanswered: list[str] | None = None) -> list[Question]:
+    """Questions waiting for a reply across all runs, found by search attribute (runs that
+    cannot answer are left out and added to `unanswered`, as in `pending`).
+    """
     waiting: list[Question] = []
     async for execution in client.list_workflows(sa.QUESTIONS_QUERY):
         handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
-        waiting.extend(await handle.query("open_questions", result_type=list[Question]))
+        try:
+            waiting.extend(
+                await handle.query(
+                    "open_questions", result_type=list[Question], rpc_timeout=LISTING_QUERY_TIMEOUT
+                )
+            )
+        except (RPCError, WorkflowQueryFailedError):
+            if unanswered is not None:
+                unanswered.append(execution.id)
     return sorted(waiting, key=lambda question: question.asked_at)
 
 

@@ -48,12 +48,14 @@ def pending_command(
 
     async def go() -> None:
         client = await connect()
-        waiting = await pending(client)
-        questions = await open_questions(client)
+        unanswered: list[str] = []
+        waiting = await pending(client, unanswered)
+        questions = await open_questions(client, unanswered)
         if as_json:
             listed = {
                 "approvals": [request.model_dump(mode="json") for request in waiting],
                 "questions": [question.model_dump(mode="json") for question in questions],
+                "unanswered": sorted(set(unanswered)),
             }
             typer.echo(json.dumps(listed, indent=2))
             return
@@ -70,6 +72,11 @@ def pending_command(
         if not questions:
             typer.echo("no questions open")
         describe_questions(questions)
+        if unanswered:
+            typer.echo(
+                f"{len(set(unanswered))} waiting run(s) did not answer (no worker polls their "
+                f"queue?): {', '.join(sorted(set(unanswered)))}"
+            )
 
     run(go())
 
