@@ -39,29 +39,44 @@ from steward.errors import Refused
 # through avoids re-importing them for every workflow run. litellm is never used by
 # workflows, but it installs a logging filter that imports lazily: a record logged while
 # a workflow task runs would otherwise make that import inside the sandbox and fail.
+_SHARED = (
+    "steward",
+    "activities",
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "opentelemetry",
+    "jsonschema",
+    "referencing",
+    "rpds",
+    "jsonschema_specifications",
+    "litellm",
+    # Signatures are verified in workflows (pure, deterministic), with these.
+    "cryptography",
+    "cffi",
+    # Retrieval's activity module imports the Qdrant client, which reads the temp dir
+    # at import; workflows only reference its activity methods.
+    "qdrant_client",
+    "portalocker",
+    "numpy",
+)
+
 SANDBOX = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(*_SHARED)
+)
+"""The strict sandbox: every run imports `workflows/` afresh, so a call the sandbox forbids
+(the clock, randomness, I/O) anywhere in workflow code fails the run's task. Tests use it."""
+
+PRODUCTION_SANDBOX = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(
-        "steward",
-        "activities",
-        "pydantic",
-        "pydantic_core",
-        "annotated_types",
-        "opentelemetry",
-        "jsonschema",
-        "referencing",
-        "rpds",
-        "jsonschema_specifications",
-        "litellm",
-        # Signatures are verified in workflows (pure, deterministic), with these.
-        "cryptography",
-        "cffi",
-        # Retrieval's activity module imports the Qdrant client, which reads the temp dir
-        # at import; workflows only reference its activity methods.
-        "qdrant_client",
-        "portalocker",
-        "numpy",
+        *_SHARED, "workflows", "evals"
     )
 )
+"""What workers and the replayer run: `workflows/` imported once, shared by every run.
+
+Re-importing it cost every new run tens of milliseconds (the largest fixed cost of a short
+run). The price: a forbidden call in workflow code is caught only by the strict sandbox, so
+the tests run that one (and a test shows it catches one)."""
 
 
 ENCODED_MESSAGE: Final = "Encoded failure"
@@ -128,11 +143,16 @@ def data_converter(codec: PayloadCodec | None) -> DataConverter:
 class StewardPlugin(SimplePlugin):
     """Steward's converter and sandbox, for clients, workers and replayers alike."""
 
-    def __init__(self, codec: PayloadCodec | None) -> None:
+    def __init__(self, codec: PayloadCodec | None, *, strict_sandbox: bool = False) -> None:
         """A plugin whose payloads go through `codec`.
 
         Required, so no client or worker is built without deciding: `connect()` passes
         `codec_from_environment()`; None means payloads as they are (`STEWARD_CODEC=off`).
+        Workers and replayers get the production sandbox, or the strict one (tests).
         """
-        super().__init__("steward", data_converter=data_converter(codec), workflow_runner=SANDBOX)
+        super().__init__(
+            "steward",
+            data_converter=data_converter(codec),
+            workflow_runner=SANDBOX if strict_sandbox else PRODUCTION_SANDBOX,
+        )
         self.codec = codec

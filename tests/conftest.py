@@ -53,7 +53,7 @@ assert isinstance(CODEC, EncryptionCodec)
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     """The session's Temporal dev server (tuned like the embedded one)."""
     environment = await WorkflowEnvironment.start_local(
-        plugins=[StewardPlugin(CODEC)],
+        plugins=[StewardPlugin(CODEC, strict_sandbox=True)],
         dev_server_existing_path=str(devserver.temporal_binary()),
         search_attributes=sa.ALL,
         dev_server_extra_args=devserver.tuning_args(),
@@ -67,7 +67,7 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     """A time-skipping test server, for deadlines and timeouts."""
     environment = await WorkflowEnvironment.start_time_skipping(
-        plugins=[StewardPlugin(CODEC)],
+        plugins=[StewardPlugin(CODEC, strict_sandbox=True)],
         test_server_existing_path=str(BIN / "temporal-test-server"),
     )
     await environment.client.operator_service.add_search_attributes(

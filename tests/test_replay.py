@@ -30,7 +30,8 @@ REQUIRED = {"support-approved", "support-rejected", "support-timed-out"}
 
 def replayer() -> Replayer:
     return Replayer(
-        workflows=list(ALL_WORKFLOWS), plugins=[StewardPlugin(codec_from_environment())]
+        workflows=list(ALL_WORKFLOWS),
+        plugins=[StewardPlugin(codec_from_environment(), strict_sandbox=True)],
     )
 
 
@@ -60,7 +61,8 @@ async def test_an_unpatched_change_is_caught_by_replay() -> None:
         "support-approved", (HISTORIES / "support-approved.json").read_text()
     )
     changed = Replayer(
-        workflows=[ChangedSupportReply], plugins=[StewardPlugin(codec_from_environment())]
+        workflows=[ChangedSupportReply],
+        plugins=[StewardPlugin(codec_from_environment(), strict_sandbox=True)],
     )
     result = await changed.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is not None

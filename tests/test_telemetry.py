@@ -47,7 +47,7 @@ async def test_spans_are_emitted_once_with_genai_attributes(
     tracer = provider.get_tracer("test")
     client = await Client.connect(
         env.client.service_client.config.target_host,
-        plugins=[StewardPlugin(codec_from_environment())],
+        plugins=[StewardPlugin(codec_from_environment(), strict_sandbox=True)],
         interceptors=client_interceptors(tracer),
     )
     queue_happy_path(fake_model)

@@ -51,7 +51,7 @@ async def ui_env() -> AsyncIterator[tuple[WorkflowEnvironment, str]]:
     ui = f"http://127.0.0.1:{port}"
     with codec_server("--origin", ui) as codec_url:
         environment = await WorkflowEnvironment.start_local(
-            plugins=[StewardPlugin(CODEC)],
+            plugins=[StewardPlugin(CODEC, strict_sandbox=True)],
             dev_server_existing_path=str(devserver.temporal_binary()),
             search_attributes=sa.ALL,
             ui=True,

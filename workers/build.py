@@ -34,7 +34,6 @@ from activities.tools.smtp import SmtpTransport
 from steward import devserver, queues
 from steward.codec import keyring_from_environment
 from steward.config import StewardConfig
-from steward.plugin import SANDBOX
 from steward.retrieval import SEARCH_DOCS
 from workflows.agent import AgentWorkflow
 from workflows.eval import EvalWorkflow
@@ -262,7 +261,6 @@ def build_workers(
                     *_retrieval(activities),
                     *([activities.evals.score_case] if activities.evals else []),
                 ],
-                workflow_runner=SANDBOX,
                 # Retrieval's activities are synchronous (Qdrant and the embedder block).
                 activity_executor=ThreadPoolExecutor(max_workers=4),
                 **worker_options,

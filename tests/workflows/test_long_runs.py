@@ -128,7 +128,8 @@ async def test_300_turns_of_100kb_pages_stay_small_in_every_run_and_replay(
         assert size < HISTORY_WARNING_BYTES / 4, f"a run's history grew to {size:,} bytes"
         assert len(history.events) < 1_200
     replayer = Replayer(
-        workflows=list(WORKFLOWS), plugins=[StewardPlugin(codec_from_environment())]
+        workflows=list(WORKFLOWS),
+        plugins=[StewardPlugin(codec_from_environment(), strict_sandbox=True)],
     )
     for history in histories:
         replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
