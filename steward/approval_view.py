@@ -84,9 +84,18 @@ def markdown(request: ApprovalRequest, *, target: str, step: str, task: str) -> 
     edited = (
         f"\n\nEdited by {', '.join(edit.by for edit in request.edits)}." if request.edits else ""
     )
+    flagged = (
+        [
+            "**Flagged by the guardrails** (weigh before approving):\n"
+            + _fenced(visible("\n".join(request.flags)))
+        ]
+        if request.flags
+        else []
+    )
     return "\n\n".join(
         [
             f"## Waiting for approval: {request.tool}",
+            *flagged,
             f"**{target}** (step {step}) asks, for **{visible(request.requester)}**:",
             *fields,
             f"**why** (the run's task)\n{_fenced(visible(task[:1000]))}{edited}",

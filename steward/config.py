@@ -36,6 +36,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from steward.blobs import OFFLOAD_BYTES
+from steward.guardrails import Guardrail, JudgeCheck
 from steward.models import (
     DEFAULT_CONTEXT_CHARS,
     MAX_RETRY_SECONDS,
@@ -69,6 +70,9 @@ ASK_HUMAN_SPEC = ToolSpec(
 reads from a human, so it is allowed by default; `tools.ask_human` can still override it.
 """
 DEFAULT_NAMESPACE = "default"
+
+GUARDED_STEPS = {"playbook": {"draft"}, "agent": {"answer"}}
+"""The steps whose output a guardrail may check: a playbook's draft, an agent's answer."""
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENVIRONMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -130,6 +134,9 @@ class ToolConfig(_Section):
         description="how long a failing call is retried before it fails for good",
     )
     max_calls_per_run: int | None = Field(default=None, ge=1)
+    guardrails: dict[str, Guardrail] = Field(
+        default_factory=dict, description="argument -> checks its text must pass"
+    )
 
 
 class BudgetConfig(_Section):
@@ -181,6 +188,12 @@ class AgentConfig(_Section):
     )
     max_parallel: int = Field(
         default=2, ge=1, le=16, description="how many specialists one handoff runs at once"
+    )
+    guardrails: dict[str, Guardrail] = Field(
+        default_factory=dict, description="playbook step (e.g. draft) -> checks of its output"
+    )
+    input_guardrails: Guardrail | None = Field(
+        default=None, description="checks on each run's input"
     )
 
 
@@ -333,6 +346,9 @@ class MCPToolConfig(_Section):
     timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     retry_seconds: float = Field(default=60.0, gt=0, le=MAX_RETRY_SECONDS)
     max_calls_per_run: int | None = Field(default=None, ge=1)
+    guardrails: dict[str, Guardrail] = Field(
+        default_factory=dict, description="argument -> checks its text must pass"
+    )
 
 
 class MCPServerConfig(_Section):
@@ -605,7 +621,36 @@ class StewardConfig(_Section):
                         f"agent's model_tiers {agent.model_tiers}"
                     )
         self._specialists_resolve()
+        self._guardrails_resolve()
         return self
+
+    def _guardrails_resolve(self) -> None:
+        """Guardrails guard steps that exist, and their judges use configured tiers."""
+        placed: list[tuple[str, Guardrail]] = []
+        for name, tool in self.tools.items():
+            placed += [(f"tools.{name}.guardrails.{arg}", g) for arg, g in tool.guardrails.items()]
+        for server, listed in self.mcp_servers.items():
+            for name, mcp_tool in listed.tools.items():
+                where = f"mcp_servers.{server}.tools.{name}.guardrails"
+                placed += [(f"{where}.{arg}", g) for arg, g in mcp_tool.guardrails.items()]
+        for name, agent in self.agents.items():
+            steps = GUARDED_STEPS[agent.kind]
+            for step, guardrail in agent.guardrails.items():
+                if step not in steps:
+                    raise ValueError(
+                        f"agents.{name}.guardrails.{step}: a {agent.kind} has no step {step!r} "
+                        f"to guard (steps: {', '.join(sorted(steps))})"
+                    )
+                placed.append((f"agents.{name}.guardrails.{step}", guardrail))
+            if agent.input_guardrails is not None:
+                placed.append((f"agents.{name}.input_guardrails", agent.input_guardrails))
+        for where, guardrail in placed:
+            for check in guardrail.checks:
+                if isinstance(check, JudgeCheck) and check.tier not in self.tiers:
+                    raise ValueError(
+                        f"{where}: llm_judge tier {check.tier!r} is not a tier "
+                        f"(tiers: {sorted(self.tiers)})"
+                    )
 
     def _specialists_resolve(self) -> None:
         """Every specialist is another agent, and no chain of handoffs leads back."""
@@ -674,6 +719,8 @@ class StewardConfig(_Section):
             # Resolved now, so each specialist's grants are fixed when the parent starts.
             specialists=[self.profile(specialist, registry) for specialist in agent.specialists],
             max_parallel=agent.max_parallel,
+            guardrails=agent.guardrails,
+            input_guardrail=agent.input_guardrails,
         )
 
     def _mcp_spec(self, agent: str, tool: str) -> ToolSpec:
@@ -701,6 +748,7 @@ class StewardConfig(_Section):
             retry_seconds=settings.retry_seconds,
             max_calls_per_run=settings.max_calls_per_run,
             mcp_server=server,
+            guardrails=settings.guardrails,
         )
 
     def _rule(
@@ -788,6 +836,7 @@ class StewardConfig(_Section):
                 "approval": approval,
                 "timeout_seconds": override.timeout_seconds or base.timeout_seconds,
                 "retry_seconds": override.retry_seconds or base.retry_seconds,
+                "guardrails": override.guardrails or base.guardrails,
                 "max_calls_per_run": override.max_calls_per_run or base.max_calls_per_run,
             }
         )

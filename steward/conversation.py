@@ -92,6 +92,9 @@ class AgentState(Strict):
         default=None,
         description="what the workers resolved when the chain began (MCP tools described)",
     )
+    input_flags: list[str] = Field(
+        default_factory=list, description="what the input guardrail found"
+    )
 
 
 class AgentRun(RunRequest):

@@ -12,21 +12,25 @@ import json
 from datetime import datetime
 from enum import StrEnum
 from pathlib import PurePosixPath
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     StrictBool,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from steward.blobs import BlobRef
+from steward.guardrails import Guardrail, Verdict
 from steward.questions import Question
+
+# Re-exported: every payload module builds on these, through here or steward.strict.
+from steward.strict import Strict as Strict
+from steward.strict import finite_json as finite_json
+from steward.strict import problems as problems
 
 MAX_WAIT_SECONDS = 366 * 86400
 """Longest approval deadline: a year. Much more overflows the date a deadline falls on."""
@@ -39,45 +43,6 @@ MAX_EDIT_CHARS = 1_100_000
 
 MAX_INPUT_CHARS = 1_000_000
 """Largest run input accepted. Temporal rejects payloads over 2 MB; stay well under it."""
-
-
-def problems(err: ValidationError, whole: str) -> str:
-    """A validation error as `field: what was expected`, one per problem.
-
-    `whole` names the payload itself when a problem is not in one field.
-    """
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or whole}: {e['msg']}" for e in err.errors()
-    )
-
-
-J = TypeVar("J")
-
-
-def finite_json(value: J) -> J:
-    """`value` unchanged if it is plain JSON; infinities and NaN are refused.
-
-    Python's json reads `Infinity` and `NaN`, but the data converter writes them as null,
-    so a payload holding one would not be the payload that arrives (and a digest over it
-    would not match). Free-form fields (tool arguments, MCP schemas) are checked with this.
-    """
-    stack: list[Any] = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, float) and (item != item or item in (float("inf"), float("-inf"))):
-            raise ValueError("Infinity and NaN are not JSON numbers")
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-    return value
-
-
-class Strict(BaseModel):
-    """Base for payloads: unknown fields are an error, not silently dropped."""
-
-    # Infinity and NaN would pass validation, then travel as JSON null: refuse them here.
-    model_config = ConfigDict(extra="forbid", frozen=False, allow_inf_nan=False)
 
 
 # --- model calls -------------------------------------------------------------------
@@ -246,6 +211,9 @@ class ToolSpec(Strict):
     locked: list[str] = Field(
         default_factory=list,
         description="arguments an approver may not edit before approving (send_email: to)",
+    )
+    guardrails: dict[str, Guardrail] = Field(
+        default_factory=dict, description="argument -> the checks its text must pass"
     )
     retry_seconds: float = Field(
         default=60.0,
@@ -479,6 +447,9 @@ class ApprovalRequest(Strict):
     )
     edits: list[ArgumentEdit] = Field(
         default_factory=list, description="approvers' edits, oldest first"
+    )
+    flags: list[str] = Field(
+        default_factory=list, description="what the guardrails found, for the approver to weigh"
     )
     original_arguments: dict[str, Any] | None = Field(
         default=None, description="the arguments as the run asked, before any edit"
@@ -798,6 +769,12 @@ class AgentProfile(Strict):
     max_parallel: int = Field(
         default=2, ge=1, le=16, description="specialists one handoff runs at once"
     )
+    guardrails: dict[str, Guardrail] = Field(
+        default_factory=dict, description="playbook step -> the checks its output must pass"
+    )
+    input_guardrail: Guardrail | None = Field(
+        default=None, description="checks on the run's input (flagged to approvers, or blocked)"
+    )
 
 
 TARGET_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
@@ -929,6 +906,9 @@ class ActionRecord(Strict):
     citations: list[Citation] = Field(default_factory=list)
     output_blob: BlobRef | None = Field(
         default=None, description="the whole output, stored by content address"
+    )
+    guardrails: list[Verdict] = Field(
+        default_factory=list, description="the guardrails' verdicts on the call's arguments"
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from steward.conversation import GateState
+from steward.guardrails import Verdict
 from steward.models import (
     ActionRecord,
     ApprovalOutcome,
@@ -46,6 +47,12 @@ class SupportState(Strict):
     ledger: Ledger = Field(default_factory=Ledger)
     gate: GateState = Field(default_factory=GateState)
     resolved: ResolvedRun
+    verdicts: list[Verdict] = Field(
+        default_factory=list, description="the draft step's guardrail verdicts"
+    )
+    input_flags: list[str] = Field(
+        default_factory=list, description="what the input guardrail found"
+    )
 
 
 class SupportRun(RunRequest):

@@ -13,6 +13,8 @@ and waits, durably, for the reply.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +23,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 from steward import errors, handoffs, policy, queues
+from steward.guardrails import Verdict, failures
 from steward.models import (
     ActionRecord,
     AgentProfile,
@@ -53,6 +56,7 @@ class ToolActions:
         self._calls_by_tool: dict[str, int] = {}
         self._approval_id = ""
         self._edited: dict[str, Any] | None = None
+        self._guard_retries: dict[str, int] = {}
         # Approvers may edit a waiting call; the edit passes the same checks as the call.
         run.gate.edit_check = self.check_edit
 
@@ -61,16 +65,19 @@ class ToolActions:
         """The run's profile (with MCP tools described once the run has prepared them)."""
         return self.run.profile
 
-    async def act(self, call: ToolCall) -> ActionRecord:
-        """Carry out one call as far as policy and approvers allow; return what happened."""
-        record = await self._act(call)
+    async def act(self, call: ToolCall, flags: Sequence[str] = ()) -> ActionRecord:
+        """Carry out one call as far as policy and approvers allow; return what happened.
+
+        `flags` (what a step's guardrail found) are shown with the call's approval.
+        """
+        record = await self._act(call, flags)
         self.records.append(record)
         workflow.logger.info(
             "tool %s (%s): %s, %s", call.tool, call.id, record.decision, record.outcome
         )
         return record
 
-    async def _act(self, call: ToolCall) -> ActionRecord:
+    async def _act(self, call: ToolCall, step_flags: Sequence[str] = ()) -> ActionRecord:
         if call.tool == ASK_HUMAN:
             return await self._ask_human(call)
         if call.tool == handoffs.HANDOFF:
@@ -79,9 +86,55 @@ class ToolActions:
         if isinstance(checked, str):
             return _record(call, "deny", checked, "denied")
         call = checked
-        decision = await self._cleared(call)
+        verdicts, stopped = await self._guarded(call)
+        if stopped is not None:
+            return stopped
+        flags = [*step_flags, *(verdict.line() for verdict in failures(verdicts))]
+        decision = await self._cleared(call, flags)
         if isinstance(decision, ActionRecord):
+            decision.guardrails = verdicts
             return decision
+        record = await self._run(call, decision)
+        record.guardrails = verdicts
+        return record
+
+    async def _guarded(self, call: ToolCall) -> tuple[list[Verdict], ActionRecord | None]:
+        """The guardrails' verdicts on the call's arguments, and the record of the call
+        when they stop it: `block`, or `retry` (the model is told why and may call again,
+        up to the guardrail's retries; then it blocks). `flag` lets it go on, flagged.
+        """
+        spec = policy.granted_tool(self.profile, call.tool)
+        if spec is None or not spec.guardrails:
+            return [], None
+        verdicts: list[Verdict] = []
+        stop: str | None = None
+        for argument, guardrail in spec.guardrails.items():
+            value = call.arguments.get(argument)
+            text = value if isinstance(value, str) else json.dumps(value)
+            found = await self.run.guard(
+                guardrail, text, target=f"{call.tool}.{argument}", arguments=call.arguments
+            )
+            verdicts += found
+            failed = failures(found)
+            if not failed or guardrail.on_fail == "flag":
+                continue
+            why = "; ".join(f"{v.target}: {v.check}: {v.detail}" for v in failed)
+            tries = self._guard_retries.get(call.tool, 0)
+            if guardrail.on_fail == "retry" and tries < guardrail.max_retries:
+                self._guard_retries[call.tool] = tries + 1
+                stop = f"guardrail failed ({why}); fix it and call {call.tool} again"
+            else:
+                stop = f"blocked by a guardrail: {why}"
+        if stop is None:
+            return verdicts, None
+        record = _record(call, "deny", stop, "denied")
+        record.guardrails = verdicts
+        return verdicts, record
+
+    async def _run(
+        self, call: ToolCall, decision: policy.Allow | policy.NeedsApproval
+    ) -> ActionRecord:
+        """Run a cleared call's activity (the approver's edit, if any) and record it."""
         if self._edited is not None:
             # An approver edited the call: what runs is exactly what they approved.
             call, self._edited = call.model_copy(update={"arguments": self._edited}), None
@@ -185,9 +238,11 @@ class ToolActions:
         replied = f"{answer.sender} replied"
         return _record(call, decision.kind, replied, "done", answer.text)
 
-    async def _cleared(self, call: ToolCall) -> policy.Allow | policy.NeedsApproval | ActionRecord:
+    async def _cleared(
+        self, call: ToolCall, flags: list[str] | None = None
+    ) -> policy.Allow | policy.NeedsApproval | ActionRecord:
         """The policy's go-ahead for a checked call (waiting for approval when it needs
-        one), or the record of why it does not go ahead.
+        one, `flags` shown with it), or the record of why it does not go ahead.
         """
         decision = policy.decide(
             call, self.profile, policy.RunState(calls_by_tool=dict(self._calls_by_tool))
@@ -196,7 +251,9 @@ class ToolActions:
             return _record(call, "deny", decision.reason, "denied")
         if isinstance(decision, policy.NeedsApproval):
             spec = policy.granted_tool(self.profile, call.tool)
-            outcome = await self.run.ask(call, decision.rule, spec.locked if spec else ())
+            outcome = await self.run.ask(
+                call, decision.rule, spec.locked if spec else (), flags or ()
+            )
             if outcome.status != "approved":
                 verdict = "rejected" if outcome.status == "rejected" else "timed_out"
                 return _record(call, "approve", decision.reason, verdict, outcome.reason)

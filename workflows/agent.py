@@ -24,6 +24,7 @@ from steward.conversation import (
     fit,
     summary_message,
 )
+from steward.guardrails import Verdict, failures
 from steward.handoffs import handoff_option, specialists_prompt
 from steward.models import (
     ActionRecord,
@@ -107,11 +108,14 @@ class AgentWorkflow(StewardRun):
     def __init__(self) -> None:
         super().__init__()
         self.state = AgentState(turn=0, messages=[])
+        self.answer_retries = 0
 
     @workflow.run
     async def run(self, sent: RunInput) -> RunResult:
         """Loop until the model answers or the turn limit is reached (input: an AgentRun)."""
         request = await self.admit(sent, AgentRun, LegacyAgentRun)
+        if request.resume is None:
+            await self.guard_input(request.input)
         actions = ToolActions(self)
         if request.resume is not None:
             self._restore(request.resume, actions)
@@ -189,8 +193,19 @@ class AgentWorkflow(StewardRun):
                 continue
             action, payload = parsed
             if action == ANSWER:
+                verdicts, retry = await self._checked_answer(str(payload), actions)
+                if retry is not None:
+                    state.messages.append(Message(role="user", content=retry))
+                    continue
+                failed = failures(verdicts)
+                details = {"guardrails": "; ".join(v.line() for v in failed)} if failed else {}
+                blocked = failed and profile.guardrails["answer"].on_fail != "flag"
                 return self.conclude(
-                    "completed", str(payload), actions.records, citations=actions.citations()
+                    "denied" if blocked else "completed",
+                    str(payload),
+                    actions.records,
+                    details=details,
+                    citations=actions.citations(),
                 )
             arguments = payload if isinstance(payload, dict) else {}
             await self._act(ToolCall(id=f"call-{turn}", tool=action, arguments=arguments), actions)
@@ -200,6 +215,24 @@ class AgentWorkflow(StewardRun):
             actions.records,
             citations=actions.citations(),
         )
+
+    async def _checked_answer(
+        self, answer: str, actions: ToolActions
+    ) -> tuple[list[Verdict], str | None]:
+        """The answer step's guardrail verdicts, and what to tell the model when it must
+        answer again (`retry`, up to the guardrail's retries).
+        """
+        guardrail = self.profile.guardrails.get("answer")
+        if guardrail is None:
+            return [], None
+        found = [r.output for r in actions.records if r.tool == "search_docs" and r.output]
+        verdicts = await self.guard(guardrail, answer, target="answer", passages=found)
+        failed = failures(verdicts)
+        if failed and guardrail.on_fail == "retry" and self.answer_retries < guardrail.max_retries:
+            self.answer_retries += 1
+            why = "; ".join(f"{v.check}: {v.detail}" for v in failed)
+            return verdicts, f"Your answer failed these checks: {why}. Answer again, fixed."
+        return verdicts, None
 
     async def _act(self, call: ToolCall, actions: ToolActions) -> None:
         """Carry out a call and tell the model what became of it (as data)."""
@@ -239,6 +272,7 @@ class AgentWorkflow(StewardRun):
 
     def _restore(self, state: AgentState, actions: ToolActions) -> None:
         self.state = state
+        self.input_flags = list(state.input_flags)
         self.ledger = state.ledger
         self.model_calls = state.model_calls
         self.approvals = state.approvals
@@ -267,6 +301,7 @@ class AgentWorkflow(StewardRun):
                 "questions": self.questions.snapshot(),
                 "dropped_records": state.dropped_records + dropped_records,
                 "resolved": self.resolved,
+                "input_flags": self.input_flags,
             }
         )
 

@@ -358,6 +358,7 @@ class ApprovalGate:
         rule: ApprovalRule,
         requester: str,
         locked: Sequence[str] = (),
+        flags: Sequence[str] = (),
     ) -> ApprovalOutcome:
         """Open a request for this exact call and wait for its decision or its deadline.
 
@@ -386,6 +387,7 @@ class ApprovalGate:
             required=rule.required,
             signed=rule.signed,
             locked=list(locked),
+            flags=list(flags),
         )
         self.pending[request.id] = request
         stages = [(rule.approvers, rule.timeout_seconds)]

@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from steward import errors
 from steward.errors import Refused
+from steward.guardrails import Verdict, failures
 from steward.models import (
     AgentProfile,
     LegacyRunRequest,
@@ -89,6 +90,8 @@ class SupportReplyWorkflow(StewardRun):
             ticket = parse_ticket(request.input)
         except ValueError as err:
             raise Refused(f"bad ticket: {err}", errors.BAD_INPUT) from None
+        if not isinstance(request, SupportRun) or request.resume is None:
+            await self.guard_input(request.input)
         actions = ToolActions(self)
         if not self.legacy:
             # While the reply waits, a run whose history grows long continues as new.
@@ -117,7 +120,7 @@ class SupportReplyWorkflow(StewardRun):
         classification, note = await self._classify(ticket)
         passages, grounding = await self._ground(ticket)
         self.step = "draft"
-        draft = await self._draft(ticket, classification, passages)
+        draft, verdicts, blocked = await self._checked_draft(ticket, classification, passages)
         call = ToolCall(
             id="send-reply",
             tool="send_email",
@@ -132,32 +135,81 @@ class SupportReplyWorkflow(StewardRun):
             draft=draft,
             waiting=call,
             resolved=self.resolved or _UNRESOLVED,
+            verdicts=verdicts,
         )
+        if blocked:
+            self.step = "blocked"
+            details = self._details(state)
+            return self.conclude("denied", draft, actions.records, details)
         return await self._send(state, actions)
 
     async def _send(self, state: SupportState, actions: ToolActions) -> RunResult:
         """Send the reply once approved (waiting, maybe across runs), then conclude."""
         self.state = state
         self.step = "send"
-        record = await actions.act(state.waiting)
+        flags = [verdict.line() for verdict in failures(state.verdicts)]
+        record = await actions.act(state.waiting, flags)
         status = {
             "done": "completed",
             "rejected": "rejected",
             "timed_out": "approval_timed_out",
             "failed": "failed",
         }.get(record.outcome, "denied")
-        details = {"category": state.category, "urgency": state.urgency}
-        if state.note:
-            details["classification_note"] = state.note
-        if state.grounding:
-            details["grounding"] = state.grounding
+        details = self._details(state)
         # The draft's [n] markers name the passages it used; a draft that marks none was
         # still written from all of them, so the run lists those.
         passages = state.passages
         citations = cited(state.draft, passages) or [p.citation for p in passages]
         return self.conclude(status, state.draft, actions.records, details, citations)
 
+    def _details(self, state: SupportState) -> dict[str, str]:
+        details = {"category": state.category, "urgency": state.urgency}
+        if state.note:
+            details["classification_note"] = state.note
+        if state.grounding:
+            details["grounding"] = state.grounding
+        if state.verdicts:
+            failed = failures(state.verdicts)
+            details["guardrails"] = (
+                "; ".join(f"{v.check}: {v.detail}" for v in failed)
+                if failed
+                else f"{len(state.verdicts)} checks passed"
+            )
+        return details
+
+    async def _checked_draft(
+        self, ticket: Ticket, classification: Classification, passages: list[RetrievedChunk]
+    ) -> tuple[str, list[Verdict], bool]:
+        """The draft, with the draft step's guardrail verdicts, and whether they block it.
+
+        With `retry`, a failing draft is written again with the failures as feedback, up to
+        the guardrail's retries; one that still fails is blocked, as with `block`.
+        """
+        draft = await self._draft(ticket, classification, passages)
+        guardrail = self.profile.guardrails.get("draft")
+        if guardrail is None:
+            return draft, [], False
+        texts = [passage.text for passage in passages]
+        retries = guardrail.max_retries if guardrail.on_fail == "retry" else 0
+        for attempt in range(retries + 1):
+            verdicts = await self.guard(
+                guardrail,
+                draft,
+                target="step draft",
+                arguments={"to": ticket.sender},
+                passages=texts,
+            )
+            failed = failures(verdicts)
+            if not failed:
+                return draft, verdicts, False
+            if attempt == retries:
+                break
+            feedback = "; ".join(f"{v.check}: {v.detail}" for v in failed)
+            draft = await self._draft(ticket, classification, passages, feedback)
+        return draft, verdicts, guardrail.on_fail != "flag"
+
     def _restore(self, state: SupportState, actions: ToolActions) -> None:
+        self.input_flags = list(state.input_flags)
         self.ledger = state.ledger
         self.model_calls = state.model_calls
         self.approvals = state.approvals
@@ -176,6 +228,7 @@ class SupportReplyWorkflow(StewardRun):
                 "ledger": self.ledger,
                 "gate": self.gate.snapshot(),
                 "resolved": self.resolved or state.resolved,
+                "input_flags": self.input_flags,
             }
         )
 
@@ -240,6 +293,7 @@ class SupportReplyWorkflow(StewardRun):
         ticket: Ticket,
         classification: Classification,
         passages: list[RetrievedChunk],
+        feedback: str = "",
     ) -> str:
         choice = choose_tier(Step("draft", consequence="high"), self.profile, self.ledger)
         instructions = self.profile.instructions or (
@@ -247,6 +301,8 @@ class SupportReplyWorkflow(StewardRun):
             "Never promise refunds."
         )
         ask = f"{_quoted(ticket, classification.category)}\n\nWrite the reply."
+        if feedback:
+            ask += f"\n\nYour last draft failed these checks: {feedback}. Write it again, fixed."
         if passages:
             instructions = f"{instructions} Follow the handbook passages. {DATA_NOT_INSTRUCTIONS}"
             ask = f"Handbook passages:\n{quote_documents(passages)}\n\n{ask}"

@@ -155,9 +155,12 @@ class OutboxActivities:
                 f"(its current details show the call and the decide JSON to send)\n"
                 f"Everything waiting for approval: {mine}\n"
             )
+        flagged = "".join(
+            f"FLAGGED by a guardrail: {approval_view.visible(flag)}\n" for flag in request.flags
+        )
         message.set_content(
-            f"{approval_view.visible(request.requester)} asked for {request.tool}; {needs} "
-            f"must decide by {request.deadline:%Y-%m-%d %H:%M} UTC"
+            f"{flagged}{approval_view.visible(request.requester)} asked for {request.tool}; "
+            f"{needs} must decide by {request.deadline:%Y-%m-%d %H:%M} UTC"
             f"{' (escalated to you)' if request.escalated else ''}.\n\n"
             f"Arguments (digest {request.args_digest}):\n"
             + "\n".join(approval_view.argument_lines(request.arguments))

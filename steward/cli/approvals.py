@@ -202,6 +202,8 @@ def _describe(request: ApprovalRequest, namespace: str) -> None:
         typer.echo(f"  approved:  {', '.join(request.approved_by)} so far")
     if request.edits:
         typer.echo(f"  edited:    by {', '.join(edit.by for edit in request.edits)}")
+    for flag in request.flags:
+        typer.echo(f"  FLAGGED:   {visible(flag)}")
     for line in approval_view.argument_lines(request.arguments):
         typer.echo(line)
     typer.echo(f"  approve:   steward approve {request.id} --as NAME  (--edit to change it first)")

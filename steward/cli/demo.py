@@ -19,6 +19,7 @@ import typer
 from temporalio.client import Client, WorkflowHandle
 
 from steward import devserver
+from steward.approval_view import visible
 from steward.cli.common import read_file, run, ui_link
 from steward.cli.dev import start_stack
 from steward.client import connect, load_settings
@@ -75,26 +76,34 @@ async def _demo(ticket: str, settings: StewardConfig) -> None:
     typer.echo(f"  subject: {request.arguments.get('subject')}")
     typer.echo("  body:")
     for line in str(request.arguments.get("body", "")).splitlines():
-        typer.echo(f"    | {line}")
+        typer.echo(f"    | {visible(line)}")
+    if request.flags:
+        typer.echo("  guardrails FLAGGED it:")
+        for flag in request.flags:
+            typer.echo(f"    ! {visible(flag)}")
+    else:
+        typer.echo("  guardrails: every check passed")
     if ui:
         typer.echo(f"\n  Temporal UI: {ui}")
     typer.echo(f"  approve:     steward approve {request.id} --as {DEMO_APPROVER}")
     typer.echo(f"  reject:      steward reject {request.id} --as {DEMO_APPROVER} --reason TEXT")
+    reason = "approved in the demo"
     if sys.stdin.isatty():
         approve = typer.confirm("\nApprove sending?", default=False)
+        reason = reason if approve else "rejected in the demo"
+    elif request.flags:
+        typer.echo(
+            f"\nstdin is not a terminal, and the guardrails flagged this draft: rejecting it "
+            f"as {DEMO_APPROVER} with the `decide` signal, as a careful script would."
+        )
+        approve, reason = False, "flagged by the guardrails: " + "; ".join(request.flags)
     else:
         typer.echo(
             f"\nstdin is not a terminal: approving as {DEMO_APPROVER} with the `decide` "
             "signal, as a script would."
         )
         approve = True
-    await decide_by_signal(
-        client,
-        request.id,
-        DEMO_APPROVER,
-        approve=approve,
-        reason="approved in the demo" if approve else "rejected in the demo",
-    )
+    await decide_by_signal(client, request.id, DEMO_APPROVER, approve=approve, reason=reason[:2000])
     _print_result(handle.id, await handle.result(), settings)
 
 

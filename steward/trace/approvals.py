@@ -93,6 +93,7 @@ class ApprovalLog:
         approval.tool, approval.arguments = request.tool, request.arguments
         approval.args_digest, approval.requester = request.args_digest, request.requester
         approval.required = request.required
+        approval.flags = request.flags
         stages = self._stages[request.id]
         if not request.escalated:
             approval.approvers = request.approvers

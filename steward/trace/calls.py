@@ -177,6 +177,7 @@ class ActivityLog:
                 outcome=action.outcome,
                 output=action.output,
                 approval_id=approval.request_id if approval else None,
+                guardrails=[verdict.line() for verdict in action.guardrails],
             )
             if approval is not None:
                 trace.event_id = approval.decided_event_id or approval.requested_event_id

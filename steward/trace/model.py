@@ -126,6 +126,9 @@ class ToolCallTrace(BaseModel):
     output: str = ""
     approval_id: str | None = None
     activity: ActivityRun | None = None
+    guardrails: list[str] = Field(
+        default_factory=list, description="the guardrails' verdicts on its arguments"
+    )
 
 
 class DecisionTrace(BaseModel):
@@ -155,6 +158,9 @@ class ApprovalTrace(BaseModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
     original_arguments: dict[str, Any] | None = Field(
         default=None, description="the arguments as the run asked, when an approver edited them"
+    )
+    flags: list[str] = Field(
+        default_factory=list, description="what the guardrails flagged for the approver"
     )
     args_digest: str | None = None
     requester: str | None = None

@@ -216,6 +216,7 @@ def _tool(tool: ToolCallTrace) -> tuple[str, list[str]]:
         lines.append(f"arguments: {preview(_args(tool.arguments))}")
     if tool.approval_id:
         lines.append(f"approval: {tool.approval_id}")
+    lines.extend(f"guardrail {verdict}" for verdict in tool.guardrails)
     if tool.output:
         lines.append(f"{'result' if tool.outcome == 'done' else 'note'}: {preview(tool.output)}")
     if tool.activity is not None:
@@ -238,6 +239,7 @@ def _approval(approval: ApprovalTrace) -> tuple[str, list[str]]:
         lines.append(f"requested by {approval.requester}, arguments digest {approval.args_digest}")
     if approval.arguments:
         lines.append(f"arguments: {preview(_args(approval.arguments))}")
+    lines.extend(f"flagged: {flag}" for flag in approval.flags)
     lines.extend(
         f"notified approvers (event {n.scheduled_event_id}): {n.state}{_took(n)}"
         for n in approval.notifications

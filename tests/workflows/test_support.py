@@ -58,6 +58,7 @@ async def test_approved_reply_is_sent_once(
             f"{config.retrieval.store}: ingest documents first "
             "(steward ingest PATH --collection handbook)"
         ),
+        "guardrails": "2 checks passed",  # the draft step's, from examples/steward.yaml
     }
     assert result.citations == []
     assert [a.outcome for a in result.actions] == ["done"]
