@@ -265,14 +265,14 @@ class Offloader:
             ) from None
         return data.decode()
 
-    async def messages(self, messages: Sequence[Message]) -> list[dict[str, Any]]:
+    async def messages(self, messages: Sequence[Message]) -> list[Message]:
         """Messages as the model gets them: each reference replaced by its text."""
         resolved = []
         for message in messages:
-            content = message.content
             if message.blob is not None:
-                content += await self.text(message.blob)
-            resolved.append({"role": message.role, "content": content})
+                content = message.content + await self.text(message.blob)
+                message = message.model_copy(update={"content": content, "blob": None})
+            resolved.append(message)
         return resolved
 
     async def store_reused(

@@ -10,6 +10,12 @@ the UI. `allow_paid=False` lets tests prove they never reach a paid model.
 A request names one deployment of its tier by index. Falling back to the next deployment
 is the workflow's decision, made after this activity fails, so every attempt and every
 fallback is an event in history rather than something hidden inside one activity.
+
+A request's tools go to the deployment natively (the provider's function calling) or
+through the decision schema, as its `tool_calling` says; every schema is made strict in
+the subset every provider accepts (`steward.turns`), provider-safe tool names are mapped
+back, and the result records which path was taken. Answers stream (`stream=True`), and
+the whole response is rebuilt from the chunks.
 """
 
 from __future__ import annotations
@@ -36,14 +42,17 @@ from temporalio.exceptions import ApplicationError
 
 from activities.blobs import Offloader
 from activities.local_model import PROVIDER_LOCAL
+from steward import turns
 from steward.config import Deployment
-from steward.models import LLMRequest, LLMResult, Usage
+from steward.models import CallPath, LLMRequest, LLMResult, Message, ModelToolCall, Usage
 
 __all__ = [
     "FREE_PROVIDERS",
     "PROVIDER_FAKE",
     "PROVIDER_LOCAL",
     "LLMActivities",
+    "call_path",
+    "calls_tools_natively",
     "is_loopback",
     "provider_of",
 ]
@@ -118,46 +127,40 @@ class LLMActivities:
         self._tiers = {name: tuple(deployments) for name, deployments in tiers.items()}
         self._allow_paid = allow_paid
         self._blobs = blobs
+        # litellm prints a "Provider List" banner to stdout when asked about a model it
+        # does not know (as `tool_calling: auto` asks); the answer is all that is needed.
+        litellm.suppress_debug_info = True
 
     @activity.defn(name="complete")
     async def complete(self, request: LLMRequest) -> LLMResult:
-        """Call the tier's model once; Temporal retries what is worth retrying."""
+        """Call the tier's model once, streaming; Temporal retries what is worth retrying."""
         deployment = self._deployment(request.tier, request.deployment)
         api_key = _api_key(deployment, request.tier)
+        path = call_path(deployment, request)
+        names = turns.provider_names(request.tools)
         call: dict[str, Any] = {
             "model": deployment.model,
-            "messages": await self._messages(request),
+            "messages": _wire(await self._messages(request), path, request, names),
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
             "num_retries": 0,
             "timeout": deployment.timeout_seconds,
             "api_base": deployment.api_base,
             "api_key": api_key,
+            **_constraint(path, request, names),
         }
-        if request.response_schema is not None:
-            call["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": _schema_name(request.step),
-                    "schema": request.response_schema,
-                },
-            }
+        if deployment.stream:
+            call |= {"stream": True, "stream_options": {"include_usage": True}}
         started = time.perf_counter()
         try:
-            response = await _heartbeating(litellm.acompletion(**call))
+            response = await _heartbeating(_streamed(call))
         except Exception as err:
             # `from None`: Temporal serialises an error's cause into history, and the
             # provider's exception is exactly what may carry the key.
             secret = api_key if deployment.api_key_env else None
             raise _classified(err, deployment, secret) from None
         latency_ms = (time.perf_counter() - started) * 1000
-        if not isinstance(response, ModelResponse):
-            raise ApplicationError(
-                f"{deployment.model}: expected one whole response, got {type(response).__name__}",
-                type="ModelBadResponse",
-                non_retryable=True,
-            )
-        result = _result(response, deployment, request, latency_ms)
+        result = _result(response, deployment, request, latency_ms, path, names)
         if self._blobs is None:
             return result
         # Store what is large (the model's answer, and messages sent in full) once, so the
@@ -168,7 +171,7 @@ class LLMActivities:
         )
         return result.model_copy(update={"stored": stored, "text_blob": text_blob})
 
-    async def _messages(self, request: LLMRequest) -> list[dict[str, Any]]:
+    async def _messages(self, request: LLMRequest) -> list[Message]:
         """The messages as the model gets them, with stored text read back in."""
         if self._blobs is not None:
             return await self._blobs.messages(request.messages)
@@ -178,7 +181,7 @@ class LLMActivities:
                 type="BlobMissing",
                 non_retryable=True,
             )
-        return [{"role": m.role, "content": m.content} for m in request.messages]
+        return list(request.messages)
 
     def _deployment(self, tier: str, index: int) -> Deployment:
         deployments = self._tiers.get(tier)
@@ -206,6 +209,115 @@ class LLMActivities:
                 non_retryable=True,
             )
         return deployment
+
+
+def call_path(deployment: Deployment, request: LLMRequest) -> CallPath:
+    """How this call is constrained on this deployment.
+
+    Tools go natively to a deployment that calls tools (its `tool_calling`, or for `auto`
+    litellm's model map), else through the decision schema; a response schema alone is
+    always the schema path.
+    """
+    if request.tools:
+        return "native" if calls_tools_natively(deployment) else "schema"
+    return "schema" if request.response_schema is not None else "text"
+
+
+def calls_tools_natively(deployment: Deployment) -> bool:
+    """Whether tools go to this deployment as native function calls."""
+    if deployment.tool_calling != "auto":
+        return deployment.tool_calling == "native"
+    try:
+        return bool(litellm.supports_function_calling(model=deployment.model))
+    except Exception:
+        # An unknown provider prefix: litellm cannot say, so the schema path (which every
+        # model that answers text can follow) is the safe choice.
+        return False
+
+
+def _wire(
+    messages: list[Message], path: CallPath, request: LLMRequest, names: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """The messages for litellm, with how to answer added to the system prompt."""
+    wire = turns.wire_messages(messages, path, names)
+    instruction = turns.format_instruction(path, request.tools)
+    if not instruction:
+        return wire
+    for message in wire:
+        if message["role"] == "system":
+            message["content"] = f"{message['content']}\n\n{instruction}"
+            return wire
+    return [{"role": "system", "content": instruction}, *wire]
+
+
+def _constraint(path: CallPath, request: LLMRequest, names: Mapping[str, str]) -> dict[str, Any]:
+    """The tools (native) or the response format (schema) of the call, made strict."""
+    if path == "native":
+        offered = []
+        for tool in request.tools:
+            parameters = turns.tool_parameters(tool)
+            function: dict[str, Any] = {
+                "name": names[tool.name],
+                "parameters": parameters.schema,
+                "strict": parameters.strict,
+            }
+            if tool.description:
+                function["description"] = tool.description
+            offered.append({"type": "function", "function": function})
+        return {"tools": offered, "tool_choice": "auto"}
+    if path == "schema":
+        if request.tools:
+            schema = turns.decision_schema(request.tools)
+            strict = turns.decision_strict(request.tools)
+        else:
+            assert request.response_schema is not None
+            made = _strict_response(request.response_schema)
+            schema, strict = made.schema, made.strict
+        return {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": _schema_name(request.step),
+                    "schema": schema,
+                    "strict": strict,
+                },
+            }
+        }
+    return {}
+
+
+def _strict_response(schema: dict[str, Any]) -> turns.StrictSchema:
+    try:
+        return turns.strict_schema(schema)
+    except ValueError as err:
+        raise ApplicationError(str(err), type="ModelBadRequest", non_retryable=True) from None
+
+
+async def _streamed(call: dict[str, Any]) -> ModelResponse:
+    """Make the call, streamed unless the deployment says not to; the whole response
+    (text, tool calls, usage) built from the chunks.
+    """
+    if not call.get("stream"):
+        whole = await litellm.acompletion(**call)
+        if not isinstance(whole, ModelResponse):
+            raise ApplicationError(
+                f"{call['model']}: expected one whole response, got {type(whole).__name__}",
+                type="ModelBadResponse",
+                non_retryable=True,
+            )
+        return whole
+    stream = await litellm.acompletion(**call)
+    chunks: list[Any] = []
+    async for chunk in stream:
+        chunks.append(chunk)
+    built = litellm.stream_chunk_builder(chunks, messages=call["messages"]) if chunks else None
+    if not isinstance(built, ModelResponse):
+        raise ApplicationError(
+            f"{call['model']}: the stream ended without an answer",
+            type="ModelBadResponse",
+            non_retryable=False,
+        )
+    return built
 
 
 def provider_of(model: str) -> str:
@@ -268,14 +380,33 @@ def _api_key(deployment: Deployment, tier: str) -> str | None:
 
 
 def _result(
-    response: ModelResponse, deployment: Deployment, request: LLMRequest, latency_ms: float
+    response: ModelResponse,
+    deployment: Deployment,
+    request: LLMRequest,
+    latency_ms: float,
+    path: CallPath,
+    names: Mapping[str, str],
 ) -> LLMResult:
     choice = response.choices[0] if response.choices else None
     text = ""
     finish_reason = None
+    calls: list[ModelToolCall] = []
     if isinstance(choice, Choices):
         text = choice.message.content or ""
         finish_reason = choice.finish_reason
+        own_name = {sent: name for name, sent in names.items()}
+        for n, made in enumerate(choice.message.tool_calls or ()):
+            function = getattr(made, "function", None)
+            if function is None:
+                continue  # a "custom" (free-form) tool call: Steward offers none
+            sent = function.name or ""
+            calls.append(
+                ModelToolCall(
+                    id=made.id or f"call_{n}",
+                    name=own_name.get(sent, sent),
+                    arguments=function.arguments or "",
+                )
+            )
     usage = getattr(response, "usage", None)
     return LLMResult(
         text=text,
@@ -290,6 +421,8 @@ def _result(
         attempt=activity.info().attempt,
         finish_reason=finish_reason,
         deployment=request.deployment,
+        tool_calls=calls,
+        path=path,
     )
 
 
@@ -314,6 +447,11 @@ def _cost(response: ModelResponse, model: str) -> float | None:
 
 
 def _classified(err: Exception, deployment: Deployment, api_key: str | None) -> ApplicationError:
+    while isinstance(err, errors.MidStreamFallbackError) and isinstance(
+        err.original_exception, Exception
+    ):
+        # litellm wraps whatever broke a stream in this; what broke it decides.
+        err = err.original_exception
     status = _real_status(err)
     error_type, retryable = _classification(err, status)
     status_text = f" (HTTP {status})" if status is not None else ""

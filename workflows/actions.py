@@ -59,11 +59,22 @@ class ToolActions:
     async def act(self, call: ToolCall) -> ActionRecord:
         """Carry out one call as far as policy and approvers allow; return what happened."""
         record = await self._act(call)
+        self._done(record)
+        return record
+
+    def refuse(self, call: ToolCall, reason: str) -> ActionRecord:
+        """Record a call that cannot be carried out as the model gave it (unreadable
+        arguments, say): denied, with the reason the model will read.
+        """
+        record = _record(call, "deny", reason, "denied")
+        self._done(record)
+        return record
+
+    def _done(self, record: ActionRecord) -> None:
         self.records.append(record)
         workflow.logger.info(
-            "tool %s (%s): %s, %s", call.tool, call.id, record.decision, record.outcome
+            "tool %s (%s): %s, %s", record.tool, record.call_id, record.decision, record.outcome
         )
-        return record
 
     async def _act(self, call: ToolCall) -> ActionRecord:
         if call.tool == ASK_HUMAN:
