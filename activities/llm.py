@@ -15,7 +15,8 @@ A request's tools go to the deployment natively (the provider's function calling
 through the decision schema, as its `tool_calling` says; every schema is made strict in
 the subset every provider accepts (`steward.turns`), provider-safe tool names are mapped
 back, and the result records which path was taken. Answers stream (`stream=True`), and
-the whole response is rebuilt from the chunks.
+the whole response is rebuilt from the chunks; as the text streams it is handed to
+`activities.stream`, which publishes it to the run's watchers.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.blobs import Offloader
 from activities.local_model import PROVIDER_LOCAL
+from activities.stream import TextDeltas
 from steward import turns
 from steward.config import Deployment
 from steward.models import CallPath, LLMRequest, LLMResult, Message, ModelToolCall, Usage
@@ -120,13 +122,16 @@ class LLMActivities:
         *,
         allow_paid: bool = True,
         blobs: Offloader | None = None,
+        stream_to_runs: bool = True,
     ) -> None:
+        """`stream_to_runs`: publish streamed text to each run's event stream (watchers)."""
         empty = sorted(name for name, deployments in tiers.items() if not deployments)
         if empty:
             raise ValueError(f"tiers {empty}: list at least one deployment for each tier")
         self._tiers = {name: tuple(deployments) for name, deployments in tiers.items()}
         self._allow_paid = allow_paid
         self._blobs = blobs
+        self._stream_to_runs = stream_to_runs
         # litellm prints a "Provider List" banner to stdout when asked about a model it
         # does not know (as `tool_calling: auto` asks); the answer is all that is needed.
         litellm.suppress_debug_info = True
@@ -152,8 +157,10 @@ class LLMActivities:
         if deployment.stream:
             call |= {"stream": True, "stream_options": {"include_usage": True}}
         started = time.perf_counter()
+        deltas = TextDeltas(request.step, request.deployment, enabled=self._stream_to_runs)
         try:
-            response = await _heartbeating(_streamed(call))
+            async with deltas:
+                response = await _heartbeating(_streamed(call, deltas))
         except Exception as err:
             # `from None`: Temporal serialises an error's cause into history, and the
             # provider's exception is exactly what may carry the key.
@@ -293,9 +300,9 @@ def _strict_response(schema: dict[str, Any]) -> turns.StrictSchema:
         raise ApplicationError(str(err), type="ModelBadRequest", non_retryable=True) from None
 
 
-async def _streamed(call: dict[str, Any]) -> ModelResponse:
-    """Make the call, streamed unless the deployment says not to; the whole response
-    (text, tool calls, usage) built from the chunks.
+async def _streamed(call: dict[str, Any], deltas: TextDeltas) -> ModelResponse:
+    """Make the call, streamed unless the deployment says not to, handing each piece of
+    text to `deltas`; the whole response (text, tool calls, usage) built from the chunks.
     """
     if not call.get("stream"):
         whole = await litellm.acompletion(**call)
@@ -310,6 +317,10 @@ async def _streamed(call: dict[str, Any]) -> ModelResponse:
     chunks: list[Any] = []
     async for chunk in stream:
         chunks.append(chunk)
+        for choice in getattr(chunk, "choices", None) or ():
+            text = getattr(getattr(choice, "delta", None), "content", None)
+            if text:
+                deltas.add(text)
     built = litellm.stream_chunk_builder(chunks, messages=call["messages"]) if chunks else None
     if not isinstance(built, ModelResponse):
         raise ApplicationError(

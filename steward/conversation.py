@@ -101,6 +101,9 @@ class AgentState(Strict):
         default_factory=list,
         description="the last turn's calls not yet carried out, the first maybe awaiting approval",
     )
+    stream_offset: int = Field(
+        default=0, ge=0, description="events published to the run's stream so far, in the chain"
+    )
     dropped_records: int = Field(default=0, ge=0, description="old records not carried")
     resolved: ResolvedRun | None = Field(
         default=None,

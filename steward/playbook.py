@@ -46,6 +46,9 @@ class SupportState(Strict):
     ledger: Ledger = Field(default_factory=Ledger)
     gate: GateState = Field(default_factory=GateState)
     resolved: ResolvedRun
+    stream_offset: int = Field(
+        default=0, ge=0, description="events published to the run's stream so far, in the chain"
+    )
 
 
 class SupportRun(RunRequest):

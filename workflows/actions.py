@@ -20,6 +20,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 from steward import errors, handoffs, policy, queues
+from steward.events import ToolFinished, ToolStarted, excerpt
 from steward.models import (
     ActionRecord,
     AgentProfile,
@@ -58,6 +59,9 @@ class ToolActions:
 
     async def act(self, call: ToolCall) -> ActionRecord:
         """Carry out one call as far as policy and approvers allow; return what happened."""
+        self.run.events.publish(
+            ToolStarted(call_id=call.id, tool=call.tool, args_digest=call.digest())
+        )
         record = await self._act(call)
         self._done(record)
         return record
@@ -74,6 +78,16 @@ class ToolActions:
         self.records.append(record)
         workflow.logger.info(
             "tool %s (%s): %s, %s", record.tool, record.call_id, record.decision, record.outcome
+        )
+        self.run.events.publish(
+            ToolFinished(
+                call_id=record.call_id,
+                tool=record.tool,
+                decision=record.decision,
+                outcome=record.outcome,
+                reason=record.reason,
+                output=excerpt(record.output),
+            )
         )
 
     async def _act(self, call: ToolCall) -> ActionRecord:

@@ -107,8 +107,9 @@ class AgentWorkflow(StewardRun):
     history nears Temporal's limits; the next run of the chain picks up from its state.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
+    @workflow.init
+    def __init__(self, sent: RunInput) -> None:
+        super().__init__(sent)
         self.state = AgentState(turn=0, messages=[])
 
     @workflow.run
@@ -131,6 +132,7 @@ class AgentWorkflow(StewardRun):
             raise
         except ContinueAsNew as why:
             workflow.logger.info("continuing as new after turn %d: %s", self.state.turn, why)
+            self.events.detach()
             await workflow.wait_condition(workflow.all_handlers_finished)
             state = self._carry(actions)
             # Once stored, the task travels as its reference, not again in full.
@@ -299,6 +301,7 @@ class AgentWorkflow(StewardRun):
                 "questions": self.questions.snapshot(),
                 "dropped_records": state.dropped_records + dropped_records,
                 "resolved": self.resolved,
+                "stream_offset": self.events.offset,
             }
         )
 

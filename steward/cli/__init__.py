@@ -24,6 +24,7 @@ from steward.cli import (
     runs,
     schedules,
     trace,
+    watch,
     worker,
 )
 from steward.cli.eval import eval_command
@@ -58,6 +59,7 @@ def select_environment(
 app.add_typer(dev.app, name="dev")
 app.command("run")(runs.run_command)
 app.command("status")(runs.status_command)
+app.command("watch")(watch.watch_command)
 app.command("pending")(approvals.pending_command)
 app.command("approve")(approvals.approve_command)
 app.command("reject")(approvals.reject_command)
