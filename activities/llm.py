@@ -56,6 +56,7 @@ __all__ = [
     "call_path",
     "calls_tools_natively",
     "is_loopback",
+    "litellm_arguments",
     "provider_of",
 ]
 
@@ -143,19 +144,7 @@ class LLMActivities:
         api_key = _api_key(deployment, request.tier)
         path = call_path(deployment, request)
         names = turns.provider_names(request.tools)
-        call: dict[str, Any] = {
-            "model": deployment.model,
-            "messages": _wire(await self._messages(request), path, request, names),
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
-            "num_retries": 0,
-            "timeout": deployment.timeout_seconds,
-            "api_base": deployment.api_base,
-            "api_key": api_key,
-            **_constraint(path, request, names),
-        }
-        if deployment.stream:
-            call |= {"stream": True, "stream_options": {"include_usage": True}}
+        call = litellm_arguments(deployment, request, await self._messages(request), api_key)
         started = time.perf_counter()
         deltas = TextDeltas(request.step, request.deployment, enabled=self._stream_to_runs)
         try:
@@ -216,6 +205,30 @@ class LLMActivities:
                 non_retryable=True,
             )
         return deployment
+
+
+def litellm_arguments(
+    deployment: Deployment, request: LLMRequest, messages: list[Message], api_key: str | None
+) -> dict[str, Any]:
+    """What `complete` passes to `litellm.acompletion` for this request on this deployment
+    (`messages` with stored text read back). The benchmark calls litellm with it directly.
+    """
+    path = call_path(deployment, request)
+    names = turns.provider_names(request.tools)
+    call: dict[str, Any] = {
+        "model": deployment.model,
+        "messages": _wire(messages, path, request, names),
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "num_retries": 0,
+        "timeout": deployment.timeout_seconds,
+        "api_base": deployment.api_base,
+        "api_key": api_key,
+        **_constraint(path, request, names),
+    }
+    if deployment.stream:
+        call |= {"stream": True, "stream_options": {"include_usage": True}}
+    return call
 
 
 def call_path(deployment: Deployment, request: LLMRequest) -> CallPath:
