@@ -162,16 +162,22 @@ class LLMActivities:
         # Store what is large (the model's answer, and messages sent in full) once, so the
         # workflow resends a reference instead of the text on every later turn.
         stored = await self._blobs.store_reused(request.messages, request.reused)
+        stored_calls = await self._blobs.store_reused_calls(request.messages, request.reused)
         text_blob = (
             await self._blobs.put_text(result.text) if self._blobs.large(result.text) else None
         )
-        return result.model_copy(update={"stored": stored, "text_blob": text_blob})
+        return result.model_copy(
+            update={"stored": stored, "stored_calls": stored_calls, "text_blob": text_blob}
+        )
 
     async def _messages(self, request: LLMRequest) -> list[Message]:
         """The messages as the model gets them, with stored text read back in."""
         if self._blobs is not None:
             return await self._blobs.messages(request.messages)
-        if any(message.blob is not None for message in request.messages):
+        if any(
+            message.blob is not None or any(c.arguments_blob for c in message.tool_calls)
+            for message in request.messages
+        ):
             raise ApplicationError(
                 "the request refers to stored text, but this worker has no blob store",
                 type="BlobMissing",

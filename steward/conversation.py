@@ -161,6 +161,9 @@ def fit(state: AgentState, budget: int) -> None:
 def summary_line(message: Message) -> str:
     """One line recalling a message that fell out of the window."""
     text = " ".join(message.content.split())
+    if message.tool_calls:
+        called = f"called {', '.join(call.name for call in message.tool_calls)}"
+        text = f"{text} ({called})" if text else called
     if message.blob is not None:
         text = f"{text} [{message.blob.size:,} bytes stored as {message.blob.digest[:12]}]"
     if len(text) > SUMMARY_LINE_CHARS:

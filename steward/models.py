@@ -106,6 +106,11 @@ class ModelToolCall(Strict):
     id: str
     name: str
     arguments: str = ""
+    arguments_blob: BlobRef | None = Field(
+        default=None,
+        description="the arguments, stored by content address once large and sent again "
+        "(`arguments` is then empty)",
+    )
 
 
 class Message(Strict):
@@ -128,7 +133,12 @@ class Message(Strict):
 
     def chars(self) -> int:
         """Size of the message as the model will see it (a stored blob counts in full)."""
-        calls = sum(len(call.name) + len(call.arguments) for call in self.tool_calls)
+        calls = sum(
+            len(call.name)
+            + len(call.arguments)
+            + (call.arguments_blob.size if call.arguments_blob is not None else 0)
+            for call in self.tool_calls
+        )
         return len(self.content) + (self.blob.size if self.blob is not None else 0) + calls
 
 
@@ -189,6 +199,11 @@ class LLMResult(Strict):
     )
     tool_calls: list[ModelToolCall] = Field(
         default_factory=list, description="the tool calls the model made natively"
+    )
+    stored_calls: dict[int, list[ModelToolCall]] = Field(
+        default_factory=dict,
+        description="request messages (by index) whose tool calls' large arguments the "
+        "activity stored; resend these calls",
     )
     path: CallPath = Field(
         default="text",

@@ -262,14 +262,23 @@ class AgentWorkflow(StewardRun):
         return context, origins
 
     def _keep_references(self, result: LLMResult, origins: list[int]) -> None:
-        """Resend what the model activity stored as references from now on."""
+        """Resend what the model activity stored as references from now on (a message
+        keeps its tool calls, or the call it answers).
+        """
         for index, ref in result.stored.items():
             origin = origins[index] if 0 <= index < len(origins) else -1
             if origin == -2:
                 self.state.task_blob = ref
             elif origin >= 0:
-                role = self.state.messages[origin].role
-                self.state.messages[origin] = Message(role=role, content="", blob=ref)
+                message = self.state.messages[origin]
+                self.state.messages[origin] = message.model_copy(
+                    update={"content": "", "blob": ref}
+                )
+        for index, calls in result.stored_calls.items():
+            origin = origins[index] if 0 <= index < len(origins) else -1
+            if origin >= 0:
+                message = self.state.messages[origin]
+                self.state.messages[origin] = message.model_copy(update={"tool_calls": calls})
 
     def _restore(self, state: AgentState, actions: ToolActions) -> None:
         self.state = state

@@ -10,14 +10,18 @@ its result.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
 
 from steward.config import StewardConfig
+from steward.models import LLMRequest
 from steward.runs import decide, start_run
 from tests.support.fake_model import FakeModel, FakeToolCall
 from tests.support.stack import outbox_messages, running_workers, wait_for_approval
+from tests.support.web_server import web_server
+from workers.build import default_activities
 
 SEND = {"to": "ops@example.com", "subject": "Backup", "body": "The backup finished."}
 
@@ -104,3 +108,59 @@ async def test_a_plain_answer_ends_a_native_run_and_an_invented_tool_is_denied(
         "no tool named 'delete_everything'",
     )
     assert "the answer was empty" in fake_model.calls[2].messages[-1]["content"]
+
+
+async def test_stored_calls_and_results_still_pair_up(
+    client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str, tmp_path: Path
+) -> None:
+    # Over 1 KB, a message sent again is stored by the model activity and resent as a
+    # reference from the next turn on: a long tool result, and long arguments of a call
+    # made natively. Stored, each must still pair with its call or result.
+    config = native(config, context_chars=50_000)
+    data = config.model_dump()
+    data["http"]["allow_hosts"] = ["127.0.0.1"]
+    data["files"] = {"workspace": str(tmp_path / "ws"), "published": str(tmp_path / "pub")}
+    config = StewardConfig.model_validate(data)
+    note = {"path": "notes/long.md", "content": "x" * 3_000}
+    with web_server() as site:
+        fake_model.queue_calls(
+            FakeToolCall("http_get", json.dumps({"url": site.url("/big/a/2000")}), id="toolu_page"),
+            FakeToolCall("write_file", json.dumps(note), id="toolu_note"),
+        )
+        fake_model.queue_calls(FakeToolCall("ask_human", '{"question": "', id="toolu_bad"))
+        fake_model.queue("Done.")
+        activities = default_activities(config, allow_paid=False)
+        async with running_workers(client, config, task_queue, activities):
+            handle = await start_run(
+                client, config, "helpdesk", "Fetch and note", "dana", task_queue=task_queue
+            )
+            await decide(client, (await wait_for_approval(handle)).id, "alice", approve=True)
+            result = await handle.result()
+            history = await handle.fetch_history()
+
+    assert result.status == "completed"
+    assert [a.outcome for a in result.actions] == ["done", "done", "denied"]
+    third = fake_model.calls[2].messages
+    calls = [m for m in third if m.get("tool_calls")]
+    answers = [m for m in third if m["role"] == "tool"]
+    assert [[c["id"] for c in m["tool_calls"]] for m in calls] == [
+        ["toolu_page", "toolu_note"],
+        ["toolu_bad"],
+    ]
+    assert [a["tool_call_id"] for a in answers] == ["toolu_page", "toolu_note", "toolu_bad"]
+    assert json.loads(calls[0]["tool_calls"][1]["function"]["arguments"]) == note
+    assert "page a:" in answers[0]["content"]
+    # In history, that request carried both as references only.
+    requests = [
+        LLMRequest.model_validate_json(
+            e.activity_task_scheduled_event_attributes.input.payloads[0].data
+        )
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "complete"
+    ]
+    sent = requests[2].messages
+    made = next(m for m in sent if m.tool_calls)
+    assert made.tool_calls[1].arguments == "" and made.tool_calls[1].arguments_blob is not None
+    page = next(m for m in sent if m.tool_call_id == "toolu_page")
+    assert page.role == "tool" and page.content == "" and page.blob is not None
