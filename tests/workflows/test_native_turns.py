@@ -18,6 +18,7 @@ from temporalio.client import Client
 from steward.config import StewardConfig
 from steward.models import LLMRequest
 from steward.runs import decide, start_run
+from steward.trace import build_trace, render_text
 from tests.support.fake_model import FakeModel, FakeToolCall
 from tests.support.stack import outbox_messages, running_workers, wait_for_approval
 from tests.support.web_server import web_server
@@ -164,3 +165,6 @@ async def test_stored_calls_and_results_still_pair_up(
     assert made.tool_calls[1].arguments == "" and made.tool_calls[1].arguments_blob is not None
     page = next(m for m in sent if m.tool_call_id == "toolu_page")
     assert page.role == "tool" and page.content == "" and page.blob is not None
+    # `steward trace` shows how each call was constrained and what it called.
+    text = render_text(build_trace(history))
+    assert "constrained by: native tool calls" in text and "called: http_get, write_file" in text
