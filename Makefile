@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# litellm must never fetch its price map from the network; llama.cpp threads should not spin.
+# litellm must never fetch its price map (or anything else) itself; llama.cpp threads should not spin.
 export LITELLM_LOCAL_MODEL_COST_MAP := True
+export LITELLM_OFFLINE_MODE := true
 export OMP_WAIT_POLICY := passive
 
 .PHONY: install browser demo test lint typecheck pytest bench chaos lock clean

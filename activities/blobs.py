@@ -40,7 +40,7 @@ from temporalio.exceptions import ApplicationError
 from steward.blobs import OFFLOAD_BYTES, BlobRef, digest_of, preview_of
 from steward.codec import CodecError, KeyRing, MissingKey
 from steward.config import BlobConfig, S3BlobConfig
-from steward.models import Message, ToolInvocation, ToolResult
+from steward.models import Message, ModelToolCall, ToolInvocation, ToolResult
 
 REUSED_BYTES = 1024
 """A message the workflow will send again is stored from this size (with offloading on)."""
@@ -312,15 +312,53 @@ class Offloader:
             raise ApplicationError(str(err), type="BlobUnreadable", non_retryable=True) from None
         return data.decode()
 
-    async def messages(self, messages: Sequence[Message]) -> list[dict[str, Any]]:
+    async def messages(self, messages: Sequence[Message]) -> list[Message]:
         """Messages as the model gets them: each reference replaced by its text."""
         resolved = []
         for message in messages:
-            content = message.content
             if message.blob is not None:
-                content += await self.text(message.blob)
-            resolved.append({"role": message.role, "content": content})
+                content = message.content + await self.text(message.blob)
+                message = message.model_copy(update={"content": content, "blob": None})
+            if any(call.arguments_blob is not None for call in message.tool_calls):
+                calls = [
+                    call.model_copy(
+                        update={
+                            "arguments": await self.text(call.arguments_blob),
+                            "arguments_blob": None,
+                        }
+                    )
+                    if call.arguments_blob is not None
+                    else call
+                    for call in message.tool_calls
+                ]
+                message = message.model_copy(update={"tool_calls": calls})
+            resolved.append(message)
         return resolved
+
+    async def store_reused_calls(
+        self, messages: Sequence[Message], reused: Sequence[int]
+    ) -> dict[int, list[ModelToolCall]]:
+        """Like `store_reused`, for the arguments of tool calls made natively: those over
+        REUSED_BYTES are stored, and the caller resends the calls returned here.
+        """
+        if self.threshold is None:
+            return {}
+        stored: dict[int, list[ModelToolCall]] = {}
+        for index in sorted(set(reused)):
+            if not 0 <= index < len(messages):
+                continue
+            calls = messages[index].tool_calls
+            if not any(len(call.arguments.encode()) > REUSED_BYTES for call in calls):
+                continue
+            stored[index] = [
+                call.model_copy(
+                    update={"arguments": "", "arguments_blob": await self.put_text(call.arguments)}
+                )
+                if len(call.arguments.encode()) > REUSED_BYTES
+                else call
+                for call in calls
+            ]
+        return stored
 
     async def store_reused(
         self, messages: Sequence[Message], reused: Sequence[int]

@@ -175,6 +175,8 @@ class ScriptedModel:
             attempt=answer.attempt,
             finish_reason="stop",
             deployment=request.deployment,
+            tool_calls=answer.tool_calls,
+            path=answer.path,
         )
 
 

@@ -10,6 +10,13 @@ the UI. `allow_paid=False` lets tests prove they never reach a paid model.
 A request names one deployment of its tier by index. Falling back to the next deployment
 is the workflow's decision, made after this activity fails, so every attempt and every
 fallback is an event in history rather than something hidden inside one activity.
+
+A request's tools go to the deployment natively (the provider's function calling) or
+through the decision schema, as its `tool_calling` says; every schema is made strict in
+the subset every provider accepts (`steward.turns`), provider-safe tool names are mapped
+back, and the result records which path was taken. Answers stream (`stream=True`), and
+the whole response is rebuilt from the chunks; as the text streams it is handed to
+`activities.stream`, which publishes it to the run's watchers.
 """
 
 from __future__ import annotations
@@ -36,15 +43,20 @@ from temporalio.exceptions import ApplicationError
 
 from activities.blobs import Offloader
 from activities.local_model import PROVIDER_LOCAL
+from activities.stream import TextDeltas
+from steward import turns
 from steward.config import Deployment
-from steward.models import LLMRequest, LLMResult, Usage
+from steward.models import CallPath, LLMRequest, LLMResult, Message, ModelToolCall, Usage
 
 __all__ = [
     "FREE_PROVIDERS",
     "PROVIDER_FAKE",
     "PROVIDER_LOCAL",
     "LLMActivities",
+    "call_path",
+    "calls_tools_natively",
     "is_loopback",
+    "litellm_arguments",
     "provider_of",
 ]
 
@@ -111,74 +123,67 @@ class LLMActivities:
         *,
         allow_paid: bool = True,
         blobs: Offloader | None = None,
+        stream_to_runs: bool = True,
     ) -> None:
+        """`stream_to_runs`: publish streamed text to each run's event stream (watchers)."""
         empty = sorted(name for name, deployments in tiers.items() if not deployments)
         if empty:
             raise ValueError(f"tiers {empty}: list at least one deployment for each tier")
         self._tiers = {name: tuple(deployments) for name, deployments in tiers.items()}
         self._allow_paid = allow_paid
         self._blobs = blobs
+        self._stream_to_runs = stream_to_runs
+        # litellm prints a "Provider List" banner to stdout when asked about a model it
+        # does not know (as `tool_calling: auto` asks); the answer is all that is needed.
+        litellm.suppress_debug_info = True
 
     @activity.defn(name="complete")
     async def complete(self, request: LLMRequest) -> LLMResult:
-        """Call the tier's model once; Temporal retries what is worth retrying."""
+        """Call the tier's model once, streaming; Temporal retries what is worth retrying."""
         deployment = self._deployment(request.tier, request.deployment)
         api_key = _api_key(deployment, request.tier)
-        call: dict[str, Any] = {
-            "model": deployment.model,
-            "messages": await self._messages(request),
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
-            "num_retries": 0,
-            "timeout": deployment.timeout_seconds,
-            "api_base": deployment.api_base,
-            "api_key": api_key,
-        }
-        if request.response_schema is not None:
-            call["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": _schema_name(request.step),
-                    "schema": request.response_schema,
-                },
-            }
+        path = call_path(deployment, request)
+        names = turns.provider_names(request.tools)
+        call = litellm_arguments(deployment, request, await self._messages(request), api_key)
         started = time.perf_counter()
+        deltas = TextDeltas(request.step, request.deployment, enabled=self._stream_to_runs)
         try:
-            response = await _heartbeating(litellm.acompletion(**call))
+            async with deltas:
+                response = await _heartbeating(_streamed(call, deltas))
         except Exception as err:
             # `from None`: Temporal serialises an error's cause into history, and the
             # provider's exception is exactly what may carry the key.
             secret = api_key if deployment.api_key_env else None
             raise _classified(err, deployment, secret) from None
         latency_ms = (time.perf_counter() - started) * 1000
-        if not isinstance(response, ModelResponse):
-            raise ApplicationError(
-                f"{deployment.model}: expected one whole response, got {type(response).__name__}",
-                type="ModelBadResponse",
-                non_retryable=True,
-            )
-        result = _result(response, deployment, request, latency_ms)
+        result = _result(response, deployment, request, latency_ms, path, names)
         if self._blobs is None:
             return result
         # Store what is large (the model's answer, and messages sent in full) once, so the
         # workflow resends a reference instead of the text on every later turn.
         stored = await self._blobs.store_reused(request.messages, request.reused)
+        stored_calls = await self._blobs.store_reused_calls(request.messages, request.reused)
         text_blob = (
             await self._blobs.put_text(result.text) if self._blobs.large(result.text) else None
         )
-        return result.model_copy(update={"stored": stored, "text_blob": text_blob})
+        return result.model_copy(
+            update={"stored": stored, "stored_calls": stored_calls, "text_blob": text_blob}
+        )
 
-    async def _messages(self, request: LLMRequest) -> list[dict[str, Any]]:
+    async def _messages(self, request: LLMRequest) -> list[Message]:
         """The messages as the model gets them, with stored text read back in."""
         if self._blobs is not None:
             return await self._blobs.messages(request.messages)
-        if any(message.blob is not None for message in request.messages):
+        if any(
+            message.blob is not None or any(c.arguments_blob for c in message.tool_calls)
+            for message in request.messages
+        ):
             raise ApplicationError(
                 "the request refers to stored text, but this worker has no blob store",
                 type="BlobMissing",
                 non_retryable=True,
             )
-        return [{"role": m.role, "content": m.content} for m in request.messages]
+        return list(request.messages)
 
     def _deployment(self, tier: str, index: int) -> Deployment:
         deployments = self._tiers.get(tier)
@@ -206,6 +211,143 @@ class LLMActivities:
                 non_retryable=True,
             )
         return deployment
+
+
+def litellm_arguments(
+    deployment: Deployment, request: LLMRequest, messages: list[Message], api_key: str | None
+) -> dict[str, Any]:
+    """What `complete` passes to `litellm.acompletion` for this request on this deployment
+    (`messages` with stored text read back). The benchmark calls litellm with it directly.
+    """
+    path = call_path(deployment, request)
+    names = turns.provider_names(request.tools)
+    call: dict[str, Any] = {
+        "model": deployment.model,
+        "messages": _wire(messages, path, request, names),
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "num_retries": 0,
+        "timeout": deployment.timeout_seconds,
+        "api_base": deployment.api_base,
+        "api_key": api_key,
+        **_constraint(path, request, names),
+    }
+    if deployment.stream:
+        call |= {"stream": True, "stream_options": {"include_usage": True}}
+    return call
+
+
+def call_path(deployment: Deployment, request: LLMRequest) -> CallPath:
+    """How this call is constrained on this deployment.
+
+    Tools go natively to a deployment that calls tools (its `tool_calling`, or for `auto`
+    litellm's model map), else through the decision schema; a response schema alone is
+    always the schema path.
+    """
+    if request.tools:
+        return "native" if calls_tools_natively(deployment) else "schema"
+    return "schema" if request.response_schema is not None else "text"
+
+
+def calls_tools_natively(deployment: Deployment) -> bool:
+    """Whether tools go to this deployment as native function calls."""
+    if deployment.tool_calling != "auto":
+        return deployment.tool_calling == "native"
+    try:
+        return bool(litellm.supports_function_calling(model=deployment.model))
+    except Exception:
+        # An unknown provider prefix: litellm cannot say, so the schema path (which every
+        # model that answers text can follow) is the safe choice.
+        return False
+
+
+def _wire(
+    messages: list[Message], path: CallPath, request: LLMRequest, names: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """The messages for litellm, with how to answer added to the system prompt."""
+    wire = turns.wire_messages(messages, path, names)
+    instruction = turns.format_instruction(path, request.tools)
+    if not instruction:
+        return wire
+    for message in wire:
+        if message["role"] == "system":
+            message["content"] = f"{message['content']}\n\n{instruction}"
+            return wire
+    return [{"role": "system", "content": instruction}, *wire]
+
+
+def _constraint(path: CallPath, request: LLMRequest, names: Mapping[str, str]) -> dict[str, Any]:
+    """The tools (native) or the response format (schema) of the call, made strict."""
+    if path == "native":
+        offered = []
+        for tool in request.tools:
+            parameters = turns.tool_parameters(tool)
+            function: dict[str, Any] = {
+                "name": names[tool.name],
+                "parameters": parameters.schema,
+                "strict": parameters.strict,
+            }
+            if tool.description:
+                function["description"] = tool.description
+            offered.append({"type": "function", "function": function})
+        return {"tools": offered, "tool_choice": "auto"}
+    if path == "schema":
+        if request.tools:
+            schema = turns.decision_schema(request.tools)
+            strict = turns.decision_strict(request.tools)
+        else:
+            assert request.response_schema is not None
+            made = _strict_response(request.response_schema)
+            schema, strict = made.schema, made.strict
+        return {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": _schema_name(request.step),
+                    "schema": schema,
+                    "strict": strict,
+                },
+            }
+        }
+    return {}
+
+
+def _strict_response(schema: dict[str, Any]) -> turns.StrictSchema:
+    try:
+        return turns.strict_schema(schema)
+    except ValueError as err:
+        raise ApplicationError(str(err), type="ModelBadRequest", non_retryable=True) from None
+
+
+async def _streamed(call: dict[str, Any], deltas: TextDeltas) -> ModelResponse:
+    """Make the call, streamed unless the deployment says not to, handing each piece of
+    text to `deltas`; the whole response (text, tool calls, usage) built from the chunks.
+    """
+    if not call.get("stream"):
+        whole = await litellm.acompletion(**call)
+        if not isinstance(whole, ModelResponse):
+            raise ApplicationError(
+                f"{call['model']}: expected one whole response, got {type(whole).__name__}",
+                type="ModelBadResponse",
+                non_retryable=True,
+            )
+        return whole
+    stream = await litellm.acompletion(**call)
+    chunks: list[Any] = []
+    async for chunk in stream:
+        chunks.append(chunk)
+        for choice in getattr(chunk, "choices", None) or ():
+            text = getattr(getattr(choice, "delta", None), "content", None)
+            if text:
+                deltas.add(text)
+    built = litellm.stream_chunk_builder(chunks, messages=call["messages"]) if chunks else None
+    if not isinstance(built, ModelResponse):
+        raise ApplicationError(
+            f"{call['model']}: the stream ended without an answer",
+            type="ModelBadResponse",
+            non_retryable=False,
+        )
+    return built
 
 
 def provider_of(model: str) -> str:
@@ -268,14 +410,33 @@ def _api_key(deployment: Deployment, tier: str) -> str | None:
 
 
 def _result(
-    response: ModelResponse, deployment: Deployment, request: LLMRequest, latency_ms: float
+    response: ModelResponse,
+    deployment: Deployment,
+    request: LLMRequest,
+    latency_ms: float,
+    path: CallPath,
+    names: Mapping[str, str],
 ) -> LLMResult:
     choice = response.choices[0] if response.choices else None
     text = ""
     finish_reason = None
+    calls: list[ModelToolCall] = []
     if isinstance(choice, Choices):
         text = choice.message.content or ""
         finish_reason = choice.finish_reason
+        own_name = {sent: name for name, sent in names.items()}
+        for n, made in enumerate(choice.message.tool_calls or ()):
+            function = getattr(made, "function", None)
+            if function is None:
+                continue  # a "custom" (free-form) tool call: Steward offers none
+            sent = function.name or ""
+            calls.append(
+                ModelToolCall(
+                    id=made.id or f"call_{n}",
+                    name=own_name.get(sent, sent),
+                    arguments=function.arguments or "",
+                )
+            )
     usage = getattr(response, "usage", None)
     return LLMResult(
         text=text,
@@ -290,6 +451,8 @@ def _result(
         attempt=activity.info().attempt,
         finish_reason=finish_reason,
         deployment=request.deployment,
+        tool_calls=calls,
+        path=path,
     )
 
 
@@ -314,6 +477,11 @@ def _cost(response: ModelResponse, model: str) -> float | None:
 
 
 def _classified(err: Exception, deployment: Deployment, api_key: str | None) -> ApplicationError:
+    while isinstance(err, errors.MidStreamFallbackError) and isinstance(
+        err.original_exception, Exception
+    ):
+        # litellm wraps whatever broke a stream in this; what broke it decides.
+        err = err.original_exception
     status = _real_status(err)
     error_type, retryable = _classification(err, status)
     status_text = f" (HTTP {status})" if status is not None else ""

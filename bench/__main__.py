@@ -19,6 +19,9 @@ only Steward and Temporal are timed:
   an activity against the same search called directly (`bench/retrieval.py`);
 - a handoff to a specialist (a child workflow) against a direct tool call by the same
   parent agent, interleaved (`bench/handoffs.py`);
+- streaming: time to first token through Steward against litellm called directly, on the
+  fake and the local model, and what a run's stream costs in history events and bytes
+  (`bench/streaming.py`);
 - last, on a server of its own: the same small agent task as plain Python, as a Steward
   run and on pydantic-ai's Temporal integration, side by side (`bench/overhead.py`).
 
@@ -56,6 +59,7 @@ from bench import long_runs as long_runs_bench
 from bench import overhead as side_by_side
 from bench import retrieval as retrieval_bench
 from bench import steward_plugin
+from bench import streaming as streaming_bench
 from steward import devserver
 from steward import search_attributes as sa
 from steward.budget import next_call_exceeds
@@ -413,6 +417,8 @@ async def main() -> None:
     for line in await handoff_bench.measure():  # installs its own fake model
         print(line)
     for line in await long_runs_bench.measure():
+        print(line)
+    for line in await streaming_bench.measure():  # installs its own fake model
         print(line)
     print(side_by_side.report(await side_by_side.measure()))
 

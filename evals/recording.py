@@ -138,6 +138,8 @@ def _completed(script: Script, activity: str, given: Any, value: Any) -> None:
                     cost_usd=answer.usage.cost_usd,
                     latency_ms=answer.latency_ms,
                     attempt=answer.attempt,
+                    tool_calls=answer.tool_calls,
+                    path=answer.path,
                 )
             )
     elif (invocation := typed(ToolInvocation, given)) is not None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from steward.models import MCPToolList, Strict
+from steward.models import CallPath, MCPToolList, ModelToolCall, Strict
 
 SCRIPT_MEMO = "steward-eval-script"
 """Memo key under which a scripted case's child workflow carries its `Script`."""
@@ -38,6 +38,10 @@ class ScriptedAnswer(Strict):
     cost_usd: float | None = 0.0
     latency_ms: float = Field(default=0.0, ge=0)
     attempt: int = Field(default=1, ge=1)
+    tool_calls: list[ModelToolCall] = Field(
+        default_factory=list, description="tool calls the model made natively"
+    )
+    path: CallPath = Field(default="text", description="how the recorded answer was constrained")
 
 
 class ScriptedTool(Strict):

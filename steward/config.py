@@ -89,8 +89,18 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+ToolCalling = Literal["native", "schema", "auto"]
+
+
 class Deployment(_Section):
-    """One litellm deployment: a model name, and for self-hosted endpoints its api_base."""
+    """One litellm deployment: a model name, and for self-hosted endpoints its api_base.
+
+    `tool_calling` says how an agent's tools are offered to it: `native` (the provider's
+    function calling), `schema` (a JSON answer constrained by the decision schema: the
+    local model, servers without tool calling) or `auto` (native when litellm's model map
+    says the model calls functions). `stream: false` is for servers that cannot stream
+    what is asked of them (llama-cpp-python streams no automatic tool choice).
+    """
 
     model: str = Field(min_length=1)
     api_base: str | None = None
@@ -98,6 +108,14 @@ class Deployment(_Section):
         default=None, description="name of the environment variable holding the key"
     )
     timeout_seconds: float = Field(default=120.0, gt=0)
+    tool_calling: ToolCalling = Field(
+        default="auto", description="native tool calls, the decision schema, or as litellm says"
+    )
+    stream: bool = Field(
+        default=True,
+        description="stream answers (watchers see text as it comes); off for servers that "
+        "cannot stream what is asked of them",
+    )
 
 
 class EscalationConfig(_Section):

@@ -65,6 +65,16 @@ class GateState(Strict):
     )
 
 
+class QueuedCall(Strict):
+    """A tool call of the model's last turn not yet carried out when the run continued."""
+
+    call: ToolCall
+    reply_to: str = Field(
+        default="", description="the provider's id for the call, when the model made it natively"
+    )
+    problem: str = Field(default="", description="why the call cannot be carried out as given")
+
+
 class AgentState(Strict):
     """Everything an agent run needs to go on after continuing as new."""
 
@@ -85,7 +95,14 @@ class AgentState(Strict):
     gate: GateState = Field(default_factory=GateState)
     questions: QuestionState = Field(default_factory=QuestionState)
     waiting: ToolCall | None = Field(
-        default=None, description="the call whose approval was still pending"
+        default=None, description="the call whose approval was still pending (older runs)"
+    )
+    queued: list[QueuedCall] = Field(
+        default_factory=list,
+        description="the last turn's calls not yet carried out, the first maybe awaiting approval",
+    )
+    stream_offset: int = Field(
+        default=0, ge=0, description="events published to the run's stream so far, in the chain"
     )
     dropped_records: int = Field(default=0, ge=0, description="old records not carried")
     resolved: ResolvedRun | None = Field(
@@ -147,6 +164,9 @@ def fit(state: AgentState, budget: int) -> None:
 def summary_line(message: Message) -> str:
     """One line recalling a message that fell out of the window."""
     text = " ".join(message.content.split())
+    if message.tool_calls:
+        called = f"called {', '.join(call.name for call in message.tool_calls)}"
+        text = f"{text} ({called})" if text else called
     if message.blob is not None:
         text = f"{text} [{message.blob.size:,} bytes stored as {message.blob.digest[:12]}]"
     if len(text) > SUMMARY_LINE_CHARS:

@@ -48,8 +48,46 @@ MAX_INPUT_CHARS = 1_000_000
 # --- model calls -------------------------------------------------------------------
 
 
+class ModelTool(Strict):
+    """A tool as a model is offered it: its name, what it does, its arguments' JSON schema.
+
+    The schema is the tool's own (pydantic's, or an MCP server's); the model activity
+    makes it strict for the provider (`steward.turns.strict_schema`), and the workflow
+    validates what comes back against the tool's full schema.
+    """
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    parameters: dict[str, Any]
+
+    @field_validator("parameters")
+    @classmethod
+    def _plain_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return finite_json(value)
+
+
+class ModelToolCall(Strict):
+    """A tool call a model made natively: the provider's id for it, the tool, the arguments
+    as the model wrote them (JSON text, read by the workflow).
+    """
+
+    id: str
+    name: str
+    arguments: str = ""
+    arguments_blob: BlobRef | None = Field(
+        default=None,
+        description="the arguments, stored by content address once large and sent again "
+        "(`arguments` is then empty)",
+    )
+
+
 class Message(Strict):
-    """One chat message sent to a model."""
+    """One chat message sent to a model.
+
+    An assistant message may carry the tool calls the model made natively; a `tool`
+    message answers one of them by `tool_call_id`. The model activity sends them natively
+    or as text, whichever way the deployment it calls takes tools.
+    """
 
     role: Literal["system", "user", "assistant", "tool"]
     content: str
@@ -58,10 +96,18 @@ class Message(Strict):
         description="the rest of the message, stored by content address: the model sees "
         "`content` followed by the blob's text",
     )
+    tool_calls: list[ModelToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = Field(default=None, description="the call a tool message answers")
 
     def chars(self) -> int:
         """Size of the message as the model will see it (a stored blob counts in full)."""
-        return len(self.content) + (self.blob.size if self.blob is not None else 0)
+        calls = sum(
+            len(call.name)
+            + len(call.arguments)
+            + (call.arguments_blob.size if call.arguments_blob is not None else 0)
+            for call in self.tool_calls
+        )
+        return len(self.content) + (self.blob.size if self.blob is not None else 0) + calls
 
 
 class LLMRequest(Strict):
@@ -72,6 +118,11 @@ class LLMRequest(Strict):
     messages: list[Message] = Field(min_length=1)
     response_schema: dict[str, Any] | None = Field(
         default=None, description="JSON schema the answer must follow (grammar-constrained locally)"
+    )
+    tools: list[ModelTool] = Field(
+        default_factory=list,
+        description="tools the model may call: natively where the deployment takes tools, "
+        "else through the decision schema",
     )
     max_tokens: int = Field(default=512, ge=1, le=32_768)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
@@ -92,6 +143,10 @@ class Usage(Strict):
     cost_usd: float | None = None
 
 
+CallPath = Literal["text", "schema", "native"]
+"""How a model call was constrained: free text, a JSON schema, or native tool calls."""
+
+
 class LLMResult(Strict):
     """What the model answered, and what it cost."""
 
@@ -110,6 +165,19 @@ class LLMResult(Strict):
     text_blob: BlobRef | None = Field(
         default=None, description="`text`, stored as a blob because it is large"
     )
+    tool_calls: list[ModelToolCall] = Field(
+        default_factory=list, description="the tool calls the model made natively"
+    )
+    stored_calls: dict[int, list[ModelToolCall]] = Field(
+        default_factory=dict,
+        description="request messages (by index) whose tool calls' large arguments the "
+        "activity stored; resend these calls",
+    )
+    path: CallPath = Field(
+        default="text",
+        description="how the answer was constrained: free text, a JSON schema (the grammar "
+        "path), or native tool calls",
+    )
 
 
 class ModelCallRecord(Strict):
@@ -125,6 +193,7 @@ class ModelCallRecord(Strict):
     attempt: int
     deployment: int = 0
     rule: str = ""
+    path: CallPath = Field(default="text", description="how the answer was constrained")
 
     @classmethod
     def of(cls, step: str, result: LLMResult) -> ModelCallRecord:
@@ -139,6 +208,7 @@ class ModelCallRecord(Strict):
             latency_ms=result.latency_ms,
             attempt=result.attempt,
             deployment=result.deployment,
+            path=result.path,
         )
 
 

@@ -53,6 +53,9 @@ class SupportState(Strict):
     input_flags: list[str] = Field(
         default_factory=list, description="what the input guardrail found"
     )
+    stream_offset: int = Field(
+        default=0, ge=0, description="events published to the run's stream so far, in the chain"
+    )
 
 
 class SupportRun(RunRequest):

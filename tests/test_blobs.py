@@ -171,8 +171,8 @@ async def test_offloader_put_text_and_messages(local: LocalBlobStore) -> None:
         [Message(role="system", content="be brief"), Message(role="user", content="", blob=ref)]
     )
     assert resolved == [
-        {"role": "system", "content": "be brief"},
-        {"role": "user", "content": BIG},
+        Message(role="system", content="be brief"),
+        Message(role="user", content=BIG),
     ]
 
 

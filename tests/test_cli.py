@@ -31,6 +31,7 @@ runner = CliRunner()
         ([], "Start runs, approve actions"),
         (["run"], "Start a run of a playbook or agent"),
         (["status"], "Show a run"),
+        (["watch"], "Print a run's events as they happen"),
         (["pending"], "List approvals waiting"),
         (["approve"], "Approve one waiting action"),
         (["reject"], "Reject one waiting action"),

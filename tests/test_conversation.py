@@ -15,7 +15,7 @@ from steward.conversation import (
     summary_message,
     window,
 )
-from steward.models import ActionRecord, Message
+from steward.models import ActionRecord, Message, ModelToolCall
 
 
 def text(n: int, size: int = 100) -> Message:
@@ -110,3 +110,13 @@ def test_fit_keeps_what_fits_and_folds_the_rest_into_the_summary_once() -> None:
     assert state.summarised == 7 and len(state.summary) == 7
     fit(state, 350)  # nothing more falls out: nothing is folded twice
     assert state.summarised == 7 and len(state.summary) == 7
+
+
+def test_a_turn_that_called_tools_natively_is_summarised_by_its_calls() -> None:
+    calls = [ModelToolCall(id="c1", name="http_get"), ModelToolCall(id="c2", name="write_file")]
+    assert summary_line(Message(role="assistant", content="", tool_calls=calls)) == (
+        "- assistant: called http_get, write_file"
+    )
+    assert summary_line(
+        Message(role="assistant", content="Let me look.", tool_calls=calls[:1])
+    ) == ("- assistant: Let me look. (called http_get)")

@@ -23,6 +23,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 from steward import errors, handoffs, policy, queues
+from steward.events import ToolFinished, ToolStarted, excerpt
 from steward.guardrails import Verdict, failures
 from steward.models import (
     ActionRecord,
@@ -70,12 +71,36 @@ class ToolActions:
 
         `flags` (what a step's guardrail found) are shown with the call's approval.
         """
+        self.run.events.publish(
+            ToolStarted(call_id=call.id, tool=call.tool, args_digest=call.digest())
+        )
         record = await self._act(call, flags)
+        self._done(record)
+        return record
+
+    def refuse(self, call: ToolCall, reason: str) -> ActionRecord:
+        """Record a call that cannot be carried out as the model gave it (unreadable
+        arguments, say): denied, with the reason the model will read.
+        """
+        record = _record(call, "deny", reason, "denied")
+        self._done(record)
+        return record
+
+    def _done(self, record: ActionRecord) -> None:
         self.records.append(record)
         workflow.logger.info(
-            "tool %s (%s): %s, %s", call.tool, call.id, record.decision, record.outcome
+            "tool %s (%s): %s, %s", record.tool, record.call_id, record.decision, record.outcome
         )
-        return record
+        self.run.events.publish(
+            ToolFinished(
+                call_id=record.call_id,
+                tool=record.tool,
+                decision=record.decision,
+                outcome=record.outcome,
+                reason=record.reason,
+                output=excerpt(record.output),
+            )
+        )
 
     async def _act(self, call: ToolCall, step_flags: Sequence[str] = ()) -> ActionRecord:
         if call.tool == ASK_HUMAN:

@@ -1,11 +1,12 @@
 """What every Steward run shares: the human gates, the cost ledger, budgets, fallbacks.
 
 Playbooks and the agent loop inherit `StewardRun`, so each has the same `decide` and
-`reply` signals/updates, `pending_approvals`, `open_questions` and `progress` queries, can
-ask a human a question (`ask_human`), and makes model calls the same
-way: within the budget (stopping, or asking approvers to extend it), on the routed tier,
-falling back to the tier's next deployment when one fails for good. Each attempt is its
-own activity, so history shows every fallback.
+`reply` signals/updates, `pending_approvals`, `open_questions` and `progress` queries, the
+same event stream for watchers (`workflows.stream`), can ask a human a question
+(`ask_human`), and makes model calls the same way: within the budget (stopping, or
+asking approvers to extend it), on the routed tier, falling back to the tier's next
+deployment when one fails for good. Each attempt is its own activity, so history shows
+every fallback.
 """
 
 from __future__ import annotations
@@ -25,6 +26,17 @@ from steward import search_attributes as sa
 from steward.budget import next_call_exceeds
 from steward.conversation import CARRIED_RECORDS, bounded
 from steward.errors import Refused
+from steward.events import (
+    ApprovalDecided,
+    ApprovalRequested,
+    CostSoFar,
+    ModelAnswered,
+    QuestionAnswered,
+    QuestionAsked,
+    RunFinished,
+    TurnStarted,
+    excerpt,
+)
 from steward.guardrails import Guardrail, JudgeCheck, Verdict, failures, run_checks
 from steward.models import (
     ActionRecord,
@@ -52,7 +64,7 @@ from steward.models import (
     idempotency_key,
     problems,
 )
-from steward.questions import Answer
+from steward.questions import Answer, Question
 from steward.retrieval import RetrievedChunk, RetrieveRequest, not_granted
 from steward.signing import text_sha256
 from workflows.approvals import ApprovalGate, ApprovalHandlers
@@ -70,6 +82,7 @@ from workflows.options import (
     RETRIEVE_TIMEOUT,
 )
 from workflows.questions import QuestionGate, QuestionHandlers
+from workflows.stream import RunEvents, carried_offset
 
 with workflow.unsafe.imports_passed_through():
     from activities.authority import Authority
@@ -155,11 +168,17 @@ class BudgetExceeded(Exception):
 
 
 class StewardRun(ApprovalHandlers, QuestionHandlers):
-    """Base of Steward's workflows (not itself a workflow)."""
+    """Base of Steward's workflows (not itself a workflow).
 
-    def __init__(self) -> None:
+    Subclasses construct it from their `@workflow.init`, with the run's input, so the
+    run's event stream (`self.events`) picks up where the previous run of a chain left off.
+    """
+
+    def __init__(self, sent: RunInput = None) -> None:
+        self.events = RunEvents(carried_offset(sent))
         self.gate = ApprovalGate(self._notify, questions_open=lambda: bool(self.questions.open))
         self.questions = QuestionGate(approvals_pending=lambda: bool(self.gate.pending))
+        self.questions.opened = self._question_opened
         self.step = "starting"
         self.model_calls: list[ModelCallRecord] = []
         self.approvals: list[ApprovalOutcome] = []
@@ -358,6 +377,7 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
             )
         await self._within_budget()
         deployments = self.profile.deployments.get(request.tier) or [request.tier]
+        self.events.publish(TurnStarted(step=request.step, tier=request.tier, model=deployments[0]))
         for index, model in enumerate(deployments):
             try:
                 result = await workflow.execute_activity_method(
@@ -383,6 +403,25 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
             self.ledger.add_call(result)
             record = ModelCallRecord.of(request.step, result)
             self.model_calls.append(record.model_copy(update={"rule": request.rule}))
+            self.events.publish(
+                ModelAnswered(
+                    step=request.step,
+                    deployment=result.deployment,
+                    attempt=result.attempt,
+                    model=result.model,
+                    path=result.path,
+                    text=result.text,
+                    tool_calls=[call.name for call in result.tool_calls],
+                )
+            )
+            self.events.publish(
+                CostSoFar(
+                    model_calls=self.ledger.model_calls,
+                    tokens=self.ledger.tokens,
+                    cost_usd=round(self.ledger.cost_usd, 6),
+                    unpriced_calls=self.ledger.unpriced_calls,
+                )
+            )
             return result
         raise AssertionError("a tier always has at least one deployment")
 
@@ -415,6 +454,15 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
         """
         shown = [*self.input_flags, *flags]
         outcome = await self.gate.request(call, rule, self.principal, locked, shown)
+        self.events.publish(
+            ApprovalDecided(
+                request_id=outcome.request_id,
+                tool=outcome.tool,
+                status=outcome.status,
+                approver=outcome.approver,
+                reason=outcome.reason,
+            )
+        )
         self.approvals.append(outcome)
         waited = (outcome.decided_at - outcome.requested_at).total_seconds()
         self.ledger.review_seconds += waited
@@ -500,8 +548,24 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
         answer = await self.questions.ask(
             question, timeout_seconds, self.profile.name, self.principal, audience or []
         )
+        self.events.publish(
+            QuestionAnswered(
+                question_id=answer.question_id, status=answer.status, sender=answer.sender or ""
+            )
+        )
         self.ledger.review_seconds += (answer.answered_at - answer.asked_at).total_seconds()
         return answer
+
+    def _question_opened(self, question: Question) -> None:
+        self.events.publish(
+            QuestionAsked(
+                question_id=question.id,
+                question=question.question,
+                deadline=question.deadline,
+                command=f"steward reply {question.workflow_id} TEXT --question {question.id} "
+                "--as NAME",
+            )
+        )
 
     async def _notify(self, request: ApprovalRequest) -> None:
         """Tell the approvers (on the privileged queue, which holds the mail credentials).
@@ -509,6 +573,17 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
         A notification that fails for good is logged, not fatal: the request still waits
         and shows in `steward pending` and the UI.
         """
+        approve_command = f"steward approve {request.id} --as NAME"
+        self.events.publish(
+            ApprovalRequested(
+                request_id=request.id,
+                tool=request.tool,
+                args_digest=request.args_digest,
+                approvers=request.approvers,
+                deadline=request.deadline,
+                command=approve_command,
+            )
+        )
         if not workflow.patched(NOTIFY_APPROVERS_PATCH):
             return
         info = workflow.info()
@@ -521,7 +596,7 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
                     idempotency_key=idempotency_key(
                         info.workflow_id, f"{request.id}-{stage}", self.run_id
                     ),
-                    approve_command=f"steward approve {request.id} --as NAME",
+                    approve_command=approve_command,
                 ),
                 task_queue=queues.privileged(info.task_queue),
                 start_to_close_timeout=NOTIFY_TIMEOUT,
@@ -564,7 +639,7 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
         citations: list[Citation] | None = None,
     ) -> RunResult:
         """Finish the run and build its result (bounded: a result is one payload)."""
-        self.finish(status)
+        self.finish(status, answer)
         return RunResult.model_validate(
             {
                 "status": status,
@@ -582,6 +657,7 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
     def cancelled(self) -> None:
         """Mark a cancelled run: nothing of it waits for a human any more."""
         self.step = "cancelled"
+        self.events.publish(RunFinished(status="cancelled"))
         self.gate.pending.clear()
         self.questions.open.clear()
         workflow.upsert_search_attributes(
@@ -594,9 +670,12 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
             ]
         )
 
-    def finish(self, status: str) -> None:
-        """Mark the run's final status (and cost) for the UI, `pending` and `costs`."""
+    def finish(self, status: str, answer: str = "") -> None:
+        """Mark the run's final status (and cost) for the UI, `pending`, `costs` and its
+        watchers.
+        """
         self.step = status
+        self.events.publish(RunFinished(status=status, answer=excerpt(answer)))
         if workflow.patched(COST_SEARCH_ATTRIBUTE_PATCH):
             workflow.upsert_search_attributes(
                 [sa.STATUS.value_set(status), sa.COST.value_set(round(self.ledger.cost_usd, 6))]

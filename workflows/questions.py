@@ -36,6 +36,10 @@ def _nothing_else_waits() -> bool:
     return False
 
 
+def _nobody_told(question: Question) -> None:
+    return
+
+
 class QuestionGate:
     """Open questions of one run, their answers, and the rules for accepting a reply."""
 
@@ -49,6 +53,8 @@ class QuestionGate:
         self._carried: dict[str, Question] = {}
         self.interrupt: Callable[[], bool] = _nothing_else_waits
         """While true, a waiting question stops waiting: the run is about to continue as new."""
+        self.opened: Callable[[Question], None] = _nobody_told
+        """Told of each question as it opens (the run's event stream)."""
         self._run_id = ""
         self.on_change: Callable[[], None] = lambda: None
         """Called when what waits changes (a question opens or ends)."""
@@ -129,6 +135,7 @@ class QuestionGate:
             deadline=now + timedelta(seconds=timeout_seconds),
         )
         self.open[opened.id] = opened
+        self.opened(opened)
         return await self.wait(opened.id)
 
     async def wait(self, question_id: str) -> Answer:

@@ -78,8 +78,9 @@ class Classification(BaseModel):
 class SupportReplyWorkflow(StewardRun):
     """Classify a ticket, draft a reply, send it once a human approves."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    @workflow.init
+    def __init__(self, sent: RunInput) -> None:
+        super().__init__(sent)
         self.state: SupportState | None = None
 
     @workflow.run
@@ -110,6 +111,7 @@ class SupportReplyWorkflow(StewardRun):
         except ContinueAsNew as why:
             assert isinstance(request, SupportRun) and self.state is not None
             workflow.logger.info("continuing as new while the reply waits: %s", why)
+            self.events.detach()
             await workflow.wait_condition(workflow.all_handlers_finished)
             workflow.continue_as_new(
                 request.model_copy(update={"resume": self._carry(self.state, actions)})
@@ -229,6 +231,7 @@ class SupportReplyWorkflow(StewardRun):
                 "gate": self.gate.snapshot(),
                 "resolved": self.resolved or state.resolved,
                 "input_flags": self.input_flags,
+                "stream_offset": self.events.offset,
             }
         )
 

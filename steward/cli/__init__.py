@@ -25,6 +25,7 @@ from steward.cli import (
     runs,
     schedules,
     trace,
+    watch,
     worker,
 )
 from steward.cli.common import StewardGroup
@@ -61,6 +62,7 @@ def select_environment(
 app.add_typer(dev.app, name="dev")
 app.command("run")(runs.run_command)
 app.command("status")(runs.status_command)
+app.command("watch")(watch.watch_command)
 app.command("pending")(approvals.pending_command)
 app.command("approve")(approvals.approve_command)
 app.command("reject")(approvals.reject_command)

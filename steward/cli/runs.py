@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -9,6 +10,7 @@ import typer
 from steward import queues
 from steward.cli.common import read_input, run, ui_link, whoami
 from steward.cli.keys import KeyOption
+from steward.cli.watch import print_events
 from steward.client import connect, load_settings
 from steward.runs import (
     StatusReport,
@@ -35,6 +37,12 @@ def run_command(
     ] = None,
     wait: Annotated[
         bool, typer.Option(help="wait for the run to finish and print its result")
+    ] = False,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow", "-f", help="print the run's events live (as `steward watch` does)"
+        ),
     ] = False,
     workflow_id: Annotated[str | None, typer.Option("--id", help="workflow id to use")] = None,
     queue: Annotated[str, typer.Option(help="task queue of the workers")] = queues.DEFAULT,
@@ -73,6 +81,8 @@ def run_command(
         if link:
             typer.echo(f"  UI:      {link}")
         typer.echo(f"  status:  steward status {handle.id}")
+        if follow:
+            await print_events(client, handle.id, sys.stdout)
         if wait:
             result = await handle.result()
             typer.echo(result.model_dump_json(indent=2))

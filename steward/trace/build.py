@@ -46,6 +46,10 @@ _CLOSED = {
 _CHILD = "CHILD_WORKFLOW_EXECUTION_"
 
 
+STREAM_PUBLISH = "__temporal_workflow_stream_publish"
+"""The signal by which a model activity streams text to the run's event stream."""
+
+
 def build_trace(history: WorkflowHistory) -> Trace:
     """The typed trace of one run's history: running, completed, failed or timed out.
 
@@ -73,6 +77,7 @@ class _Builder:
         self.result: RunResult | None = None
         self.close_failure: Failure | None = None
         self.close_detail = ""
+        self.streamed = 0
 
     def build(self) -> Trace:
         for event in self.history.events:
@@ -116,7 +121,14 @@ class _Builder:
             failures=sorted(
                 self.activities.failures(names) + self.failures, key=lambda f: f.event_id
             ),
-            notes=self.activities.notes(),
+            notes=[
+                *self.activities.notes(),
+                *(
+                    [f"streamed text reached watchers in {self.streamed} signal(s)"]
+                    if self.streamed
+                    else []
+                ),
+            ],
         )
         trace.diagnosis = diagnose(trace, self.close_failure, self.stuck, self.close_detail)
         return trace
@@ -264,6 +276,10 @@ class _Builder:
         self.approvals.search_attributes(event, values, attrs.workflow_task_completed_event_id)
 
     def _on_workflow_execution_signaled(self, event: HistoryEvent) -> None:
+        if event.workflow_execution_signaled_event_attributes.signal_name == STREAM_PUBLISH:
+            # Streamed text for the run's watchers: not a message to the run itself.
+            self.streamed += 1
+            return
         self.approvals.signal(event)
 
     def _on_workflow_execution_update_accepted(self, event: HistoryEvent) -> None:

@@ -125,6 +125,8 @@ class ActivityLog:
                     model=result.model if result else planned,
                     prompt_preview=preview(last_user_message(request.messages)),
                     answer_preview=preview(result.text) if result else "",
+                    path=result.path if result else "",
+                    tool_calls=[c.name for c in result.tool_calls] if result else [],
                     input_tokens=result.usage.input_tokens if result else None,
                     output_tokens=result.usage.output_tokens if result else None,
                     cost_usd=result.usage.cost_usd if result else None,

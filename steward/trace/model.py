@@ -102,6 +102,8 @@ class ModelCall(BaseModel):
     model: str = "?"
     prompt_preview: str = ""
     answer_preview: str = ""
+    path: str = Field(default="", description="text, schema or native (tool calls)")
+    tool_calls: list[str] = Field(default_factory=list, description="tools it called natively")
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None

@@ -181,8 +181,14 @@ def _model(call: ModelCall) -> tuple[str, list[str]]:
     if call.fallback_from:
         lines.append(f"fallback from {call.fallback_from}")
     lines.append(f"prompt: {call.prompt_preview}")
+    if call.path in ("schema", "native"):
+        lines.append(
+            f"constrained by: {'native tool calls' if call.path == 'native' else 'JSON schema'}"
+        )
     if call.answer_preview:
         lines.append(f"answer: {call.answer_preview}")
+    if call.tool_calls:
+        lines.append(f"called: {', '.join(call.tool_calls)}")
     lines.extend(_attempt_lines(activity))
     if call.fallback_to:
         lines.append(f"fell back to {call.fallback_to}")

@@ -138,9 +138,15 @@ async def test_json_schema_answer() -> None:
     result = await complete(LLMActivities(TIERS), request(response_schema=SCHEMA))
 
     assert json.loads(result.text) == {"category": "billing"}
+    assert result.path == "schema"
+    # The schema as every provider takes it: closed, every property required, strict.
     assert fake.calls[0].response_format == {
         "type": "json_schema",
-        "json_schema": {"name": "classify", "schema": SCHEMA},
+        "json_schema": {
+            "name": "classify",
+            "schema": SCHEMA | {"additionalProperties": False},
+            "strict": True,
+        },
     }
 
 

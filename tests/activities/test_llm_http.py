@@ -118,7 +118,13 @@ async def test_answer_over_http_with_usage_and_the_request_litellm_sent(
     assert sent.body["model"] == "gpt-4o-mini"  # the provider prefix is litellm's, not the API's
     assert sent.body["max_tokens"] == 30
     assert sent.body["messages"][1] == {"role": "user", "content": "My invoice is wrong."}
-    assert sent.body["response_format"]["json_schema"]["schema"] == SCHEMA
+    assert sent.body["response_format"]["json_schema"] == {
+        "name": "classify",
+        "schema": SCHEMA | {"additionalProperties": False},
+        "strict": True,
+    }
+    # Streamed, with the usage in the last chunk.
+    assert sent.body["stream"] is True and sent.body["stream_options"] == {"include_usage": True}
     # Temporal owns retries: the client must not retry on its own.
     assert sent.headers.get("x-stainless-retry-count", "0") == "0"
 

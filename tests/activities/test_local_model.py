@@ -20,7 +20,7 @@ from activities.local_model import (
     register_local_model,
 )
 from steward.config import Deployment
-from steward.models import LLMRequest, LLMResult, Message
+from steward.models import LLMRequest, LLMResult, Message, ModelTool
 
 pytestmark = pytest.mark.local_model
 
@@ -122,10 +122,12 @@ async def test_the_agent_turn_schema_does_not_crash_the_local_model() -> None:
     # built grammars that killed the worker process
     from activities.tools import default_specs
     from steward.config import load_config
-    from workflows.agent import decision_schema
+    from steward.turns import parse_turn
+    from workflows.agent import model_tools
 
     example = Path(__file__).resolve().parents[2] / "examples" / "steward.yaml"
     profile = load_config(example).profile("helpdesk", default_specs())
+    tools = model_tools(profile)
     activities = LLMActivities({"fast": [Deployment(model=LOCAL_MODEL)]}, allow_paid=False)
     result = await ActivityEnvironment().run(
         activities.complete,
@@ -133,8 +135,30 @@ async def test_the_agent_turn_schema_does_not_crash_the_local_model() -> None:
             step="turn-1",
             tier="fast",
             messages=[Message(role="user", content="Email ops@example.com: backup done.")],
-            response_schema=decision_schema(profile),
-            max_tokens=80,
+            tools=tools,
+            max_tokens=120,
         ),
     )
-    assert isinstance(json.loads(result.text), dict)
+    # Tools reach the local model through the decision schema (its grammar), streamed.
+    assert result.path == "schema" and result.tool_calls == []
+    assert isinstance(json.loads(result.text)["decision"], dict)
+    turn = parse_turn(result.text, [], result.path, tools)
+    assert turn.problem is None and (turn.answer is not None or turn.calls)
+    assert result.usage.input_tokens > 50 and result.usage.output_tokens > 0
+
+
+@pytest.mark.local_model
+async def test_the_local_model_refuses_native_tools_with_a_clear_error() -> None:
+    activities = LLMActivities(
+        {"fast": [Deployment(model=LOCAL_MODEL, tool_calling="native")]}, allow_paid=False
+    )
+    request = LLMRequest(
+        step="turn-1",
+        tier="fast",
+        messages=[Message(role="user", content="hi")],
+        tools=[ModelTool(name="noop", parameters={"type": "object", "properties": {}})],
+    )
+    with pytest.raises(ApplicationError) as failure:
+        await ActivityEnvironment().run(activities.complete, request)
+    assert (failure.value.type, failure.value.non_retryable) == ("ModelBadRequest", True)
+    assert "tool_calling: schema" in failure.value.message

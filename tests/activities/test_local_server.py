@@ -28,7 +28,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.llm import LLMActivities
 from activities.local_model import default_model_path
 from steward.config import Deployment
-from steward.models import LLMRequest, LLMResult, Message
+from steward.models import LLMRequest, LLMResult, Message, ModelTool
 
 pytestmark = pytest.mark.local_model
 
@@ -52,6 +52,16 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running llama_cpp.server on loopback; yields its api_base."""
+    yield from serving(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def llama_tool_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The server with the chat format llama-cpp-python calls tools in; yields its api_base."""
+    yield from serving(tmp_path_factory, "--chat_format", "chatml-function-calling")
+
+
+def serving(tmp_path_factory: pytest.TempPathFactory, *extra: str) -> Iterator[str]:
     port = free_port()
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     command = [
@@ -72,6 +82,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "2",
         "--verbose",
         "false",
+        *extra,
     ]
     env = os.environ | {"OMP_WAIT_POLICY": "passive"}
     # A file, not a pipe: llama.cpp logs thousands of lines while loading, and a pipe
@@ -130,3 +141,52 @@ async def test_structured_answer_from_a_local_openai_compatible_server(llama_ser
     assert result.usage.input_tokens > 0
     assert 0 < result.usage.output_tokens <= 24
     assert result.usage.cost_usd is None  # litellm has no price for it: unknown, not free
+
+
+async def test_native_tool_calls_from_a_local_openai_compatible_server(
+    llama_tool_server: str,
+) -> None:
+    # llama-cpp-python calls tools only in its chatml-function-calling format, and cannot
+    # stream an automatic tool choice: hence stream: false (see tests.support.llama_server).
+    deployment = Deployment(
+        model="openai/smollm2",
+        api_base=llama_tool_server,
+        tool_calling="native",
+        stream=False,
+        timeout_seconds=120,
+    )
+    activities = LLMActivities({"fast": [deployment]}, allow_paid=False)
+    tools = [
+        ModelTool(
+            name="notes.add_note",  # an MCP tool's name: not a name providers take as it is
+            description="Add a note to the team's notes.",
+            parameters={
+                "type": "object",
+                "properties": {"text": {"type": "string"}},
+                "required": ["text"],
+            },
+        )
+    ]
+    messages = [
+        Message(role="system", content="You are a helpdesk agent. Use the tools."),
+        Message(role="user", content="Add a note that the nightly backup finished."),
+    ]
+    request = LLMRequest(step="turn-1", tier="fast", messages=messages, tools=tools, max_tokens=60)
+
+    first: LLMResult = await ActivityEnvironment().run(activities.complete, request)
+
+    assert first.path == "native"
+    (call,) = first.tool_calls
+    assert call.name == "notes.add_note"  # sent as notes_add_note, read back as the tool
+    assert isinstance(json.loads(call.arguments)["text"], str)
+    # The next turn carries the call and its result natively, and the server takes them.
+    answered = [
+        *messages,
+        Message(role="assistant", content="", tool_calls=first.tool_calls),
+        Message(role="tool", tool_call_id=call.id, content="noted"),
+    ]
+    second: LLMResult = await ActivityEnvironment().run(
+        activities.complete, request.model_copy(update={"step": "turn-2", "messages": answered})
+    )
+    assert second.path == "native"
+    assert second.tool_calls or second.text.strip()

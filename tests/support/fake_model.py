@@ -1,9 +1,11 @@
 """A fake model provider for tests: queued answers and errors, every call recorded.
 
 Tests drive the real `complete` activity through the real litellm call path; only the
-provider at the end is fake, so error mapping, response_format and usage accounting run as
-they do in production. As with `llm`'s MockModel, responses are queued and consumed in
-order, and a call with nothing queued fails loudly instead of inventing an answer. Tests
+provider at the end is fake, so error mapping, response_format, tools, streaming and usage
+accounting run as they do in production. As with `llm`'s MockModel, responses are queued
+and consumed in order, and a call with nothing queued fails loudly instead of inventing an
+answer. An answer streams in pieces (a word at a time, `chunk_delay` apart), may call tools
+natively, and may fail part way through (`fail_after`), as a provider's stream can. Tests
 that run the worker in another process build the fake from a JSON script there and read
 back the JSONL file it appends every call to.
 """
@@ -12,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -25,7 +28,7 @@ import litellm
 from litellm import exceptions as errors
 from litellm.litellm_core_utils.core_helpers import map_finish_reason
 from litellm.llms.custom_llm import CustomLLM
-from litellm.types.utils import Choices, ModelResponse
+from litellm.types.utils import Choices, GenericStreamingChunk, ModelResponse
 
 from activities.llm import PROVIDER_FAKE
 from activities.local_model import install_custom_provider
@@ -34,13 +37,29 @@ _FAKE_URL: Final = "http://fake.invalid/v1/chat/completions"
 
 
 @dataclass(frozen=True)
+class FakeToolCall:
+    """A tool call the fake makes natively: the tool's name as sent, JSON arguments."""
+
+    name: str
+    arguments: str = "{}"
+    id: str = ""
+
+
+@dataclass(frozen=True)
 class FakeReply:
-    """One queued answer. Token counts default to word counts, so they are never zero."""
+    """One queued answer. Token counts default to word counts, so they are never zero.
+
+    With `fail_after`, the stream raises `error` once that many characters of `text` went
+    out (a connection dropped mid-answer).
+    """
 
     text: str
     finish_reason: str = "stop"
     input_tokens: int | None = None
     output_tokens: int | None = None
+    tool_calls: tuple[FakeToolCall, ...] = ()
+    fail_after: int | None = None
+    error: Exception | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,8 @@ class FakeCall:
     timeout: float | None
     # Recorded so tests can prove the worker's key reached the provider and nothing else.
     api_key: str | None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Any = None
 
 
 class FakeModelExhausted(errors.BadRequestError, AssertionError):
@@ -70,9 +91,12 @@ class FakeModelExhausted(errors.BadRequestError, AssertionError):
 class FakeModel(CustomLLM):
     """litellm handler for `fake/...` models, answering from a FIFO queue."""
 
-    def __init__(self, *, latency: float = 0.0, calls_log: Path | None = None) -> None:
+    def __init__(
+        self, *, latency: float = 0.0, chunk_delay: float = 0.0, calls_log: Path | None = None
+    ) -> None:
         super().__init__()
         self.latency = latency
+        self.chunk_delay = chunk_delay
         self.calls_log = calls_log
         self.calls: list[FakeCall] = []
         self._queue: deque[FakeReply | Exception] = deque()
@@ -94,6 +118,8 @@ class FakeModel(CustomLLM):
         if not isinstance(entries, list):
             raise ValueError(f"{path}: expected a JSON list of responses, got {type(entries)}")
         for index, entry in enumerate(entries):
+            if isinstance(entry, dict):
+                entry = dict(entry)
             if isinstance(entry, str):
                 fake.queue(entry)
             elif isinstance(entry, dict) and "error" in entry:
@@ -105,7 +131,8 @@ class FakeModel(CustomLLM):
                     )
                 )
             elif isinstance(entry, dict) and "text" in entry:
-                fake.queue(**entry)
+                calls = tuple(FakeToolCall(**call) for call in entry.pop("tool_calls", []))
+                fake.queue(**entry, tool_calls=calls)
             else:
                 raise ValueError(
                     f"{path}[{index}]: expected a string, {{'text': ...}} or {{'error': ...}}"
@@ -119,11 +146,21 @@ class FakeModel(CustomLLM):
         finish_reason: str = "stop",
         input_tokens: int | None = None,
         output_tokens: int | None = None,
+        tool_calls: tuple[FakeToolCall, ...] = (),
+        fail_after: int | None = None,
+        error: Exception | None = None,
     ) -> FakeModel:
-        """Answer the next unanswered call with text."""
+        """Answer the next unanswered call with text (and native tool calls)."""
+        reply = FakeReply(
+            text, finish_reason, input_tokens, output_tokens, tool_calls, fail_after, error
+        )
         with self._lock:
-            self._queue.append(FakeReply(text, finish_reason, input_tokens, output_tokens))
+            self._queue.append(reply)
         return self
+
+    def queue_calls(self, *calls: FakeToolCall, text: str = "") -> FakeModel:
+        """Answer the next unanswered call with native tool calls."""
+        return self.queue(text, finish_reason="tool_calls", tool_calls=calls)
 
     def queue_error(self, error: Exception) -> FakeModel:
         """Fail the next unanswered call with error, as the provider would."""
@@ -184,6 +221,58 @@ class FakeModel(CustomLLM):
         await asyncio.sleep(self.latency)
         return _filled(model_response, model, messages, reply)
 
+    def streaming(
+        self,
+        model: str,
+        messages: list[Any],
+        api_base: str,
+        custom_prompt_dict: dict[str, Any],
+        model_response: ModelResponse,
+        print_verbose: Callable[..., Any],
+        encoding: Any,
+        api_key: Any,
+        logging_obj: Any,
+        optional_params: dict[str, Any],
+        acompletion: Any = None,
+        litellm_params: Any = None,
+        logger_fn: Any = None,
+        headers: Any = None,
+        timeout: float | httpx.Timeout | None = None,
+        client: Any = None,
+    ) -> Iterator[GenericStreamingChunk]:
+        """Answer from the queue as a stream, blocking between pieces."""
+        reply = self._take(model, messages, optional_params, api_base, api_key, timeout)
+        time.sleep(self.latency)
+        for chunk in _chunks(reply, messages):
+            yield chunk
+            time.sleep(self.chunk_delay)
+
+    async def astreaming(  # type: ignore[override,misc]  # an async generator, as litellm calls it
+        self,
+        model: str,
+        messages: list[Any],
+        api_base: str,
+        custom_prompt_dict: dict[str, Any],
+        model_response: ModelResponse,
+        print_verbose: Callable[..., Any],
+        encoding: Any,
+        api_key: Any,
+        logging_obj: Any,
+        optional_params: dict[str, Any],
+        acompletion: Any = None,
+        litellm_params: Any = None,
+        logger_fn: Any = None,
+        headers: Any = None,
+        timeout: float | httpx.Timeout | None = None,
+        client: Any = None,
+    ) -> AsyncIterator[GenericStreamingChunk]:
+        """Answer from the queue as a stream, `chunk_delay` between pieces."""
+        reply = self._take(model, messages, optional_params, api_base, api_key, timeout)
+        await asyncio.sleep(self.latency)
+        for chunk in _chunks(reply, messages):
+            yield chunk
+            await asyncio.sleep(self.chunk_delay)
+
     def _take(
         self,
         model: str,
@@ -202,6 +291,8 @@ class FakeModel(CustomLLM):
             api_base=api_base,
             timeout=timeout.read if isinstance(timeout, httpx.Timeout) else timeout,
             api_key=api_key if isinstance(api_key, str) else None,
+            tools=optional_params.get("tools"),
+            tool_choice=optional_params.get("tool_choice"),
         )
         with self._lock:
             self.calls.append(call)
@@ -303,3 +394,55 @@ def _filled(
         ),
     )
     return model_response
+
+
+_PIECE: Final = re.compile(r"\S+\s*|\s+")
+
+
+def _usage(reply: FakeReply, messages: list[Any]) -> tuple[int, int]:
+    prompt_words = sum(len(str(m.get("content") or "").split()) for m in messages)
+    prompt = reply.input_tokens if reply.input_tokens is not None else max(prompt_words, 1)
+    completion = (
+        reply.output_tokens if reply.output_tokens is not None else max(len(reply.text.split()), 1)
+    )
+    return prompt, completion
+
+
+def _chunks(reply: FakeReply, messages: list[Any]) -> Iterator[GenericStreamingChunk]:
+    """The reply as a provider streams it: a word at a time, then its tool calls, then the
+    finish with usage. A reply set to fail raises its error part way through the text.
+    """
+    sent = 0
+    for piece in _PIECE.findall(reply.text):
+        if reply.fail_after is not None and sent >= reply.fail_after:
+            break
+        sent += len(piece)
+        yield {"text": piece, "is_finished": False, "finish_reason": "", "usage": None, "index": 0}
+    if reply.fail_after is not None:
+        raise reply.error or provider_error("APIConnectionError", "connection dropped mid-answer")
+    for n, call in enumerate(reply.tool_calls):
+        yield {
+            "text": "",
+            "tool_use": {
+                "id": call.id or f"call_fake_{n}",
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+                "index": n,
+            },
+            "is_finished": False,
+            "finish_reason": "",
+            "usage": None,
+            "index": 0,
+        }
+    prompt, completion = _usage(reply, messages)
+    yield {
+        "text": "",
+        "is_finished": True,
+        "finish_reason": map_finish_reason(reply.finish_reason),
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        },
+        "index": 0,
+    }

@@ -15,6 +15,13 @@ takes the same arguments: `python -m tests.support.llama_server --model GGUF --p
   validation error dressed as HTTP 500 (upstream: abetlen/llama-cpp-python#1677, open).
   A small ASGI middleware rewrites the one into the other, as `activities.local_model`
   does for the in-process model.
+- It refuses an assistant message that made tool calls with `"content": null`, which is
+  how OpenAI's format (and litellm) sends one; the middleware sends `""` instead.
+
+Native tool calling needs `--chat_format chatml-function-calling` (SmolLM2's own template
+knows no tools: given `tools` with `tool_choice: auto` it ignores them). Even then the
+server cannot stream an automatic tool choice ("Automatic streaming tool choice is not
+supported"), so its deployment sets `stream: false`.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ CHAT_PATH = "/v1/chat/completions"
 
 
 class OpenAIJsonSchema:
-    """ASGI middleware: OpenAI's json_schema response_format -> llama-cpp-python's form."""
+    """ASGI middleware: OpenAI's request forms -> the ones llama-cpp-python's server takes."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -63,17 +70,31 @@ class OpenAIJsonSchema:
 
 
 def translated(body: bytes) -> bytes:
-    """The request body with a json_schema response_format rewritten; others unchanged."""
+    """The request body as llama-cpp-python's server takes it (see the module)."""
     try:
         request = json.loads(body)
     except ValueError:
         return body  # the server's own validation reports it
-    response_format: Any = request.get("response_format") if isinstance(request, dict) else None
-    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+    if not isinstance(request, dict):
         return body
+    request = _fixed(request)
+    response_format: Any = request.get("response_format")
+    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        return json.dumps(request).encode()
     schema = (response_format.get("json_schema") or {}).get("schema")
     request["response_format"] = {"type": "json_object", "schema": schema or {}}
     return json.dumps(request).encode()
+
+
+def _fixed(request: dict[str, Any]) -> dict[str, Any]:
+    for message in request.get("messages") or ():
+        if (
+            isinstance(message, dict)
+            and message.get("tool_calls")
+            and message.get("content") is None
+        ):
+            message["content"] = ""
+    return request
 
 
 @contextmanager

@@ -1,5 +1,7 @@
 """An OpenAI-compatible HTTP server on loopback, answering from a queue of scripted replies.
 
+A request with `"stream": true` is answered with server-sent events, as OpenAI streams.
+
 The fake litellm provider (`fake_model.py`) proves the activity's logic but skips the part
 that breaks in production: litellm's OpenAI client speaking HTTP to a server and turning
 the server's status codes and JSON error bodies into exceptions. This stub is that
@@ -18,6 +20,7 @@ their own loop inside the command.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
@@ -319,12 +322,30 @@ def _handler_for(stub: OpenAIStub) -> type[BaseHTTPRequestHandler]:
             item = stub._take(request)
             if isinstance(item, Completion):
                 time.sleep(item.delay)
+                if body.get("stream"):
+                    self._stream(_completion_chunks(item, body))
+                    return
                 payload = json.dumps(_completion_body(item, body)).encode()
                 self._write(HTTPStatus.OK, payload, "application/json", {})
                 return
             key = request.headers.get("authorization", "").removeprefix("Bearer ")
             text = item.body.replace(KEY_PLACEHOLDER, key)
             self._write(item.status, text.encode(), item.content_type, item.headers)
+
+        def _stream(self, chunks: list[dict[str, Any]]) -> None:
+            """Server-sent events, as OpenAI streams a completion: one chunk per event,
+            then `[DONE]` (the connection closes after it).
+            """
+            self.send_response(HTTPStatus.OK)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("connection", "close")
+            self.end_headers()
+            for chunk in chunks:
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.flush()
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+            self.close_connection = True
 
         def _write(
             self, status: int, payload: bytes, content_type: str, headers: Mapping[str, str]
@@ -365,3 +386,32 @@ def _completion_body(item: Completion, request: Mapping[str, Any]) -> dict[str, 
         },
         "system_fingerprint": None,
     }
+
+
+def _completion_chunks(item: Completion, request: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The completion as OpenAI streams it: the role, the text a word at a time, the finish,
+    and (when asked for with `stream_options.include_usage`) a last chunk with the usage.
+    """
+    common = {
+        "id": f"chatcmpl-stub-{time.monotonic_ns()}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": item.model or request.get("model", "stub"),
+        "system_fingerprint": None,
+    }
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return {**common, "choices": [choice]}
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    chunks += [chunk({"content": piece}) for piece in re.findall(r"\S+\s*|\s+", item.text)]
+    chunks.append(chunk({}, item.finish_reason))
+    if (request.get("stream_options") or {}).get("include_usage"):
+        usage = {
+            "prompt_tokens": item.prompt_tokens,
+            "completion_tokens": item.completion_tokens,
+            "total_tokens": item.prompt_tokens + item.completion_tokens,
+        }
+        chunks.append({**common, "choices": [], "usage": usage})
+    return chunks

@@ -198,6 +198,7 @@ async def test_plain_temporal_cli_can_approve_and_cannot_break_the_run(
         event.workflow_execution_signaled_event_attributes.input.payloads[0]
         for event in history.events
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+        and event.workflow_execution_signaled_event_attributes.signal_name == "decide"
     ]
     assert [p.metadata["encoding"] for p in signals] == [b"json/plain"] * 5
     assert json.loads(signals[-1].data) == good
@@ -269,6 +270,7 @@ async def test_temporal_cli_through_the_codec_server_reads_refusals_and_approves
         event.workflow_execution_signaled_event_attributes.input.payloads[0]
         for event in history.events
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+        and event.workflow_execution_signaled_event_attributes.signal_name == "decide"
     ]
     assert sent.metadata["encoding"] == b"binary/encrypted"
     assert sent.metadata["encryption-key-id"] == b"test-1"

@@ -29,7 +29,7 @@ from steward.handoffs import (
     HandoffArgs,
     HandoffResult,
     capped_budget,
-    handoff_option,
+    handoff_tool,
     record,
     summary,
 )
@@ -295,8 +295,7 @@ async def test_a_handoff_runs_at_most_max_parallel_specialists_at_once(
     assert result.ledger.model_calls == 5
     # the model was offered the handoff, for the granted specialist, one batch at a time
     offered = json.dumps(fake_model.calls[0].response_format)
-    assert '"const": "handoff"' in offered and '"enum": ["researcher"]' in offered
-    assert '"maxItems": 2' in offered
+    assert '"enum": ["handoff"]' in offered and '"enum": ["researcher"]' in offered
 
 
 async def test_bad_handoffs_are_refused_with_a_reason_and_the_run_goes_on(
@@ -488,13 +487,16 @@ def test_profiles_resolve_specialists_with_their_own_grants(
     assert writer.budget.max_model_calls == 4 and writer.specialists == []
     assert "researcher: Looks things up" in system_prompt(helpdesk)
     assert "Specialists" not in system_prompt(writer)
-    assert handoff_option(writer) is None
+    assert handoff_tool(writer) is None
+    offered = handoff_tool(researcher)
+    assert offered is not None and offered.parameters["properties"]["tasks"]["maxItems"] == 3
     assert actions(helpdesk).count("handoff") == 1 and "handoff" not in actions(writer)
 
 
 def actions(profile: AgentProfile) -> list[str]:
     """The actions a profile's decision schema offers the model."""
-    return [o["properties"]["action"].get("const") for o in decision_schema(profile)["anyOf"]]
+    decision = decision_schema(profile)["properties"]["decision"]
+    return [o["properties"]["action"]["enum"][0] for o in decision.get("anyOf", [decision])]
 
 
 # --- pure rules ----------------------------------------------------------------------
@@ -556,4 +558,4 @@ def test_a_handoffs_record_is_compact_data_for_the_model() -> None:
     with pytest.raises(ValidationError, match="at most 20,000"):
         HandoffArgs.model_validate({"tasks": [{"specialist": "a", "task": "x" * 20_001}]})
     profile = AgentProfile(name="p", kind="agent")
-    assert handoff_option(profile) is None
+    assert handoff_tool(profile) is None

@@ -139,7 +139,7 @@ async def test_300_turns_of_100kb_pages_stay_small_in_every_run_and_replay(
 async def test_a_pending_approval_crosses_continue_as_new_and_is_still_approvable(
     client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
 ) -> None:
-    config = long_config(config, continue_after={"events": 30})
+    config = long_config(config, continue_after={"events": 50})
     send = {"to": "ops@example.com", "subject": "Backup", "body": "The backup finished."}
     fake_model.queue(turn("send_email", arguments=send))
     fake_model.queue(turn("answer", answer="sent"))
@@ -156,7 +156,7 @@ async def test_a_pending_approval_crosses_continue_as_new_and_is_still_approvabl
         first = await wait_for_pending(client, handle.id)
         first_run = (await handle.describe()).run_id
         # Refused decisions grow the waiting run's history past its limit.
-        for n in range(12):
+        for n in range(40):
             await handle.signal("decide", {"request_id": first.id, "junk": n})
             if (await handle.describe()).run_id != first_run:
                 break
@@ -178,10 +178,12 @@ async def test_a_pending_approval_crosses_continue_as_new_and_is_still_approvabl
     assert [a.status for a in result.approvals] == ["approved"]
     assert len(outbox_messages(config)) == 1
     histories = await chain(client, handle.id)
-    assert len(histories) == 2
-    assert histories[0].events[-1].event_type == (
-        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
-    )
+    # At 50 events a run, the chain may continue again after the send: at least twice.
+    assert len(histories) >= 2
+    for earlier in histories[:-1]:
+        assert earlier.events[-1].event_type == (
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+        )
 
 
 async def test_a_request_too_large_for_a_payload_fails_the_run_naming_the_step(
@@ -222,7 +224,7 @@ async def wait_for_pending(client: Client, workflow_id: str) -> ApprovalRequest:
 async def test_an_open_question_crosses_continue_as_new_and_is_still_answerable(
     client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
 ) -> None:
-    config = long_config(config, continue_after={"events": 30})
+    config = long_config(config, continue_after={"events": 50})
     data = config.model_dump()
     data["agents"]["helpdesk"]["tools"] = ["ask_human"]
     config = StewardConfig.model_validate(data)
@@ -232,7 +234,7 @@ async def test_an_open_question_crosses_continue_as_new_and_is_still_answerable(
         handle = await start_run(client, config, "helpdesk", "Check", "dana", task_queue=task_queue)
         first = await wait_for_question(handle)
         first_run = (await handle.describe()).run_id
-        for n in range(12):
+        for n in range(40):
             await handle.signal("reply", {"question_id": first.id, "junk": n})
             if (await handle.describe()).run_id != first_run:
                 break
