@@ -92,10 +92,11 @@ RUNS_PER_LEVEL = int(os.environ.get("BENCH_RUNS", "100"))
 
 
 def config_for_bench(outbox: str) -> StewardConfig:
-    base = load_config("examples/steward.yaml")
+    base = load_config("examples/steward.yaml").model_dump()
+    base["agents"]["support-reply"]["draft"] = "write"  # the fake's answer is the reply
     return StewardConfig.model_validate(
-        base.model_dump()
-        | {"tiers": {name: [{"model": "fake/bench"}] for name in base.tiers}, "outbox": outbox}
+        base
+        | {"tiers": {name: [{"model": "fake/bench"}] for name in base["tiers"]}, "outbox": outbox}
     )
 
 

@@ -287,6 +287,8 @@ def chaos_config(work: Path, smtp_port: int) -> tuple[StewardConfig, Path]:
         data["retrieval"]["store"] = str(work / "qdrant")
     # Nothing is ingested here: the playbook drafts from its instructions, without searching.
     data["agents"]["support-reply"].pop("collections", None)
+    # The fake model's scripted draft is the reply's text: the playbook writes it.
+    data["agents"]["support-reply"]["draft"] = "write"
     path = work / "steward.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return StewardConfig.model_validate(data), path

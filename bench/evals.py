@@ -46,6 +46,8 @@ def bench_config(scratch: Path) -> StewardConfig:
             "agents": {
                 name: agent.model_dump()
                 | {"collections": [], "tools": [t for t in agent.tools if t != "search_docs"]}
+                # the fake's scripted answer is the reply: the playbook writes it
+                | ({"draft": "write"} if agent.kind == "playbook" else {})
                 for name, agent in base.agents.items()
             },
         }

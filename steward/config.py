@@ -46,6 +46,7 @@ from steward.models import (
     ApprovalRule,
     Budget,
     ContinueAfter,
+    DraftStyle,
     Escalation,
     RiskClass,
     ToolSpec,
@@ -92,6 +93,21 @@ class _Section(BaseModel):
 ToolCalling = Literal["native", "schema", "auto"]
 
 
+class Sampling(_Section):
+    """How a deployment samples, where its defaults do not suit (unset: the provider's).
+
+    `repeat_penalty` and `top_k` are llama.cpp's (the local model, llama.cpp and vLLM
+    servers); hosted providers refuse them. The local model penalises repeats of free
+    text by itself (1.15) and leaves grammar-constrained answers alone (1.0).
+    """
+
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    repeat_penalty: float | None = Field(default=None, gt=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    top_k: int | None = Field(default=None, ge=1, le=1000)
+
+
 class Deployment(_Section):
     """One litellm deployment: a model name, and for self-hosted endpoints its api_base.
 
@@ -115,6 +131,9 @@ class Deployment(_Section):
         default=True,
         description="stream answers (watchers see text as it comes); off for servers that "
         "cannot stream what is asked of them",
+    )
+    sampling: Sampling = Field(
+        default_factory=Sampling, description="penalties and nucleus settings, when set"
     )
 
 
@@ -212,6 +231,11 @@ class AgentConfig(_Section):
     )
     input_guardrails: Guardrail | None = Field(
         default=None, description="checks on each run's input"
+    )
+    draft: DraftStyle = Field(
+        default="write",
+        description="a playbook's reply: written by the model (write), or composed from "
+        "an opening, handbook sentences and a next step the model chooses (compose)",
     )
 
 
@@ -653,6 +677,11 @@ class StewardConfig(_Section):
                 placed += [(f"{where}.{arg}", g) for arg, g in mcp_tool.guardrails.items()]
         for name, agent in self.agents.items():
             steps = GUARDED_STEPS[agent.kind]
+            if agent.draft != "write" and agent.kind != "playbook":
+                raise ValueError(
+                    f"agents.{name}.draft: only a playbook drafts a reply; an agent answers "
+                    "in its own words"
+                )
             for step, guardrail in agent.guardrails.items():
                 if step not in steps:
                     raise ValueError(
@@ -739,6 +768,7 @@ class StewardConfig(_Section):
             max_parallel=agent.max_parallel,
             guardrails=agent.guardrails,
             input_guardrail=agent.input_guardrails,
+            draft=agent.draft,
         )
 
     def _mcp_spec(self, agent: str, tool: str) -> ToolSpec:

@@ -143,6 +143,9 @@ class Usage(Strict):
     cost_usd: float | None = None
 
 
+DraftStyle = Literal["write", "compose"]
+"""How a playbook drafts: the model writes the reply, or chooses pieces it is composed of."""
+
 CallPath = Literal["text", "schema", "native"]
 """How a model call was constrained: free text, a JSON schema, or native tool calls."""
 
@@ -844,6 +847,9 @@ class AgentProfile(Strict):
     )
     input_guardrail: Guardrail | None = Field(
         default=None, description="checks on the run's input (flagged to approvers, or blocked)"
+    )
+    draft: DraftStyle = Field(
+        default="write", description="a playbook's reply: written, or composed from pieces"
     )
 
 

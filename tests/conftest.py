@@ -106,11 +106,17 @@ def fake_model() -> Iterator[FakeModel]:
 def config(tmp_path: Path) -> StewardConfig:
     """The example steward.yaml with every tier on the fake model, a private outbox and an
     empty private vector store (a playbook drafts ungrounded unless a test ingests).
+
+    The playbook writes its draft (`draft: write`), so a test queues the reply's text; the
+    composed draft of the example has tests of its own (tests/workflows/test_composed.py).
     """
     base = load_config(REPO / "examples" / "steward.yaml")
+    agents = base.model_dump()["agents"]
+    agents["support-reply"]["draft"] = "write"
     return StewardConfig.model_validate(
         base.model_dump()
         | {
+            "agents": agents,
             "tiers": {name: [{"model": "fake/queued"}] for name in base.tiers},
             "outbox": str(tmp_path / "outbox"),
             "retrieval": base.retrieval.model_dump() | {"store": str(tmp_path / "qdrant")},

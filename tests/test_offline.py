@@ -75,6 +75,7 @@ def worker_config(tmp: Path, servers: dict[str, ProviderStub]) -> Path:
 
     data["tiers"] = {"fast": tier("anthropic"), "strong": tier("openai"), "plan": tier("gemini")}
     data["agents"]["support-reply"]["tiers"] = {"classify": "fast", "draft": "strong"}
+    data["agents"]["support-reply"]["draft"] = "write"  # a provider writes its reply
     data["agents"]["helpdesk"]["tiers"] = {"plan": "plan"}
     data["agents"]["researcher"]["tiers"] = {"plan": "plan"}
     data["outbox"] = str(tmp / "outbox")

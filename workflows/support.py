@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from steward import errors
+from steward import drafting, errors
 from steward.errors import Refused
 from steward.guardrails import Verdict, failures
 from steward.models import (
@@ -57,6 +57,22 @@ CLASSIFY_SCHEMA = {
     "required": ["category", "urgency"],
 }
 
+
+CLASSIFY_INSTRUCTIONS = (
+    "Classify the customer's support ticket. Answer with JSON: category and urgency.\n"
+    "Categories:\n"
+    "- shipping: parcels, delivery, tracking, a late, lost or damaged order, an address\n"
+    "- billing: charges, payments, invoices, VAT, refunds, promo codes, subscriptions\n"
+    "- technical: the app or website crashes, errors, bugs\n"
+    "- account: password, signing in, a locked or deleted account, personal data\n"
+    "- other: anything else (opening hours, thanks, general questions)\n"
+    "Urgency:\n"
+    "- high: angry, shouting, a legal threat, money lost, or a deadline\n"
+    "- low: a thank-you or a general question\n"
+    "- normal: everything else"
+)
+"""What each category and urgency means: the local model, given only their names, files
+nearly every ticket under the first one listed (3 of 14 eval tickets right; 8 with these)."""
 
 _UNRESOLVED = ResolvedRun(
     profile=AgentProfile(name="?", kind="playbook"),
@@ -267,11 +283,7 @@ class SupportReplyWorkflow(StewardRun):
                 messages=[
                     Message(
                         role="system",
-                        content=(
-                            "Classify the customer's support ticket. Answer with JSON: "
-                            f"category (one of {', '.join(CATEGORIES)}) and urgency "
-                            f"(one of {', '.join(URGENCIES)})."
-                        ),
+                        content=CLASSIFY_INSTRUCTIONS,
                     ),
                     Message(role="user", content=_quoted(ticket)),
                 ],
@@ -298,6 +310,8 @@ class SupportReplyWorkflow(StewardRun):
         passages: list[RetrievedChunk],
         feedback: str = "",
     ) -> str:
+        if self.profile.draft == "compose":
+            return await self._composed(ticket, classification, passages, feedback)
         choice = choose_tier(Step("draft", consequence="high"), self.profile, self.ledger)
         instructions = self.profile.instructions or (
             "You write short, friendly replies to customer emails for an online shop. "
@@ -333,6 +347,45 @@ class SupportReplyWorkflow(StewardRun):
                 "the model returned an empty draft", type="EmptyDraft", non_retryable=True
             )
         return draft
+
+    async def _composed(
+        self,
+        ticket: Ticket,
+        classification: Classification,
+        passages: list[RetrievedChunk],
+        feedback: str,
+    ) -> str:
+        """The reply composed from the pieces the model chose (see steward.drafting)."""
+        choice = choose_tier(Step("draft", consequence="high"), self.profile, self.ledger)
+        choices = drafting.candidates([passage.text for passage in passages])
+        ask = (
+            f"{drafting.choices_prompt(choices)}\n\n"
+            f"{_quoted(ticket, classification.category)}\n\nChoose the reply's parts."
+        )
+        if feedback:
+            ask += f"\n\nYour last choice failed these checks: {feedback}. Choose again."
+        instructions = drafting.INSTRUCTIONS
+        if self.profile.instructions:
+            instructions = f"{self.profile.instructions} {instructions}"
+        result = await self.complete(
+            LLMRequest(
+                step="draft",
+                tier=choice.tier,
+                rule=choice.rule,
+                messages=[
+                    Message(role="system", content=instructions),
+                    Message(role="user", content=ask),
+                ],
+                response_schema=drafting.schema(choices),
+                max_tokens=drafting.PIECES_MAX_TOKENS,
+            )
+        )
+        try:
+            return drafting.compose(ticket.name, result.text, choices)
+        except drafting.PiecesError as err:
+            raise ApplicationError(
+                f"the model's reply pieces are unusable: {err}", type="BadDraft", non_retryable=True
+            ) from None
 
 
 def _quoted(ticket: Ticket, category: str | None = None) -> str:

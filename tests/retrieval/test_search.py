@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
 from activities.retrieval import RetrievalActivities
 from steward.config import StewardConfig
@@ -192,3 +194,95 @@ async def test_the_support_playbook_grounds_its_draft_and_cites_the_handbook(
     assert '<document n="1" source="shipping.md' in draft_prompt[1]["content"]
     assert len(outbox_messages(config)) == 1
     assert (await activity_types(handle)).count("retrieve") == 1
+
+
+LOST_PARCEL = (
+    "If the carrier declares the parcel lost, we send a replacement at no cost; the customer "
+    "does not need to wait for the investigation to end when the order is over 14 days late."
+)
+
+
+def composing(config: StewardConfig) -> StewardConfig:
+    """The example's playbook as shipped: its reply composed from chosen pieces."""
+    agents = config.model_dump()["agents"]
+    agents["support-reply"]["draft"] = "compose"
+    return StewardConfig.model_validate(config.model_dump() | {"agents": agents})
+
+
+async def test_a_composed_reply_is_made_of_the_pieces_the_model_chose(
+    client: Client,
+    config: StewardConfig,
+    fake_model: FakeModel,
+    task_queue: str,
+    handbook: RetrievalActivities,
+) -> None:
+    config = composing(config)
+    fake_model.queue(json.dumps({"category": "shipping", "urgency": "high"}))
+    fake_model.queue(
+        json.dumps(
+            {
+                "opening": "I am sorry for the delay with your order.",
+                "answer": LOST_PARCEL,
+                "next_step": "Please reply with your order number so that we can look into it.",
+            }
+        )
+    )
+    activities = activities_for_tests(config, retrieval=handbook)
+    async with running_workers(client, config, task_queue, activities):
+        handle = await start_run(
+            client, config, "support-reply", TICKET, "dana", task_queue=task_queue
+        )
+        request = await wait_for_approval(handle)
+        assert request.arguments["body"] == (
+            "Dear Dana,\n\nI am sorry for the delay with your order.\n\n"
+            f"{LOST_PARCEL[:-1]} [1].\n\n"
+            "Please reply with your order number so that we can look into it.\n\n"
+            "Best regards,\nThe Support Team"
+        )
+        await decide(client, request.id, "alice", approve=True)
+        result = await handle.result()
+    assert result.status == "completed"
+    assert result.details["guardrails"] == "2 checks passed"
+    [citation] = result.citations
+    assert citation.heading == "Shipping and delivery > Late or missing parcels"
+    # the model chose under a grammar: every piece one of the options it was shown
+    response_format = fake_model.calls[1].response_format
+    assert response_format is not None
+    schema = response_format["json_schema"]["schema"]
+    offered = schema["properties"]["answer"]["enum"]
+    assert LOST_PARCEL in offered and len(offered) <= 8
+    assert all(
+        f"- {sentence}" in fake_model.calls[1].messages[1]["content"] for sentence in offered
+    )
+    assert len(outbox_messages(config)) == 1
+
+
+async def test_pieces_outside_the_options_fail_the_run_and_send_nothing(
+    client: Client,
+    config: StewardConfig,
+    fake_model: FakeModel,
+    task_queue: str,
+    handbook: RetrievalActivities,
+) -> None:
+    config = composing(config)
+    fake_model.queue(json.dumps({"category": "shipping", "urgency": "high"}))
+    fake_model.queue(
+        json.dumps(
+            {
+                "opening": "I am sorry for the delay with your order.",
+                "answer": "We will refund everything, guaranteed.",
+                "next_step": "Please reply with your order number so that we can look into it.",
+            }
+        )
+    )
+    activities = activities_for_tests(config, retrieval=handbook)
+    async with running_workers(client, config, task_queue, activities):
+        handle = await start_run(
+            client, config, "support-reply", TICKET, "dana", task_queue=task_queue
+        )
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "BadDraft"
+    assert "is not one of the handbook sentences offered" in cause.message
+    assert outbox_messages(config) == []
