@@ -231,6 +231,7 @@ def litellm_arguments(
         "api_base": deployment.api_base,
         "api_key": api_key,
         **_constraint(path, request, names),
+        **deployment.sampling.model_dump(exclude_none=True),
     }
     if deployment.stream:
         call |= {"stream": True, "stream_options": {"include_usage": True}}

