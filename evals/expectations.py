@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from steward.guardrails import Check, JudgeCheck
 from steward.models import Strict
 
 
@@ -171,6 +172,27 @@ class MaxModelCallsSpec(_Spec):
     calls: int = Field(ge=0)
 
 
+class GuardrailSpec(_Spec):
+    """A field's text passes Steward's own guardrail checks (as `steward.yaml` writes them).
+
+    The same checks the workers run before an action, applied to what the run produced:
+    `- guardrail: [{kind: repetition}]` fails a case whose reply repeats a sentence, even
+    when the run's configuration did not guard it. An `llm_judge` check belongs in an
+    `llm_judge` scorer instead.
+    """
+
+    kind: Literal["guardrail"] = "guardrail"
+    field: str = "answer"
+    checks: list[Check] = Field(min_length=1)
+
+    @field_validator("checks")
+    @classmethod
+    def _pure(cls, checks: list[Check]) -> list[Check]:
+        if any(isinstance(check, JudgeCheck) for check in checks):
+            raise ValueError("an llm_judge check is a model call: use the llm_judge scorer")
+        return checks
+
+
 class JudgeSpec(_Spec):
     """A model grades a field against a rubric, 1 to 5; passes at `min_score` or above.
 
@@ -201,6 +223,7 @@ Expectation = Annotated[
     | MaxCostSpec
     | MaxLatencySpec
     | MaxModelCallsSpec
+    | GuardrailSpec
     | JudgeSpec,
     Field(discriminator="kind"),
 ]
@@ -218,5 +241,6 @@ SCORER_KINDS = (
     "max_cost",
     "max_latency",
     "max_model_calls",
+    "guardrail",
     "llm_judge",
 )

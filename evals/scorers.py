@@ -25,6 +25,7 @@ from evals.expectations import (
     ContainsSpec,
     ExactSpec,
     Expectation,
+    GuardrailSpec,
     JsonSchemaSpec,
     MaxCostSpec,
     MaxLatencySpec,
@@ -37,6 +38,7 @@ from evals.expectations import (
 from evals.fields import MISSING, as_text, resolve
 from evals.labels import label
 from evals.models import Score
+from steward.guardrails import Guardrail, failures, run_checks
 from steward.models import RunResult
 from steward.trace.events import typed
 from steward.trace.model import Trace
@@ -351,6 +353,19 @@ def _max_model_calls(spec: Any, view: RunView) -> Verdict:
     return passed, float(calls), "" if passed else f"{calls} calls > {spec.calls}"
 
 
+def _guardrail(spec: Any, view: RunView) -> Verdict:
+    assert isinstance(spec, GuardrailSpec)
+    value = _field(view, spec.field)
+    if value is MISSING:
+        return False, None, f"{spec.field} is missing"
+    verdicts = run_checks(Guardrail(checks=spec.checks), as_text(value), target=spec.field)
+    failed = failures(verdicts)
+    passed = len(verdicts) - len(failed)
+    if failed:
+        return False, passed / len(verdicts), "; ".join(f"{v.check}: {v.detail}" for v in failed)
+    return True, 1.0, f"{len(verdicts)} checks passed"
+
+
 def _fold(text: str, case_sensitive: bool) -> str:
     return text if case_sensitive else text.casefold()
 
@@ -373,4 +388,5 @@ _SCORERS: dict[str, Callable[[Any, RunView], Verdict]] = {
     "max_cost": _max_cost,
     "max_latency": _max_latency,
     "max_model_calls": _max_model_calls,
+    "guardrail": _guardrail,
 }

@@ -61,6 +61,7 @@ _SHORT: dict[str, tuple[str, str, dict[str, Any]]] = {
     "max_model_calls": ("max_model_calls", "calls", {}),
     "llm_judge": ("llm_judge", "rubric", {}),
     "json_schema": ("json_schema", "schema", {}),
+    "guardrail": ("guardrail", "checks", {}),
 }
 
 
