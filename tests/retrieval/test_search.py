@@ -243,6 +243,9 @@ async def test_a_composed_reply_is_made_of_the_pieces_the_model_chose(
         result = await handle.result()
     assert result.status == "completed"
     assert result.details["guardrails"] == "2 checks passed"
+    # the handbook is searched first, and the classifier is told which sections matched
+    classify = fake_model.calls[0].messages[1]["content"]
+    assert "Handbook sections that match it: Shipping and delivery > Late or missing" in classify
     [citation] = result.citations
     assert citation.heading == "Shipping and delivery > Late or missing parcels"
     # the model chose under a grammar: every piece one of the options it was shown
