@@ -219,3 +219,24 @@ async def test_the_gate_refuses_a_stale_page_and_self_approval(
         assert "Traceback" not in stale.text
         assert (await wait_for_approval(handle)).id == request.id  # nothing was decided
         await handle.terminate("test done")
+
+
+async def test_a_trusted_header_is_honoured_only_when_asked_for(
+    env: WorkflowEnvironment, config: StewardConfig
+) -> None:
+    target = env.client.service_client.config.target_host
+
+    async def connect() -> Client:
+        return await Client.connect(target, plugins=[StewardPlugin(CODEC)])
+
+    approvers = approvers_of(config.approvers)
+    for header, expected in ((None, 401), ("X-Forwarded-User", 200)):
+        app = build_app(connect, Signer(SECRET), approvers, trust_header=header)
+        with TestClient(app) as http:
+            page = await asyncio.to_thread(http.get, "/", headers={"X-Forwarded-User": "alice"})
+            assert page.status_code == expected, page.text
+            stranger = await asyncio.to_thread(
+                http.get, "/", headers={"X-Forwarded-User": "mallory"}
+            )
+            assert stranger.status_code == (403 if header else 401)
+    assert "Signed in as <strong>alice" in page.text
