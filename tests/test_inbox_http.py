@@ -213,6 +213,8 @@ async def test_the_gate_refuses_a_stale_page_and_self_approval(
 
         inbox.http.cookies.clear()
         page = (await inbox.sign_in("demo-approver")).text
+        blank = await inbox.decide(page, request, action="approve", digest="")
+        assert blank.status_code == 409 and "no argument digest" in blank.text
         stale = await inbox.decide(page, request, action="approve", digest="0" * 16)
         assert stale.status_code == 409
         assert "the argument digest does not match" in html.unescape(stale.text)

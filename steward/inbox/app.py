@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from steward import approval_view
 from steward.inbox import forms
@@ -105,7 +105,10 @@ def build_app(
         if approver not in allowed:
             return not_an_approver(approver)
         client: Client = request.app.state.client
-        found = await waiting(client)
+        try:
+            found = await waiting(client)
+        except RPCError as err:
+            return message("Temporal did not answer", _unreachable(err), 503)
         items = [
             {
                 "request": waiting_request,
@@ -179,7 +182,9 @@ def build_app(
         except RunError as err:
             return message("Not decided", str(err), 409)
         except RPCError as err:
-            return message("Not decided", f"Temporal did not answer ({err.status.name}).", 503)
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return message("Not decided", "That run is gone: reload the inbox.", 409)
+            return message("Not decided", _unreachable(err), 503)
         return message("Decided", done, 200)
 
     async def stylesheet(request: Request) -> Response:
@@ -237,9 +242,12 @@ async def _decide(client: Client, approver: str, form: dict[str, str]) -> str:
     approve = form.get("action") == "approve"
     reason = form.get("reason", "").strip()
     digest = form.get("digest", "")
+    if not digest:
+        # Without it the decision would bind whatever the call is now, not what was shown.
+        raise RunError("the form carries no argument digest: reload the inbox")
     if not approve and not reason:
         raise RunError("say why you reject it: the run records the reason")
-    check_decision(approval_id, approver, approve=approve, reason=reason, digest=digest or None)
+    check_decision(approval_id, approver, approve=approve, reason=reason, digest=digest)
     request = await find_request(client, approval_id)
     if request.signed:
         raise RunError(
@@ -263,6 +271,11 @@ async def _decide(client: Client, approver: str, form: dict[str, str]) -> str:
             f"{request.tool} in {request.workflow_id}."
         )
     return f"{receipt.status.capitalize()}{edited}: {request.tool} in {request.workflow_id}."
+
+
+def _unreachable(err: RPCError) -> str:
+    # The status only: an RPC error's message may name hosts and internals.
+    return f"Temporal did not answer ({err.status.name}); try again in a moment."
 
 
 def _run_link(ui: str | None, namespace: str, workflow_id: str) -> str | None:
