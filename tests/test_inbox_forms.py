@@ -35,7 +35,7 @@ def test_fields_follow_the_schema_and_show_what_it_does_not_name() -> None:
     assert [field.name for field in shown] == ["to", "subject", "body", "extra"]
     by_name = {field.name: field for field in shown}
     assert by_name["to"].locked and not by_name["body"].locked
-    assert by_name["body"].multiline
+    assert by_name["body"].multiline and not by_name["subject"].multiline
     assert by_name["extra"].as_json and by_name["extra"].value == '{\n  "n": 1\n}'
 
 

@@ -4,7 +4,8 @@ The fields come from the tool's argument schema (a built-in tool's pydantic mode
 per property, in the schema's order; arguments the schema does not name (all of an MCP
 tool's, whose schema only its server knows) still get a field each, so nothing the run
 would do is hidden. A string
-is a text field, or a textarea when it may span lines; anything else is edited as JSON.
+is a text field when its schema keeps it short or patterned (a subject, an address),
+else a textarea; anything else is edited as JSON.
 Fields the tool locks (an email's `to`) are read-only, and their submitted values are
 ignored: the original is sent back, and the gate refuses a change to them anyway.
 """
@@ -20,8 +21,8 @@ from steward.models import ApprovalRequest
 from steward.runs import RunError
 
 FIELD_PREFIX = "arg."
-SHORT_TEXT = 200
-"""A string whose schema caps it below this many characters fits one line."""
+SHORT_TEXT = 1000
+"""A string whose schema caps it at this many characters (a subject, an address) is one line."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ def fields(request: ApprovalRequest, schema: dict[str, Any]) -> list[FormField]:
         as_json = not isinstance(value, str)
         text = json.dumps(value, indent=2, ensure_ascii=False) if as_json else value
         limit = prop.get("maxLength")
-        multiline = as_json or "\n" in text or not (isinstance(limit, int) and limit < SHORT_TEXT)
+        one_line = "pattern" in prop or (isinstance(limit, int) and limit <= SHORT_TEXT)
+        multiline = as_json or "\n" in text or not one_line
         shown.append(
             FormField(
                 name=name,
