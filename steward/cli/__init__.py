@@ -18,6 +18,7 @@ from steward.cli import (
     demo,
     dev,
     history,
+    inbox,
     ingest,
     keys,
     models,
@@ -80,6 +81,7 @@ app.command("codec-server")(codec.codec_server_command)
 app.add_typer(history.app, name="history")
 app.add_typer(schedules.app, name="schedule")
 app.add_typer(keys.app, name="keys")
+app.add_typer(inbox.app, name="inbox")
 
 
 def main() -> None:
