@@ -130,6 +130,7 @@ class Stack:
     """What the three runners need: the client, queues, the page, and the ids of runs."""
 
     client: Client
+    peer_client: Client
     config: StewardConfig
     url: str
     steward_queue: str
@@ -163,13 +164,13 @@ class Stack:
     async def peer_run(self) -> None:
         """(c): the pydantic-ai agent's workflow, start to result.
 
-        Started by name with the client (b) uses, so both pay the same client-side costs:
-        its input and output are strings, which pydantic-ai's converter encodes exactly as
-        this one does (its worker's client carries the plugin, as documented).
+        Started by name with a client as pydantic-ai documents it (its plugin, no payload
+        codec): the peer's worker cannot decrypt Steward's payloads, and encryption is a
+        cost of Steward's the comparison should show, not hide.
         """
         workflow_id = f"peer-{uuid.uuid4().hex[:10]}"
         async with asyncio.timeout(RUN_TIMEOUT):
-            output = await self.client.execute_workflow(
+            output = await self.peer_client.execute_workflow(
                 "PeerAgentWorkflow",
                 self.task(),
                 id=workflow_id,
@@ -443,6 +444,13 @@ async def measure_with(stack: Stack, pids: dict[str, int], server_pid: int) -> R
     )
 
 
+async def peer_client(address: str) -> Client:
+    """A client for the peer, as pydantic-ai documents it (imported only when measuring)."""
+    from bench import peer
+
+    return await peer.connect(address)
+
+
 async def measure(server_args: Sequence[str] | None = None) -> Result:
     """Start the server, the page and both workers; measure; stop everything."""
     scratch = Path(tempfile.mkdtemp(prefix="steward-overhead-"))
@@ -470,6 +478,7 @@ async def measure(server_args: Sequence[str] | None = None) -> Result:
             pids[kind] = worker.process.pid
         stack = Stack(
             client=env.client,
+            peer_client=await peer_client(address),
             config=bench_config(scratch),
             url=f"http://127.0.0.1:{page.said}/page",
             steward_queue=queues["steward"],
