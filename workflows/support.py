@@ -35,7 +35,7 @@ from steward.retrieval import (
     cited,
     quote_documents,
 )
-from steward.routing import Step, choose_tier
+from steward.routing import Step, TierChoice, choose_tier
 from steward.tickets import Ticket, parse_ticket
 from workflows.actions import ToolActions
 from workflows.approvals import ContinueAsNew
@@ -324,9 +324,9 @@ class SupportReplyWorkflow(StewardRun):
         passages: list[RetrievedChunk],
         feedback: str = "",
     ) -> str:
-        if self.profile.draft == "compose":
-            return await self._composed(ticket, classification, passages, feedback)
         choice = choose_tier(Step("draft", consequence="high"), self.profile, self.ledger)
+        if self.profile.draft == "compose":
+            return await self._composed(ticket, classification, passages, feedback, choice)
         instructions = self.profile.instructions or (
             "You write short, friendly replies to customer emails for an online shop. "
             "Never promise refunds."
@@ -368,9 +368,9 @@ class SupportReplyWorkflow(StewardRun):
         classification: Classification,
         passages: list[RetrievedChunk],
         feedback: str,
+        choice: TierChoice,
     ) -> str:
         """The reply composed from the pieces the model chose (see steward.drafting)."""
-        choice = choose_tier(Step("draft", consequence="high"), self.profile, self.ledger)
         choices = drafting.candidates([passage.text for passage in passages])
         ask = (
             f"{drafting.choices_prompt(choices)}\n\n"

@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.retrieval import RetrievalActivities
 from steward.config import StewardConfig
+from steward.drafting import MAX_CANDIDATES
 from steward.retrieval import DATA_NOT_INSTRUCTIONS, IngestRequest
 from steward.runs import decide, start_run
 from tests.conftest import REPO
@@ -209,6 +210,20 @@ def composing(config: StewardConfig) -> StewardConfig:
     return StewardConfig.model_validate(config.model_dump() | {"agents": agents})
 
 
+def queue_pieces(fake_model: FakeModel, answer: str) -> None:
+    """The classification, then the reply's pieces with `answer` as its handbook sentence."""
+    fake_model.queue(json.dumps({"category": "shipping", "urgency": "high"}))
+    fake_model.queue(
+        json.dumps(
+            {
+                "opening": "I am sorry for the delay with your order.",
+                "answer": answer,
+                "next_step": "Please reply with your order number so that we can look into it.",
+            }
+        )
+    )
+
+
 async def test_a_composed_reply_is_made_of_the_pieces_the_model_chose(
     client: Client,
     config: StewardConfig,
@@ -217,16 +232,7 @@ async def test_a_composed_reply_is_made_of_the_pieces_the_model_chose(
     handbook: RetrievalActivities,
 ) -> None:
     config = composing(config)
-    fake_model.queue(json.dumps({"category": "shipping", "urgency": "high"}))
-    fake_model.queue(
-        json.dumps(
-            {
-                "opening": "I am sorry for the delay with your order.",
-                "answer": LOST_PARCEL,
-                "next_step": "Please reply with your order number so that we can look into it.",
-            }
-        )
-    )
+    queue_pieces(fake_model, LOST_PARCEL)
     activities = activities_for_tests(config, retrieval=handbook)
     async with running_workers(client, config, task_queue, activities):
         handle = await start_run(
@@ -253,7 +259,7 @@ async def test_a_composed_reply_is_made_of_the_pieces_the_model_chose(
     assert response_format is not None
     schema = response_format["json_schema"]["schema"]
     offered = schema["properties"]["answer"]["enum"]
-    assert LOST_PARCEL in offered and len(offered) <= 8
+    assert LOST_PARCEL in offered and len(offered) <= MAX_CANDIDATES
     assert all(
         f"- {sentence}" in fake_model.calls[1].messages[1]["content"] for sentence in offered
     )
@@ -268,16 +274,7 @@ async def test_pieces_outside_the_options_fail_the_run_and_send_nothing(
     handbook: RetrievalActivities,
 ) -> None:
     config = composing(config)
-    fake_model.queue(json.dumps({"category": "shipping", "urgency": "high"}))
-    fake_model.queue(
-        json.dumps(
-            {
-                "opening": "I am sorry for the delay with your order.",
-                "answer": "We will refund everything, guaranteed.",
-                "next_step": "Please reply with your order number so that we can look into it.",
-            }
-        )
-    )
+    queue_pieces(fake_model, "We will refund everything, guaranteed.")
     activities = activities_for_tests(config, retrieval=handbook)
     async with running_workers(client, config, task_queue, activities):
         handle = await start_run(
