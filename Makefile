@@ -41,8 +41,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy steward workflows activities workers evals tests bench
 
+# Two test processes (PYTEST_WORKERS), each with its own servers; a module's tests stay
+# together, so its module-scoped fixtures start once.
+PYTEST_WORKERS ?= 2
 pytest: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadscope
 
 # The benchmark also installs its peer (pydantic-ai), which Steward never imports.
 BENCH_STAMP := $(VENV)/.installed-bench

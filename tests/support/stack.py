@@ -7,11 +7,13 @@ import email
 import email.policy
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.blobs import make_offloader
 from activities.llm import LLMActivities
@@ -72,14 +74,35 @@ async def running_workers(
         yield
 
 
+QUERY_RPC_SECONDS = 5.0
+"""How long one progress query may wait for a worker before it is asked again."""
+
+
+async def progress_of(handle: WorkflowHandle[Any, Any]) -> RunProgress | None:
+    """The run's progress, or None when no worker answered in time.
+
+    A query waits for a worker to take it; a worker process still starting on a loaded
+    machine answers late, so the pollers ask again instead of failing on the first wait.
+    """
+    try:
+        progress: RunProgress = await handle.query(
+            "progress", result_type=RunProgress, rpc_timeout=timedelta(seconds=QUERY_RPC_SECONDS)
+        )
+    except RPCError as err:
+        if err.status not in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            raise
+        return None
+    return progress
+
+
 async def wait_for_approval(
     handle: WorkflowHandle[Any, Any], timeout: float = 30
 ) -> ApprovalRequest:
     """Poll the run's progress until an approval is pending."""
     async with asyncio.timeout(timeout):
         while True:
-            progress: RunProgress = await handle.query("progress", result_type=RunProgress)
-            if progress.pending:
+            progress = await progress_of(handle)
+            if progress is not None and progress.pending:
                 return progress.pending[0]
             await asyncio.sleep(0.05)
 
@@ -90,8 +113,8 @@ async def wait_for_refusals(
     """Poll until the run has recorded `count` refused decisions."""
     async with asyncio.timeout(timeout):
         while True:
-            progress: RunProgress = await handle.query("progress", result_type=RunProgress)
-            if len(progress.refused) >= count:
+            progress = await progress_of(handle)
+            if progress is not None and len(progress.refused) >= count:
                 return progress
             await asyncio.sleep(0.05)
 
