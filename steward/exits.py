@@ -91,7 +91,7 @@ def _rpc(err: RPCError) -> Explained:
             f"namespace {namespace!r} does not exist on this Temporal server: "
             "`steward dev up` creates the namespace of every environment in steward.yaml; "
             f"on another server, `temporal operator namespace create --namespace {namespace}` "
-            "(then register Steward's search attributes in it, see the README)",
+            "(then register Steward's search attributes in it, see docs/deployment.md)",
         )
     code = BAD_INPUT if err.status in _CALLERS_STATUSES else FAILED
     return Explained(code, f"Temporal said: {err.message}")

@@ -2,7 +2,7 @@
 find runs by status, waiting approvals and open questions without scanning histories.
 
 The embedded dev server registers them at start; another server needs them registered once
-(`temporal operator search-attribute create`, see the README).
+(`temporal operator search-attribute create`, see docs/deployment.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The README's "Temporal UI only" recipe, done as an approver would, in headless Chromium.
+"""docs/approvals.md's "From the Temporal UI only" recipe, done as an approver would, in Chromium.
 
 A dev server with its Web UI on; a support reply waits for approval. From the saved filter
 of runs waiting for alice, open the run; its current details (User Metadata) show the

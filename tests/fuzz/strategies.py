@@ -333,7 +333,7 @@ DECISION = ApprovalDecision(
     approve=True,
     reason="checked the draft",
 ).model_dump(mode="json")
-"""The decision the README shows for the Temporal UI."""
+"""The decision docs/approvals.md shows for the Temporal CLI and UI, with a shorter id."""
 
 
 def as_json_text(value: Any) -> str:
