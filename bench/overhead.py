@@ -1,25 +1,31 @@
-"""Overhead, side by side: one small agent task three ways, on one server, interleaved.
+"""Overhead, side by side: one small agent task four ways, on one server, interleaved.
 
 The task is what an agent step costs at its smallest: a model call that asks for one
 tool, the tool (an HTTP GET to a loopback page), and a model call that answers. It runs
 
 - (a) as plain async Python: the fake model's latency, the GET, the latency again;
+- (r) as raw Temporal, the floor: a minimal hand-written workflow calling a model
+  activity, Steward's `http_get` activity and the model activity again, with Steward's
+  data converter and payload codec (`bench/raw.py`);
 - (b) as a Steward agent run: `AgentWorkflow` with one granted tool, `http_get`, whose
   read risk the policy allows without approval, the fake model answering through litellm;
 - (c) as a pydantic-ai agent on its Temporal integration (`bench/peer.py`).
 
-Both durable runs use one dev server started with Steward's tuning, a fake model with the
+The durable runs use one dev server started with Steward's tuning, a fake model with the
 same latency, and a worker each in its own process (started with this Python), so their
-memory is separable and neither shares a GIL with the client or the other. The page is
-served by a third process. Rounds are interleaved (a, b, c, a, b, c, ...) so drift in the
-machine hits all three alike; so are the throughput runs at each concurrency.
+memory is separable and none shares a GIL with the client or another. The page is served
+by a process of its own. Rounds are interleaved (a, r, b, c, a, r, b, c, ...) so drift in
+the machine hits all four alike; so are the throughput runs at each concurrency.
 
 Reported: median run latency; overhead per step over (a), with three steps (model, tool,
 model); runs per second at 1, 10 and 100 concurrent runs; CPU time per run of each worker
 and of the server; worker memory (from /proc: VmRSS idle and after the load, VmHWM);
-history events and bytes per step; where a durable run's time goes, from its history's
-event times; the machine's load average, since a loaded machine moves every number.
-`python -m bench.overhead` runs this section alone.
+history events and bytes per step, and the events by type; where a durable run's time
+goes, from its history's event times; Steward's figures as ratios over raw Temporal and
+over pydantic-ai, against issue 18's targets; the machine's load average, since a loaded
+machine moves every number. `python -m bench.overhead` runs this section alone;
+BENCH_OVERHEAD_ROUNDS and BENCH_OVERHEAD_RUNS (runs at each concurrency, as "20,100,200")
+make it shorter.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,6 +58,7 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from bench import steward_plugin
+from bench.raw import RawAnswer, RawTask
 from steward import devserver
 from steward import search_attributes as sa
 from steward.config import StewardConfig, load_config
@@ -60,7 +68,22 @@ from tests.support.fake_model import FakeModel, FakeReply, install_fake_model
 LATENCY: Final = float(os.environ.get("BENCH_MODEL_LATENCY", "0.02"))
 ROUNDS: Final = int(os.environ.get("BENCH_OVERHEAD_ROUNDS", "20"))
 CONCURRENCY: Final = (1, 10, 100)
-RUNS_AT: Final = {1: 20, 10: 100, 100: 200}
+
+
+def runs_at(given: str | None = os.environ.get("BENCH_OVERHEAD_RUNS")) -> dict[int, int]:
+    """Runs measured at each concurrency: 20, 100 and 200, or as BENCH_OVERHEAD_RUNS says."""
+    if not given:
+        return {1: 20, 10: 100, 100: 200}
+    counts = [int(count) for count in given.split(",")]
+    if len(counts) != len(CONCURRENCY) or min(counts) < 1:
+        raise ValueError(
+            f"BENCH_OVERHEAD_RUNS={given!r}: expected {len(CONCURRENCY)} counts of runs, "
+            f"one for each concurrency {CONCURRENCY}, as '20,100,200'"
+        )
+    return dict(zip(CONCURRENCY, counts, strict=True))
+
+
+RUNS_AT: Final = runs_at()
 STEPS: Final = 3  # model, tool, model
 RUN_TIMEOUT: Final = 120.0
 AGENT: Final = "bench"
@@ -68,7 +91,13 @@ PAGE: Final = b"hello from the bench page\n"
 ANSWER: Final = json.dumps({"action": "answer", "answer": "ok"})
 _URL = re.compile(r"https?://\S+")
 _READY = "ready"
-LABELS: Final = {"plain": "(a) plain", "steward": "(b) Steward", "peer": "(c) pydantic-ai"}
+LABELS: Final = {
+    "plain": "(a) plain",
+    "raw": "(r) raw Temporal",
+    "steward": "(b) Steward",
+    "peer": "(c) pydantic-ai",
+}
+DURABLE: Final = ("raw", "steward", "peer")
 
 # One TLS context for every call, as Steward's http_get tool keeps one.
 TLS = httpx.create_ssl_context()
@@ -113,7 +142,7 @@ class BenchFake(FakeModel):
         return FakeReply(json.dumps({"action": "http_get", "arguments": {"url": match.group()}}))
 
 
-# --- the three ways to run the task --------------------------------------------------------
+# --- the four ways to run the task --------------------------------------------------------
 
 
 async def plain_run(url: str) -> None:
@@ -127,7 +156,7 @@ async def plain_run(url: str) -> None:
 
 @dataclass
 class Stack:
-    """What the three runners need: the client, queues, the page, and the ids of runs."""
+    """What the four runners need: the client, queues, the page, and the ids of runs."""
 
     client: Client
     peer_client: Client
@@ -135,7 +164,8 @@ class Stack:
     url: str
     steward_queue: str
     peer_queue: str
-    ids: dict[str, list[str]] = field(default_factory=lambda: {"steward": [], "peer": []})
+    raw_queue: str
+    ids: dict[str, list[str]] = field(default_factory=lambda: {kind: [] for kind in DURABLE})
 
     def task(self) -> str:
         return f"Fetch {self.url} and say ok."
@@ -161,6 +191,23 @@ class Stack:
         assert "HTTP 200" in result.actions[0].output, result.actions[0].output
         self.ids[kind].append(handle.id)
 
+    async def raw_run(self) -> None:
+        """(r): the hand-written workflow, started by name with Steward's client (its
+        converter and codec), start to result.
+        """
+        workflow_id = f"raw-{uuid.uuid4().hex[:10]}"
+        async with asyncio.timeout(RUN_TIMEOUT):
+            result = await self.client.execute_workflow(
+                "RawAgentWorkflow",
+                RawTask(task=self.task()),
+                id=workflow_id,
+                task_queue=self.raw_queue,
+                result_type=RawAnswer,
+            )
+        assert result.answer == "ok", result
+        assert [output.startswith("HTTP 200") for output in result.tool_outputs] == [True], result
+        self.ids["raw"].append(workflow_id)
+
     async def peer_run(self) -> None:
         """(c): the pydantic-ai agent's workflow, start to result.
 
@@ -183,6 +230,7 @@ class Stack:
     def runners(self) -> dict[str, Callable[[], Awaitable[None]]]:
         return {
             "plain": lambda: plain_run(self.url),
+            "raw": self.raw_run,
             "steward": self.steward_run,
             "peer": self.peer_run,
         }
@@ -203,6 +251,14 @@ PHASES: Final = (
 def history_size(history: WorkflowHistory) -> tuple[int, int]:
     """(events, serialized bytes) of a history."""
     return len(history.events), sum(event.ByteSize() for event in history.events)
+
+
+def event_types(history: WorkflowHistory) -> Counter[str]:
+    """How many events of each type a history holds ("activity task scheduled": 3, ...)."""
+    return Counter(
+        EventType.Name(event.event_type).removeprefix("EVENT_TYPE_").lower().replace("_", " ")
+        for event in history.events
+    )
 
 
 def phases(history: WorkflowHistory, run_ms: float) -> dict[str, float]:
@@ -254,7 +310,7 @@ def _ms(event: HistoryEvent) -> float:
 
 
 def worker_argv(kind: str, address: str, queue: str, scratch: Path) -> list[str]:
-    """The command that runs one worker (`steward` or `peer`) in its own process."""
+    """The command that runs one worker (`raw`, `steward` or `peer`) in its own process."""
     return [
         sys.executable,
         "-m",
@@ -380,8 +436,10 @@ class Result:
     cpu_ms_per_run: dict[str, float]
     server_cpu_ms_per_run: dict[str, float]
     memory: dict[str, dict[str, float]]
-    history: dict[str, tuple[int, int]]
+    history: dict[str, tuple[float, float]]  # median events and bytes of a run's history
+    event_types: dict[str, Counter[str]]  # of the run whose history has the median length
     load: tuple[str, str]  # the machine's load averages before and after
+    runs_at: dict[int, int]
 
 
 async def measure_with(stack: Stack, pids: dict[str, int], server_pid: int) -> Result:
@@ -429,6 +487,13 @@ async def measure_with(stack: Stack, pids: dict[str, int], server_pid: int) -> R
         kind: [phases(h, ms) for h, ms in zip(histories[kind], latencies[kind], strict=True)]
         for kind in ids
     }
+    sizes = {kind: [history_size(h) for h in histories[kind]] for kind in ids}
+    # Steward's histories vary a little from run to run (how a streamed answer is batched
+    # to watchers depends on timing), so a typical one is the one of median length.
+    typical = {
+        kind: sorted(histories[kind], key=lambda h: len(h.events))[len(histories[kind]) // 2]
+        for kind in ids
+    }
     return Result(
         latency={kind: statistics.median(values) for kind, values in latencies.items()},
         phases={
@@ -439,8 +504,16 @@ async def measure_with(stack: Stack, pids: dict[str, int], server_pid: int) -> R
         cpu_ms_per_run=cpu,
         server_cpu_ms_per_run=server_cpu,
         memory=memory,
-        history={kind: history_size(histories[kind][0]) for kind in ids},
+        history={
+            kind: (
+                statistics.median(events for events, _ in sizes[kind]),
+                statistics.median(size for _, size in sizes[kind]),
+            )
+            for kind in ids
+        },
+        event_types={kind: event_types(typical[kind]) for kind in ids},
         load=(load_before, _load()),
+        runs_at=dict(RUNS_AT),
     )
 
 
@@ -452,7 +525,7 @@ async def peer_client(address: str) -> Client:
 
 
 async def measure(server_args: Sequence[str] | None = None) -> Result:
-    """Start the server, the page and both workers; measure; stop everything."""
+    """Start the server, the page and the three workers; measure; stop everything."""
     scratch = Path(tempfile.mkdtemp(prefix="steward-overhead-"))
     env = await WorkflowEnvironment.start_local(
         plugins=[steward_plugin()],
@@ -470,7 +543,7 @@ async def measure(server_args: Sequence[str] | None = None) -> Result:
         address = env.client.service_client.config.target_host
         page = await spawn([sys.executable, "-m", "bench.overhead", "page"])
         children.append(page)
-        queues = {kind: f"overhead-{kind}-{uuid.uuid4().hex[:8]}" for kind in ("steward", "peer")}
+        queues = {kind: f"overhead-{kind}-{uuid.uuid4().hex[:8]}" for kind in DURABLE}
         pids = {}
         for kind, queue in queues.items():
             worker = await spawn(worker_argv(kind, address, queue, scratch))
@@ -483,6 +556,7 @@ async def measure(server_args: Sequence[str] | None = None) -> Result:
             url=f"http://127.0.0.1:{page.said}/page",
             steward_queue=queues["steward"],
             peer_queue=queues["peer"],
+            raw_queue=queues["raw"],
         )
         return await measure_with(stack, pids, server_pid(scratch / "temporal.db"))
     finally:
@@ -495,11 +569,12 @@ async def measure(server_args: Sequence[str] | None = None) -> Result:
 def report(result: Result, server_args: Sequence[str] | None = None) -> str:
     """The comparison as text."""
     args = devserver.tuning_args() if server_args is None else server_args
-    plain = result.latency["plain"]
     durable = [kind for kind in result.latency if kind != "plain"]
+    runs = ", ".join(str(result.runs_at[c]) for c in CONCURRENCY)
     lines = [
         "\nOverhead, side by side: model call -> tool (HTTP GET on loopback) -> model call; "
         f"fake model {LATENCY * 1000:.0f} ms per call; {ROUNDS} interleaved rounds; "
+        f"{runs} runs at concurrency {', '.join(map(str, CONCURRENCY))}; "
         f"{os.cpu_count()} cores; each worker in its own process",
         f"server settings: {' '.join(args) or '(defaults)'}",
         f"load average (1, 5, 15 min) before: {result.load[0]}, after: {result.load[1]}",
@@ -509,7 +584,7 @@ def report(result: Result, server_args: Sequence[str] | None = None) -> str:
     ]
     for kind, latency in result.latency.items():
         label = LABELS.get(kind, kind)
-        per_step = "" if kind == "plain" else f"{(latency - plain) / STEPS:.1f}ms"
+        per_step = "" if kind == "plain" else f"{overhead_per_step(result, kind):.1f}ms"
         lines.append(
             f"{label:<16} {latency:>9.1f}ms {per_step:>14}"
             + "".join(f" {result.runs_per_second[kind][c]:>12.1f}" for c in CONCURRENCY)
@@ -528,16 +603,41 @@ def report(result: Result, server_args: Sequence[str] | None = None) -> str:
             f" {mem['VmRSS']:>9.0f}MB {mem['VmHWM']:>5.0f}MB"
             f" {events / STEPS:>12.1f} {size / STEPS:>11.0f}"
         )
+    lines += ["", "events in a run's history, by type (the run of median length):"]
+    lines.append(f"  {'':<34}" + "".join(f" {LABELS.get(kind, kind):>16}" for kind in durable))
+    seen = sorted(
+        {name for kind in durable for name in result.event_types[kind]},
+        key=lambda name: -max(result.event_types[kind][name] for kind in durable),
+    )
+    for name in [*seen, "total"]:
+        counts = [
+            result.event_types[kind].total() if name == "total" else result.event_types[kind][name]
+            for kind in durable
+        ]
+        lines.append(f"  {name:<34}" + "".join(f" {count:>16}" for count in counts))
     lines += [
         "",
         "where a durable run's time goes (ms per run, medians, from history event times):",
     ]
-    lines.append(f"  {'':<22}" + "".join(f" {LABELS.get(kind, kind):>16}" for kind in durable))
+    versus = "steward" in durable and "raw" in durable
+    lines.append(
+        f"  {'':<22}"
+        + "".join(f" {LABELS.get(kind, kind):>16}" for kind in durable)
+        + (f" {'Steward - raw':>16}" if versus else "")
+    )
     for phase in PHASES:
+        spent = result.phases
         lines.append(
-            f"  {phase:<22}" + "".join(f" {result.phases[kind][phase]:>16.1f}" for kind in durable)
+            f"  {phase:<22}"
+            + "".join(f" {spent[kind][phase]:>16.1f}" for kind in durable)
+            + (f" {spent['steward'][phase] - spent['raw'][phase]:>+16.1f}" if versus else "")
         )
     return "\n".join(lines)
+
+
+def overhead_per_step(result: Result, kind: str) -> float:
+    """Milliseconds a durable run adds to the plain one, per step (median runs)."""
+    return (result.latency[kind] - result.latency["plain"]) / STEPS
 
 
 def _load() -> str:
@@ -602,6 +702,27 @@ async def steward_worker(address: str, queue: str, scratch: Path, latency: float
         await asyncio.Event().wait()
 
 
+async def raw_worker(address: str, queue: str, scratch: Path, latency: float) -> None:
+    """The raw Temporal worker: the same fake model, model name and tool settings."""
+    from activities.tools.http_get import HttpActivities
+    from bench import raw
+
+    install_fake_model(BenchFake(latency=latency))
+    config = bench_config(scratch)
+    # Every tier of the bench's config is the one fake deployment Steward's runs call.
+    deployment = next(iter(config.tiers.values()))[0]
+    await raw.run_worker(
+        address,
+        queue,
+        raw.ModelActivities(deployment.model, timeout_seconds=deployment.timeout_seconds),
+        HttpActivities(
+            config.http.allow_hosts,
+            max_bytes=config.http.max_bytes,
+            timeout_seconds=config.http.timeout_seconds,
+        ),
+    )
+
+
 async def peer_worker(address: str, queue: str, latency: float) -> None:
     from bench import peer
 
@@ -615,7 +736,7 @@ def child(argv: Sequence[str]) -> None:
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("page")
     worker = commands.add_parser("worker")
-    worker.add_argument("kind", choices=("steward", "peer"))
+    worker.add_argument("kind", choices=DURABLE)
     worker.add_argument("--address", required=True)
     worker.add_argument("--queue", required=True)
     worker.add_argument("--scratch", type=Path, required=True)
@@ -627,6 +748,8 @@ def child(argv: Sequence[str]) -> None:
     _exit_on_sigterm()
     if args.kind == "steward":
         asyncio.run(steward_worker(args.address, args.queue, args.scratch, args.latency))
+    elif args.kind == "raw":
+        asyncio.run(raw_worker(args.address, args.queue, args.scratch, args.latency))
     else:
         asyncio.run(peer_worker(args.address, args.queue, args.latency))
 
