@@ -98,6 +98,9 @@ class ModelActivities:
     def __init__(self, model: str, *, timeout_seconds: float = 120.0) -> None:
         self.model = model
         self.timeout_seconds = timeout_seconds
+        # As Steward's model activity does: litellm prints a "Provider List" banner to
+        # stdout for each answer built from a stream of a provider it does not know.
+        litellm.suppress_debug_info = True
 
     @activity.defn(name="raw_complete")
     async def complete(self, call: ModelCall) -> ModelAnswer:
