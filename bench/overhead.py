@@ -242,10 +242,19 @@ PHASES: Final = (
     "workflow tasks queued",
     "workflow tasks",
     "activities queued",
-    "activities running",
+    "model activities",
+    "tool activities",
+    "other activities",
     "rest of server time",
     "client: start, result",
 )
+BESIDE: Final = "workflow tasks beside"
+"""Workflow tasks (queued and running) scheduled while an activity ran: Steward's model
+activity signals streamed text to its run, and the run's worker handles each signal as the
+call goes on. They take CPU, not the run's path, so they are shown apart from `PHASES`."""
+MODEL_ACTIVITIES: Final = ("complete", "raw_complete", "__model_request")
+TOOL_ACTIVITIES: Final = ("http_get", "__call_tool")
+"""Activity type names (or their ends, for pydantic-ai's generated names) by what they do."""
 
 
 def history_size(history: WorkflowHistory) -> tuple[int, int]:
@@ -267,39 +276,60 @@ def phases(history: WorkflowHistory, run_ms: float) -> dict[str, float]:
     Queued is scheduled to started: the server handing a task to a poller. A workflow
     task runs from started to completed: the worker's processing and the server recording
     its reply. An activity runs from started to completed, the fake model's latency or the
-    GET included. The rest of the server time is what lies between (the start, the last
-    task's reply to the run's completion); the client's part is the run's latency as the
-    client measured it minus the time between the first and last events.
+    GET included; activities are told apart by their type's name. A workflow task
+    scheduled while an activity runs is counted apart (`BESIDE`), since the run waits on
+    the activity meanwhile. The rest of the server time is what lies between (the start,
+    a task waiting for the one beside it to finish, the last task's reply to the run's
+    completion); the client's part is the run's latency as the client measured it minus
+    the time between the first and last events.
     """
-    spent = dict.fromkeys(PHASES, 0.0)
-    scheduled: dict[int, float] = {}
-    started: dict[int, float] = {}
+    spent = dict.fromkeys((*PHASES, BESIDE), 0.0)
+    at = {event.event_id: _ms(event) for event in history.events}
+    activity_type: dict[int, str] = {}
+    running: list[tuple[float, float]] = []  # each activity's (scheduled, completed) times
     for event in history.events:
-        at = _ms(event)
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            activity_type[event.event_id] = (
+                event.activity_task_scheduled_event_attributes.activity_type.name
+            )
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            scheduled_id = event.activity_task_completed_event_attributes.scheduled_event_id
+            running.append((at[scheduled_id], at[event.event_id]))
+    scheduled_of: dict[int, int] = {}  # a workflow task's started event -> its scheduled one
+
+    def beside(scheduled_id: int) -> bool:
+        return any(begun < at[scheduled_id] < ended for begun, ended in running)
+
+    for event in history.events:
         kind = event.event_type
-        if kind in (
-            EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
-            EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
-        ):
-            scheduled[event.event_id] = at
-        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
-            started[event.event_id] = at
-            queued = scheduled[event.workflow_task_started_event_attributes.scheduled_event_id]
-            spent["workflow tasks queued"] += at - queued
+        if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            scheduled_id = event.workflow_task_started_event_attributes.scheduled_event_id
+            scheduled_of[event.event_id] = scheduled_id
+            phase = BESIDE if beside(scheduled_id) else "workflow tasks queued"
+            spent[phase] += at[event.event_id] - at[scheduled_id]
         elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
-            began = started[event.workflow_task_completed_event_attributes.started_event_id]
-            spent["workflow tasks"] += at - began
+            started_id = event.workflow_task_completed_event_attributes.started_event_id
+            phase = BESIDE if beside(scheduled_of[started_id]) else "workflow tasks"
+            spent[phase] += at[event.event_id] - at[started_id]
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-            started[event.event_id] = at
-            queued = scheduled[event.activity_task_started_event_attributes.scheduled_event_id]
-            spent["activities queued"] += at - queued
+            scheduled_id = event.activity_task_started_event_attributes.scheduled_event_id
+            spent["activities queued"] += at[event.event_id] - at[scheduled_id]
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-            began = started[event.activity_task_completed_event_attributes.started_event_id]
-            spent["activities running"] += at - began
+            attributes = event.activity_task_completed_event_attributes
+            name = activity_type[attributes.scheduled_event_id]
+            spent[_activity_phase(name)] += at[event.event_id] - at[attributes.started_event_id]
     server = _ms(history.events[-1]) - _ms(history.events[0])
-    spent["rest of server time"] = server - sum(spent.values())
+    spent["rest of server time"] = server - sum(spent[phase] for phase in PHASES)
     spent["client: start, result"] = run_ms - server
     return spent
+
+
+def _activity_phase(name: str) -> str:
+    if name.endswith(MODEL_ACTIVITIES):
+        return "model activities"
+    if name.endswith(TOOL_ACTIVITIES):
+        return "tool activities"
+    return "other activities"
 
 
 def _ms(event: HistoryEvent) -> float:
@@ -497,7 +527,7 @@ async def measure_with(stack: Stack, pids: dict[str, int], server_pid: int) -> R
     return Result(
         latency={kind: statistics.median(values) for kind, values in latencies.items()},
         phases={
-            kind: {p: statistics.median(run[p] for run in spent[kind]) for p in PHASES}
+            kind: {p: statistics.median(run[p] for run in spent[kind]) for p in (*PHASES, BESIDE)}
             for kind in ids
         },
         runs_per_second=rates,
@@ -625,13 +655,17 @@ def report(result: Result, server_args: Sequence[str] | None = None) -> str:
         + "".join(f" {LABELS.get(kind, kind):>16}" for kind in durable)
         + (f" {'Steward - raw':>16}" if versus else "")
     )
-    for phase in PHASES:
+    for phase in (*PHASES, BESIDE):
         spent = result.phases
         lines.append(
             f"  {phase:<22}"
             + "".join(f" {spent[kind][phase]:>16.1f}" for kind in durable)
             + (f" {spent['steward'][phase] - spent['raw'][phase]:>+16.1f}" if versus else "")
         )
+    lines.append(
+        f"  ({BESIDE}: scheduled while an activity ran, such as a signal of streamed text; "
+        "not part of the run's path, nor of the sum above)"
+    )
     return "\n".join(lines)
 
 
