@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import re
 import shutil
@@ -666,7 +667,68 @@ def report(result: Result, server_args: Sequence[str] | None = None) -> str:
         f"  ({BESIDE}: scheduled while an activity ran, such as a signal of streamed text; "
         "not part of the run's path, nor of the sum above)"
     )
-    return "\n".join(lines)
+    return "\n".join([*lines, *ratios(result)])
+
+
+# Issue 18's targets for Steward: over raw Temporal, over pydantic-ai, and on its own.
+OVER_RAW: Final = {"overhead per step @1": ("<=", 1.25), "runs/s @10": (">=", 0.9)}
+OVER_PEER: Final = {f"runs/s @{c}": (">=", 1.5) for c in CONCURRENCY}
+OWN: Final = {"worker CPU per run": 25.0, "worker RSS idle": 200.0, "events per step": 7.0}
+UNITS: Final = {"worker CPU per run": "ms", "worker RSS idle": "MB", "events per step": ""}
+
+
+def figures(result: Result, kind: str) -> dict[str, float]:
+    """A durable kind's figures that Steward's are compared on, by name."""
+    events, size = result.history[kind]
+    return {
+        "overhead per step @1": overhead_per_step(result, kind),
+        **{f"runs/s @{c}": result.runs_per_second[kind][c] for c in CONCURRENCY},
+        "worker CPU per run": result.cpu_ms_per_run[kind],
+        "server CPU per run": result.server_cpu_ms_per_run[kind],
+        "worker RSS idle": result.memory[kind]["idle"],
+        "worker RSS after load": result.memory[kind]["VmRSS"],
+        "events per step": events / STEPS,
+        "bytes per step": size / STEPS,
+    }
+
+
+def ratios(result: Result) -> list[str]:
+    """Steward's figures over raw Temporal's and the peer's, and against issue 18's targets."""
+    others = [kind for kind in ("raw", "peer") if kind in result.latency]
+    if "steward" not in result.latency or not others:
+        return []
+    steward = figures(result, "steward")
+    theirs = {kind: figures(result, kind) for kind in others}
+    targets = {"raw": OVER_RAW, "peer": OVER_PEER}
+    heads = {"raw": "Steward/raw", "peer": "Steward/peer"}
+    lines = [
+        "",
+        "Steward's figures over raw Temporal's and pydantic-ai's (above 1x, Steward's is the "
+        "larger: worse for times, CPU, memory and sizes, better for runs/s); issue 18's "
+        "targets in brackets:",
+        f"  {'':<22}" + "".join(f" {heads[kind]:>26}" for kind in others),
+    ]
+    for name, value in steward.items():
+        cells = []
+        for kind in others:
+            ratio = value / theirs[kind][name] if theirs[kind][name] > 0 else math.nan
+            target = targets[kind].get(name)
+            judged = f" [{target[0]}{target[1]}x {_judge(ratio, *target)}]" if target else ""
+            cells.append(f"{ratio:.2f}x{judged}")
+        lines.append(f"  {name:<22}" + "".join(f" {cell:>26}" for cell in cells))
+    own = [
+        f"{name} {steward[name]:.1f}{UNITS[name]} [<={bound:g}{UNITS[name]} "
+        f"{_judge(steward[name], '<=', bound)}]"
+        + (f" (raw Temporal: {theirs['raw'][name]:.1f}{UNITS[name]})" if "raw" in theirs else "")
+        for name, bound in OWN.items()
+    ]
+    lines.append("Steward's own targets: " + "; ".join(own))
+    return lines
+
+
+def _judge(value: float, comparison: str, bound: float) -> str:
+    met = value <= bound if comparison == "<=" else value >= bound
+    return "met" if met else "missed"
 
 
 def overhead_per_step(result: Result, kind: str) -> float:
