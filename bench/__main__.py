@@ -22,8 +22,11 @@ only Steward and Temporal are timed:
 - streaming: time to first token through Steward against litellm called directly, on the
   fake and the local model, and what a run's stream costs in history events and bytes
   (`bench/streaming.py`);
-- last, on a server of its own: the same small agent task as plain Python, as a Steward
-  run and on pydantic-ai's Temporal integration, side by side (`bench/overhead.py`).
+- last, on a server of its own: the same small agent task as plain Python, as a minimal
+  hand-written Temporal workflow (the floor, `bench/raw.py`), as a Steward run and on
+  pydantic-ai's Temporal integration, side by side, ending with Steward's figures as
+  ratios over raw Temporal's and pydantic-ai's against issue 18's targets
+  (`bench/overhead.py`).
 
 Each is measured on a persisted dev server (SQLite file, like the embedded one) with
 Steward's tuning and with the server's defaults, so the effect of the tuning is visible.
