@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
-from typer.core import TyperGroup
 
 from steward import approval_view, devserver
+from steward.cli.lazy import LazyGroup
 from steward.exits import Explained, explain
 from steward.runs import RunError
 
@@ -33,7 +33,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-class StewardGroup(TyperGroup):
+class StewardGroup(LazyGroup):
     """The `steward` command group: a failure a person can fix leaves as one line."""
 
     def invoke(self, ctx: Any) -> Any:

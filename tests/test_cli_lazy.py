@@ -1,0 +1,62 @@
+"""`steward --help` lists every command without importing it, and shows what it showed when
+every command was imported up front: the same names, the same help, the same commands
+once they run.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from steward.cli import COMMANDS, app, select_environment
+from steward.cli.lazy import LazyCommand, LazyGroup, Listed
+
+runner = CliRunner()
+
+
+def eager_app() -> typer.Typer:
+    """`steward` as it was built before its commands were lazy: every one registered."""
+    eager = typer.Typer(
+        help=app.info.help,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    eager.callback()(select_environment)
+    for entry in COMMANDS:
+        module, _, attribute = entry.target.partition(":")
+        target = getattr(importlib.import_module(module), attribute)
+        if isinstance(target, typer.Typer):
+            eager.add_typer(target, name=entry.name)
+        else:
+            eager.command(entry.name)(target)
+    return eager
+
+
+def test_the_listing_is_what_every_command_says_of_itself() -> None:
+    listed = runner.invoke(app, ["--help"])
+    assert listed.exit_code == 0, listed.output
+    assert listed.output == runner.invoke(eager_app(), ["--help"]).output
+
+
+@pytest.mark.parametrize("entry", COMMANDS, ids=lambda entry: entry.name)
+def test_every_listed_command_is_a_real_command_with_that_help(entry: LazyCommand) -> None:
+    group = typer.main.get_command(app)
+    assert isinstance(group, LazyGroup)
+    assert isinstance(group.get_command(typer.Context(group), entry.name), Listed)
+    command = group.load(entry.name)
+    assert not isinstance(command, Listed)
+    assert command.name == entry.name
+    assert (command.help or "").split("\n\n")[0] == entry.help
+    own = runner.invoke(app, [entry.name, "--help"])
+    assert own.exit_code == 0, own.output
+    assert own.output == runner.invoke(eager_app(), [entry.name, "--help"]).output
+
+
+def test_a_mistyped_command_still_gets_a_suggestion() -> None:
+    result = runner.invoke(app, ["pendng"])
+    assert result.exit_code == 2
+    assert "Did you mean 'pending'?" in result.output
