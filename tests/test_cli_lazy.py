@@ -6,6 +6,11 @@ once they run.
 from __future__ import annotations
 
 import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import typer
@@ -14,7 +19,59 @@ from typer.testing import CliRunner
 from steward.cli import COMMANDS, app, select_environment
 from steward.cli.lazy import LazyCommand, LazyGroup, Listed
 
+REPO = Path(__file__).resolve().parent.parent
 runner = CliRunner()
+
+HEAVY = (
+    "temporalio",
+    "litellm",
+    "llama_cpp",
+    "qdrant_client",
+    "pydantic",
+    "httpx",
+    "cryptography",
+    "yaml",
+    "uvicorn",
+    "starlette",
+    "jinja2",
+    "steward.models",
+    "steward.config",
+    "steward.runs",
+    "steward.devserver",
+    "workflows",
+    "activities",
+    "workers",
+    "evals",
+)
+"""Packages and modules that take long to import (or pull in ones that do)."""
+
+
+def imported_by(*args: str) -> set[str]:
+    """The heavy modules in sys.modules after `steward ARGS` ran in a fresh interpreter."""
+    probe = (
+        "import json, sys\n"
+        "from steward.cli import app\n"
+        "try:\n"
+        f"    app({list(args)!r}, prog_name='steward')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        env=os.environ | {"PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    modules = json.loads(done.stdout.splitlines()[-1])
+    return {m for m in modules if any(m == h or m.startswith(f"{h}.") for h in HEAVY)}
+
+
+def test_help_imports_nothing_heavy() -> None:
+    assert imported_by("--help") == set()
 
 
 def eager_app() -> typer.Typer:

@@ -7,29 +7,34 @@ prints `error: ...` and exits 2 (the input must change) or 1 (the operation fail
 Commands do not catch errors to print them; anything unexplained is a bug and keeps its
 traceback. Typer's own usage errors (a missing argument, an option of the wrong type)
 keep Typer's rendering and exit 2.
+
+Every command imports this module, and `steward --help` imports it too, so what it needs
+from the rest of Steward (the Temporal SDK and pydantic, through them) it imports where
+it is used.
 """
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import os
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 
-from steward import approval_view, devserver
 from steward.cli.lazy import LazyGroup
-from steward.exits import Explained, explain
-from steward.runs import RunError
+
+if TYPE_CHECKING:
+    from steward.exits import Explained
 
 T = TypeVar("T")
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine (its failures are explained by StewardGroup)."""
+    import asyncio
+
     return asyncio.run(coro)
 
 
@@ -40,7 +45,11 @@ class StewardGroup(LazyGroup):
         """Run the command; print a failure `explain` knows in one line, with its code."""
         try:
             return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # help, usage errors and exits: Typer's own, and nothing to explain
         except Exception as err:
+            from steward.exits import explain
+
             explained = explain(err)
             if explained is None:
                 raise
@@ -64,6 +73,8 @@ def read_input(value: str) -> str:
 
 def read_file(path: Path) -> str:
     """A text file a user named; RunError (exit 2) naming it if it is not one."""
+    from steward.runs import RunError
+
     if not path.is_file():
         raise RunError(f"no such file: {path}")
     try:
@@ -74,6 +85,8 @@ def read_file(path: Path) -> str:
 
 
 def _text(data: bytes, source: str) -> str:
+    from steward.runs import RunError
+
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -96,11 +109,15 @@ def ui_base() -> str | None:
         return os.environ[UI_URL_VARIABLE].rstrip("/")
     if os.environ.get("TEMPORAL_ADDRESS"):
         return None
+    from steward import devserver
+
     server = devserver.status()
     return server.ui_url if server is not None else None
 
 
 def ui_link(workflow_id: str, namespace: str = "default") -> str | None:
     """A Temporal UI link to a workflow, when the UI's address is known."""
+    from steward import approval_view
+
     base = ui_base()
     return approval_view.ui_run_url(base, namespace, workflow_id) if base else None
