@@ -74,6 +74,13 @@ def test_help_imports_nothing_heavy() -> None:
     assert imported_by("--help") == set()
 
 
+def test_a_command_s_help_imports_only_that_command() -> None:
+    # Typer converts option values with pydantic TypeAdapters, so parsing the group's
+    # `--env` (before any subcommand) imports pydantic itself; Steward's models stay out.
+    heavy = imported_by("pending", "--help")
+    assert {m for m in heavy if m.split(".")[0] != "pydantic"} == set()
+
+
 def eager_app() -> typer.Typer:
     """`steward` as it was built before its commands were lazy: every one registered."""
     eager = typer.Typer(

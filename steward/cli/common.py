@@ -1,5 +1,6 @@
-"""Helpers every command shares: run a coroutine, read INPUT, and the command group that
-turns every failure a person can fix into one line on stderr.
+"""Helpers every command shares: run a coroutine, read INPUT, the options several commands
+take, and the command group that turns every failure a person can fix into one line on
+stderr.
 
 `StewardGroup` is the one place failures are printed: whatever `steward.exits.explain`
 knows (a bad config, an unknown run, Temporal unreachable, a file that is not text)
@@ -19,7 +20,7 @@ import getpass
 import os
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -29,6 +30,17 @@ if TYPE_CHECKING:
     from steward.exits import Explained
 
 T = TypeVar("T")
+
+
+ConfigOption = Annotated[
+    str | None, typer.Option("--config", help="steward.yaml to use (default: ./steward.yaml)")
+]
+KeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--key", help="private key file (default: $STEWARD_KEY_FILE, else NAME's in the keys dir)"
+    ),
+]
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
