@@ -146,6 +146,9 @@ class Steward(StewardGroup):
     lazy_commands = COMMANDS
 
 
+# Typer's rich help is about half of what `steward --help` takes now. Plain help
+# (rich_markup_mode=None) would cut each command's line in the listing to its first
+# sentence or about 45 characters, and the listing is how people find a command.
 app = typer.Typer(
     cls=Steward,
     help="Steward: durable AI workflows on Temporal. Start runs, approve actions, inspect them.",
