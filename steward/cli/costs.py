@@ -18,7 +18,6 @@ import typer
 from steward import costs
 from steward.cli.common import run
 from steward.client import connect
-from steward.drift import drift
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _DURATION = re.compile(r"(\d+)([smhdw])")
@@ -112,6 +111,8 @@ def costs_command(
 
 
 def _print_drift(runs: Sequence[costs.RunCost], agent: str | None, *, as_json: bool) -> None:
+    from steward.drift import drift
+
     targets = [agent] if agent else sorted({r.target for r in runs})
     reports = [drift(runs, target) for target in targets]
     if as_json:

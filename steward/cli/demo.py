@@ -7,26 +7,23 @@ how to approve it, then approves (asking first in a terminal), and prints what h
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from temporalio.client import Client, WorkflowHandle
 
-from steward import devserver
-from steward.approval_view import visible
 from steward.cli.common import read_file, run, ui_link
-from steward.cli.dev import start_stack
 from steward.client import connect, load_settings
-from steward.config import StewardConfig
-from steward.ingest import ingest_request, start_ingest
-from steward.models import ApprovalRequest, RunProgress, RunResult
-from steward.runs import decide_by_signal, start_run
+
+if TYPE_CHECKING:
+    from temporalio.client import Client, WorkflowHandle
+
+    from steward.config import StewardConfig
+    from steward.models import ApprovalRequest, RunResult
 
 DEMO_TICKET = Path("examples/tickets/late-delivery.txt")
 DEMO_REQUESTER = "demo-user"
@@ -39,6 +36,9 @@ def demo_command(
     config: Annotated[str | None, typer.Option(help="steward.yaml to use")] = None,
 ) -> None:
     """Run the support playbook end to end: classify, draft, approve, send."""
+    from steward import devserver
+    from steward.cli.dev import start_stack
+
     text = read_file(ticket)
     settings = load_settings(config)
     if not os.environ.get("TEMPORAL_ADDRESS"):
@@ -62,6 +62,9 @@ def demo_command(
 
 
 async def _demo(ticket: str, settings: StewardConfig) -> None:
+    from steward.approval_view import visible
+    from steward.runs import decide_by_signal, start_run
+
     client = await connect(settings)
     await _ingest_grounding(client, settings)
     handle = await start_run(client, settings, "support-reply", ticket, DEMO_REQUESTER)
@@ -109,6 +112,10 @@ async def _demo(ticket: str, settings: StewardConfig) -> None:
 
 async def _wait_for_approval(handle: WorkflowHandle[object, RunResult]) -> ApprovalRequest | None:
     """Poll progress until an approval is pending (or the run ends); print each step."""
+    import asyncio
+
+    from steward.models import RunProgress
+
     deadline = time.monotonic() + APPROVAL_WAIT_SECONDS
     seen = ""
     while time.monotonic() < deadline:
@@ -129,6 +136,8 @@ async def _wait_for_approval(handle: WorkflowHandle[object, RunResult]) -> Appro
 
 async def _ingest_grounding(client: Client, settings: StewardConfig) -> None:
     """Bring the playbook's collections up to date (quick when nothing changed)."""
+    from steward.ingest import ingest_request, start_ingest
+
     playbook = settings.agents.get("support-reply")
     for collection in playbook.collections if playbook else []:
         if settings.retrieval.collections[collection].path is None:

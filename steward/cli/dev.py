@@ -14,8 +14,7 @@ from typing import Annotated
 
 import typer
 
-from steward import approval_view, codec, devserver
-from steward.config import DEFAULT_CONFIG_PATHS, load_config
+from steward import devserver
 
 app = typer.Typer(
     help=(
@@ -49,6 +48,8 @@ def start_stack(
 
     With `STEWARD_CODEC=off`, only the server. `up` and `steward demo` start the same.
     """
+    from steward import codec
+
     keys, created, codec_server = None, False, None
     if codec.enabled():
         if codec.configured_elsewhere():
@@ -135,12 +136,16 @@ def status() -> None:
 
 def _namespaces(config: str | None) -> list[str]:
     """The namespaces steward.yaml's environments run in; just "default" without a file."""
+    from steward.config import DEFAULT_CONFIG_PATHS, load_config
+
     if config is None and not any(path.is_file() for path in DEFAULT_CONFIG_PATHS):
         return [devserver.NAMESPACE]
     return load_config(config).namespaces
 
 
 def _describe(server: devserver.DevServer, codec_server: devserver.CodecServer | None) -> None:
+    from steward import approval_view
+
     typer.echo(f"  address:  {server.address}")
     typer.echo(f"  UI:       {server.ui_url}")
     waiting = approval_view.waiting_for(None)

@@ -13,8 +13,7 @@ from typing import Annotated
 import typer
 
 from evals.models import EVAL_QUEUE
-from steward.cli.common import run
-from steward.cli.runs import ConfigOption
+from steward.cli.common import ConfigOption, run
 
 
 def eval_command(

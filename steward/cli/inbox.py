@@ -13,8 +13,7 @@ from typing import Annotated
 
 import typer
 
-from steward.cli.common import ui_base
-from steward.cli.runs import ConfigOption
+from steward.cli.common import ConfigOption, ui_base
 from steward.client import connect, load_settings
 from steward.inbox import auth
 

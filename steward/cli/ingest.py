@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from temporalio.client import WorkflowFailureError, WorkflowQueryFailedError
-from temporalio.service import RPCError
 
 from steward import queues
-from steward.cli.common import run
-from steward.cli.runs import ConfigOption
+from steward.cli.common import ConfigOption, run
 from steward.client import connect, load_settings
-from steward.ingest import ingest_request, start_ingest
-from steward.retrieval import IngestProgress
-from steward.runs import OperationFailed
 
 
 def ingest_command(
@@ -36,6 +28,15 @@ def ingest_command(
     """Ingest Markdown, text, HTML and PDF files: unchanged files are skipped, changed
     ones replaced, deleted ones removed. Exits 1 if some files could not be ingested.
     """
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from temporalio.client import WorkflowFailureError, WorkflowQueryFailedError
+    from temporalio.service import RPCError
+
+    from steward.ingest import ingest_request, start_ingest
+    from steward.retrieval import IngestProgress
+    from steward.runs import OperationFailed
 
     async def go() -> IngestProgress:
         settings = load_settings(config)

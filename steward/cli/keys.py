@@ -20,10 +20,8 @@ from typing import Annotated
 
 import typer
 
-from steward import codec, signing
-from steward.cli.common import run
+from steward.cli.common import KeyOption, run
 from steward.client import connect
-from steward.runs import check_decision, find_request, make_decision, required_key
 
 app = typer.Typer(
     help=(
@@ -32,13 +30,6 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-
-KeyOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--key", help="private key file (default: $STEWARD_KEY_FILE, else NAME's in the keys dir)"
-    ),
-]
 
 
 @app.command("new")
@@ -50,6 +41,8 @@ def new_command(
     ] = None,
 ) -> None:
     """Make a key pair: the private key stays here, the public key is printed."""
+    from steward import signing
+
     if not name or any(not (c.isalnum() or c in "._-") for c in name) or len(name) > 200:
         raise typer.BadParameter("use letters, digits, '.', '_' and '-' (at most 200)")
     key = signing.new_private_key()
@@ -88,6 +81,8 @@ def codec_new_command(
     --append, adds it to that file instead and prints only its id. The last key of a ring
     encrypts; all of them decrypt: keep old keys while any history or blob needs them.
     """
+    from steward import codec
+
     try:
         line = codec.key_line(key_id)
         if append is None:
@@ -116,6 +111,8 @@ def sign_command(
     key: KeyOption = None,
 ) -> None:
     """Print a decision signed with your key, as JSON to send from the Temporal UI."""
+    from steward.runs import check_decision, find_request, make_decision, required_key
+
     check_decision(approval_id, approver, approve=not reject, reason=reason)
 
     async def go() -> None:

@@ -11,7 +11,6 @@ this machine would get. litellm is imported only then: it takes seconds to impor
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -23,10 +22,10 @@ import typer
 
 from steward.cli.common import run
 from steward.client import load_settings
-from steward.config import Deployment, StewardConfig
 
 if TYPE_CHECKING:
     from activities.llm import LLMActivities
+    from steward.config import Deployment, StewardConfig
 
 # As activities/local_model.py defines them; importing it would import litellm. A test
 # checks that the two agree.
@@ -107,6 +106,8 @@ def _without_credentials(url: str) -> str:
 
 
 async def _check_all(settings: StewardConfig) -> dict[tuple[str, int], Check]:
+    import asyncio
+
     keys = [(tier, i) for tier, ds in settings.tiers.items() for i in range(len(ds))]
     # Concurrently: with one second per unreachable host, a long config stays quick.
     found = await asyncio.gather(*(_check(settings.tiers[tier][i]) for tier, i in keys))
@@ -136,6 +137,8 @@ def _local_weights() -> Check:
 
 
 async def _connect(api_base: str) -> Check:
+    import asyncio
+
     try:
         parts = urlsplit(api_base)
         host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from steward.cli.common import run
 from steward.client import connect
-from steward.questions import Question
-from steward.runs import check_reply, reply
+
+if TYPE_CHECKING:
+    from steward.questions import Question
 
 
 def reply_command(
@@ -29,6 +30,8 @@ def reply_command(
     ] = False,
 ) -> None:
     """Reply to a question a run is waiting on. Refused unless you may answer it."""
+    from steward.runs import check_reply, reply
+
     check_reply(text, sender, question_id)
 
     async def go() -> None:

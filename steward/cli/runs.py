@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from steward import queues
-from steward.cli.common import read_input, run, ui_link, whoami
-from steward.cli.keys import KeyOption
-from steward.cli.watch import print_events
+from steward.cli.common import ConfigOption, KeyOption, read_input, run, ui_link, whoami
 from steward.client import connect, load_settings
-from steward.runs import (
-    StatusReport,
-    build_request,
-    private_key,
-    required_key,
-    start_run,
-    status,
-)
 
-ConfigOption = Annotated[
-    str | None, typer.Option("--config", help="steward.yaml to use (default: ./steward.yaml)")
-]
+if TYPE_CHECKING:
+    from steward.runs import StatusReport
 
 
 def run_command(
@@ -54,6 +43,9 @@ def run_command(
     The start is signed with your key when you have one (`steward keys new NAME`), which
     proves to the workers who asked; where starts must be signed, a key is required.
     """
+    from steward.cli.watch import print_events
+    from steward.runs import build_request, private_key, required_key, start_run
+
     text = read_input(input_text)
     who = principal or whoami()
 
@@ -95,6 +87,7 @@ def status_command(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Show a run: its state, what waits, refused decisions, retries, and its result."""
+    from steward.runs import status
 
     async def go() -> None:
         report = await status(await connect(), workflow_id)

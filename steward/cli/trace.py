@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from steward.cli.common import run
-from steward.replay import HistoryError, histories_for
-from steward.trace import build_trace, render_html, render_json, render_text
 
 
 def trace_command(
@@ -30,6 +28,8 @@ def trace_command(
     ] = None,
 ) -> None:
     """Show what a run did: model and tool calls, approvals, costs, retries, why it failed."""
+    from steward.replay import HistoryError, histories_for
+    from steward.trace import build_trace, render_html, render_json, render_text
 
     async def go() -> str:
         (history,) = await histories_for(

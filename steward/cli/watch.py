@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import shutil
 import sys
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
-from temporalio.client import Client
 
 from steward.cli.common import run
 from steward.client import connect
-from steward.events import RunFinished, Shown, Transcript
-from steward.watch import follow
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+    from steward.events import Shown
 
 ERASE_BELOW: str = "\x1b[J"
 
@@ -70,6 +72,9 @@ class Screen:
 
 async def print_events(client: Client, workflow_id: str, out: TextIO) -> str:
     """Print the run's events until it ends; returns the status it ended with."""
+    from steward.events import RunFinished, Transcript
+    from steward.watch import follow
+
     transcript = Transcript()
     screen = Screen(out)
     status = ""

@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from steward import queues
-from steward.codec import CodecError
 
 
 def worker_command(
@@ -21,6 +20,7 @@ def worker_command(
     """Run workers until Ctrl-C. Credentials are read here, from this process's environment."""
     if role not in ("default", "privileged", "all"):
         raise typer.BadParameter("role must be default, privileged or all")
+    from steward.codec import CodecError
     from workers.run import main
 
     args = ["--role", role, "--queue", queue]
