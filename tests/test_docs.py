@@ -208,11 +208,14 @@ def unknown_parts(root: Group, words: list[str], whole: bool = True) -> list[str
             continue
         if not isinstance(command, Group):
             continue  # an argument
-        sub = command.get_command(ctx, word)
-        if sub is None:
-            known = ", ".join(command.list_commands(ctx))
-            problems.append(f"`{' '.join(path)}` has no command {word!r} (it has: {known})")
+        known = command.list_commands(ctx)
+        if word not in known:
+            listed = ", ".join(known)
+            problems.append(f"`{' '.join(path)}` has no command {word!r} (it has: {listed})")
             return problems
+        # resolve_command, not get_command: the top-level group lists its commands without
+        # importing them, and loads one only when it is resolved to run.
+        _, sub, _ = command.resolve_command(ctx, [word])
         assert isinstance(sub, Command), f"`{' '.join(path)} {word}` is a {type(sub).__name__}"
         command, path = sub, [*path, word]
         ctx = sub.context_class(sub, parent=ctx, info_name=word)
