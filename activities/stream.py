@@ -4,11 +4,13 @@ A model activity runs on a worker, not in the workflow, so its text reaches the 
 stream (`steward.events`) the way Workflow Streams lets any client publish: a signal to
 the workflow carrying a batch. Every signal is an event in the run's history (with the
 workflow task it wakes, about four), so text is sent in few batches, each batch one
-`TextDelta` holding all the text since the last: the first piece at once (a watcher sees
-the first tokens without waiting), then after `FIRST_WAIT`, the wait doubling up to
+`TextDelta` holding all the text since the last: the first piece once the call has run
+for `HOLD` (at once if it comes later), then after `FIRST_WAIT`, the wait doubling up to
 `LONGEST_WAIT`, and whatever is left when the call ends. A call of a few seconds costs
 its run a handful of signals, one of a minute about thirty, however many tokens it
-streams (`make bench` measures it).
+streams (`make bench` measures it). A call that ends within `HOLD` streams nothing: its
+answer reaches the run with the activity's result as soon, and its signals would have
+doubled the run's history and cost each step a workflow task or more.
 
 Watching is a convenience, never a reason for a model call to fail: a batch that cannot
 be delivered is logged and dropped (the workflow's own `ModelAnswered` still shows the
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from datetime import timedelta
 from types import TracebackType
 from typing import Final
@@ -27,6 +30,11 @@ from temporalio import activity
 from temporalio.contrib.workflow_streams import TopicHandle, WorkflowStreamClient
 
 from steward.events import TOPIC, TextDelta
+
+HOLD: Final = timedelta(milliseconds=100)
+"""How long a call runs before any of its text is sent: a shorter call sends none. A
+provider's or the local model's first token rarely comes sooner, so watchers lose nothing;
+a fast call (a cache, a small model on a GPU) no longer pays a signal per answer."""
 
 FIRST_WAIT: Final = timedelta(milliseconds=250)
 """Wait after the first batch (which goes at once) before the second."""
@@ -56,6 +64,7 @@ class TextDeltas:
         self._attempt = 1
         self._wake = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
+        self._started = time.monotonic()
         if not enabled or not activity.in_activity():
             return
         info = activity.info()
@@ -71,6 +80,7 @@ class TextDeltas:
         self._topic = self._client.topic(TOPIC, type=TextDelta)
 
     async def __aenter__(self) -> TextDeltas:
+        self._started = time.monotonic()
         if self._client is not None:
             self._sender = asyncio.create_task(self._send_batches())
         return self
@@ -86,6 +96,8 @@ class TextDeltas:
         self._sender.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._sender
+        if self.sent == 0 and time.monotonic() - self._started < HOLD.total_seconds():
+            return  # a short call: its answer is in the activity's result, arriving now
         try:
             await self._send()
         except Exception as failure:
@@ -105,6 +117,7 @@ class TextDeltas:
             self._wake.set()  # the first text goes at once
 
     async def _send_batches(self) -> None:
+        await asyncio.sleep(HOLD.total_seconds())
         await self._wake.wait()
         wait = FIRST_WAIT
         while True:

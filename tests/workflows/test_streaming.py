@@ -127,6 +127,7 @@ async def test_a_watcher_sees_the_whole_run_and_writes_nothing_to_its_history(
     client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
 ) -> None:
     queue_happy_path(fake_model)
+    fake_model.chunk_delay = 0.03  # calls long enough to stream (see the next test)
     async with running_workers(client, config, task_queue):
         handle = await start_run(
             client, config, "support-reply", TICKET, "demo-user", task_queue=task_queue
@@ -185,6 +186,8 @@ async def test_steward_watch_prints_a_finished_run(
             client, config, "helpdesk", "Anything new?", "dana", task_queue=task_queue
         )
         await handle.result()
+        # A call shorter than the hold streams nothing: its answer came with its result.
+        assert not stream_signals(await handle.fetch_history())
         # A real `steward` process, as a user runs it, after the run ended.
         process = await asyncio.create_subprocess_exec(
             sys.executable,
