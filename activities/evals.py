@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 from temporalio import activity
@@ -27,6 +28,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from activities.tools.arguments import parse_arguments
+from activities.tools.http_get import checked_url
 from activities.tools.mcp import MCPActivities
 from evals.labels import label_all
 from evals.models import APPROVAL_PENDING_SIGNAL, CaseScores, ScoreRequest
@@ -193,9 +195,16 @@ class SandboxTools:
         scripts: Scripts | None = None,
         mcp: MCPActivities | None = None,
         recorded: list[ToolInvocation] | None = None,
+        allow_hosts: Iterable[str] | None = None,
     ) -> None:
+        """`allow_hosts`: refuse http_get off this list, as the workers' own tool does
+        (None: any URL is recorded, as a scripted run's recorded calls were).
+        """
         self.scripts = scripts
         self.mcp = mcp
+        self.allow_hosts = (
+            frozenset(host.lower() for host in allow_hosts) if allow_hosts is not None else None
+        )
         self.recorded: list[ToolInvocation] = recorded if recorded is not None else []
 
     @property
@@ -230,8 +239,12 @@ class SandboxTools:
 
     @activity.defn(name="http_get")
     async def http_get(self, invocation: ToolInvocation) -> ToolResult:
-        """Record the page the run would have fetched (evals do not reach the network)."""
+        """Record the page the run would have fetched (evals do not reach the network);
+        a URL the workers' http_get would refuse is refused here the same way.
+        """
         args = parse_arguments(HttpGetArgs, invocation)
+        if self.allow_hosts is not None:
+            checked_url(args.url, self.allow_hosts)
         return await self._record(invocation, f"fetched {args.url}")
 
     @activity.defn(name="call_mcp_tool")

@@ -72,7 +72,7 @@ def eval_activities(
 ) -> Activities:
     """Real model and retrieval, sandboxed tools, and scoring."""
     mcp = mcp_activities(config) if config.mcp_servers else None
-    tools = SandboxTools(mcp=mcp, recorded=recorded)
+    tools = SandboxTools(mcp=mcp, recorded=recorded, allow_hosts=config.http.allow_hosts)
     return Activities(
         llm=llm,
         outbox=tools,

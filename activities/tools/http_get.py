@@ -56,11 +56,7 @@ class HttpActivities:
     async def http_get(self, invocation: ToolInvocation) -> ToolResult:
         """Fetch the URL (following allowed redirects) and return status and text."""
         args = parse_arguments(HttpGetArgs, invocation)
-        try:
-            url = httpx.URL(args.url)
-        except httpx.InvalidURL as err:
-            raise _refused(f"not a valid URL: {err}") from None
-        self._check(url)
+        url = checked_url(args.url, self.allow_hosts)
         async with httpx.AsyncClient(
             follow_redirects=False,  # each hop is checked against the allow list here
             timeout=self.timeout_seconds,
@@ -96,21 +92,8 @@ class HttpActivities:
             non_retryable=True,
         )
 
-    def _check(self, url: httpx.URL) -> None:
-        refusal = self._refusal(url)
-        if refusal is not None:
-            raise _refused(refusal)
-
     def _refusal(self, url: httpx.URL) -> str | None:
-        """Why `url` may not be fetched, or None."""
-        if url.scheme not in ("http", "https"):
-            return f"scheme {url.scheme!r} is refused: only http and https"
-        if url.userinfo:
-            return "credentials in the URL are refused"
-        if url.host.lower() not in self.allow_hosts:
-            listed = ", ".join(sorted(self.allow_hosts)) or "none"
-            return f"host {url.host!r} is not in http.allow_hosts (allowed: {listed})"
-        return None
+        return url_refusal(url, self.allow_hosts)
 
     def _result(
         self, response: httpx.Response, body: bytes, *, truncated: bool, note: str = ""
@@ -160,3 +143,27 @@ def _raise_if_transient(response: httpx.Response) -> None:
 
 def _refused(problem: str) -> ApplicationError:
     return ApplicationError(f"http_get: {problem}", type="UrlNotAllowed", non_retryable=True)
+
+
+def url_refusal(url: httpx.URL, allow_hosts: frozenset[str]) -> str | None:
+    """Why `url` may not be fetched by a worker allowed `allow_hosts`, or None."""
+    if url.scheme not in ("http", "https"):
+        return f"scheme {url.scheme!r} is refused: only http and https"
+    if url.userinfo:
+        return "credentials in the URL are refused"
+    if url.host.lower() not in allow_hosts:
+        listed = ", ".join(sorted(allow_hosts)) or "none"
+        return f"host {url.host!r} is not in http.allow_hosts (allowed: {listed})"
+    return None
+
+
+def checked_url(text: str, allow_hosts: frozenset[str]) -> httpx.URL:
+    """The URL `text` names, if a worker allowed `allow_hosts` may fetch it; else Refused."""
+    try:
+        url = httpx.URL(text)
+    except httpx.InvalidURL as err:
+        raise _refused(f"not a valid URL: {err}") from None
+    refusal = url_refusal(url, allow_hosts)
+    if refusal is not None:
+        raise _refused(refusal)
+    return url

@@ -11,6 +11,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.evals import SandboxTools
 from activities.tools.http_get import HttpActivities
 from steward.models import ToolCall, ToolInvocation, ToolResult
 from tests.support.smtp_server import free_port
@@ -119,3 +120,19 @@ async def test_an_empty_allow_list_fetches_nothing(site: Site) -> None:
     error = await failure(site.url("/page"), nothing)
     assert "(allowed: none)" in error.message
     assert site.requests == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://169.254.169.254/latest/meta-data/", "file:///etc/passwd", "http://u:p@127.0.0.1/"],
+)
+async def test_the_eval_sandbox_refuses_what_the_tool_refuses(url: str) -> None:
+    # An eval must not score a call as done that the workers' own tool would refuse.
+    sandbox = SandboxTools(allow_hosts=["127.0.0.1"])
+    with pytest.raises(ApplicationError) as refused:
+        await ActivityEnvironment().run(sandbox.http_get, invocation(url))
+    with pytest.raises(ApplicationError) as real:
+        await ActivityEnvironment().run(fetcher().http_get, invocation(url))
+    assert refused.value.type == real.value.type
+    assert str(refused.value) == str(real.value)
+    assert not sandbox.recorded
