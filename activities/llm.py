@@ -44,9 +44,18 @@ from temporalio.exceptions import ApplicationError
 from activities.blobs import Offloader
 from activities.local_model import PROVIDER_LOCAL
 from activities.stream import TextDeltas
+from activities.tool_routing import Routed, ToolRouter, bounded
 from steward import turns
 from steward.config import Deployment
-from steward.models import CallPath, LLMRequest, LLMResult, Message, ModelToolCall, Usage
+from steward.models import (
+    CallPath,
+    LLMRequest,
+    LLMResult,
+    Message,
+    ModelToolCall,
+    Routing,
+    Usage,
+)
 
 __all__ = [
     "FREE_PROVIDERS",
@@ -124,8 +133,11 @@ class LLMActivities:
         allow_paid: bool = True,
         blobs: Offloader | None = None,
         stream_to_runs: bool = True,
+        router: ToolRouter | None = None,
     ) -> None:
-        """`stream_to_runs`: publish streamed text to each run's event stream (watchers)."""
+        """`stream_to_runs`: publish streamed text to each run's event stream (watchers);
+        `router`: chooses first turns' tools where a deployment asks (`tool_routing`).
+        """
         empty = sorted(name for name, deployments in tiers.items() if not deployments)
         if empty:
             raise ValueError(f"tiers {empty}: list at least one deployment for each tier")
@@ -133,6 +145,7 @@ class LLMActivities:
         self._allow_paid = allow_paid
         self._blobs = blobs
         self._stream_to_runs = stream_to_runs
+        self._router = router or ToolRouter()
         # litellm prints a "Provider List" banner to stdout when asked about a model it
         # does not know (as `tool_calling: auto` asks); the answer is all that is needed.
         litellm.suppress_debug_info = True
@@ -144,7 +157,14 @@ class LLMActivities:
         api_key = _api_key(deployment, request.tier)
         path = call_path(deployment, request)
         names = turns.provider_names(request.tools)
-        call = litellm_arguments(deployment, request, await self._messages(request), api_key)
+        messages = await self._messages(request)
+        routed = None
+        if path == "schema" and deployment.tool_routing is not None and request.tools:
+            # Embedding is CPU work (and the model loads on first use): off the event loop.
+            routed = await asyncio.to_thread(
+                self._router.route, messages, request.tools, deployment.tool_routing
+            )
+        call = litellm_arguments(deployment, request, messages, api_key, routed=routed)
         started = time.perf_counter()
         deltas = TextDeltas(request.step, request.deployment, enabled=self._stream_to_runs)
         try:
@@ -157,6 +177,12 @@ class LLMActivities:
             raise _classified(err, deployment, secret) from None
         latency_ms = (time.perf_counter() - started) * 1000
         result = _result(response, deployment, request, latency_ms, path, names)
+        if routed is not None:
+            chosen = Routing(
+                tool=routed.tool.name if routed.tool is not None else turns.ANSWER,
+                similarity=round(routed.similarity, 3) if routed.similarity is not None else None,
+            )
+            result = result.model_copy(update={"routed": chosen})
         if self._blobs is None:
             return result
         # Store what is large (the model's answer, and messages sent in full) once, so the
@@ -214,10 +240,16 @@ class LLMActivities:
 
 
 def litellm_arguments(
-    deployment: Deployment, request: LLMRequest, messages: list[Message], api_key: str | None
+    deployment: Deployment,
+    request: LLMRequest,
+    messages: list[Message],
+    api_key: str | None,
+    *,
+    routed: Routed | None = None,
 ) -> dict[str, Any]:
     """What `complete` passes to `litellm.acompletion` for this request on this deployment
     (`messages` with stored text read back). The benchmark calls litellm with it directly.
+    With `routed` (schema path only), the turn must call its tool, or answer.
     """
     path = call_path(deployment, request)
     names = turns.provider_names(request.tools)
@@ -230,7 +262,7 @@ def litellm_arguments(
         "timeout": deployment.timeout_seconds,
         "api_base": deployment.api_base,
         "api_key": api_key,
-        **_constraint(path, request, names),
+        **_constraint(path, request, names, routed, deployment),
         **deployment.sampling.model_dump(exclude_none=True),
     }
     if deployment.stream:
@@ -277,7 +309,13 @@ def _wire(
     return [{"role": "system", "content": instruction}, *wire]
 
 
-def _constraint(path: CallPath, request: LLMRequest, names: Mapping[str, str]) -> dict[str, Any]:
+def _constraint(
+    path: CallPath,
+    request: LLMRequest,
+    names: Mapping[str, str],
+    routed: Routed | None = None,
+    deployment: Deployment | None = None,
+) -> dict[str, Any]:
     """The tools (native) or the response format (schema) of the call, made strict."""
     if path == "native":
         offered = []
@@ -293,13 +331,20 @@ def _constraint(path: CallPath, request: LLMRequest, names: Mapping[str, str]) -
             offered.append({"type": "function", "function": function})
         return {"tools": offered, "tool_choice": "auto"}
     if path == "schema":
-        if request.tools:
+        if routed is not None:
+            tools = [routed.tool] if routed.tool is not None else []
+            schema = turns.decision_schema(tools, answer=False)
+            strict = turns.decision_strict(tools)
+        elif request.tools:
             schema = turns.decision_schema(request.tools)
             strict = turns.decision_strict(request.tools)
         else:
             assert request.response_schema is not None
             made = _strict_response(request.response_schema)
             schema, strict = made.schema, made.strict
+        if request.tools and deployment is not None and deployment.tool_routing is not None:
+            # Bounded after the strict conversion, which drops length bounds.
+            schema = bounded(schema, deployment.tool_routing.max_text_chars)
         return {
             "response_format": {
                 "type": "json_schema",

@@ -108,6 +108,37 @@ class Sampling(_Section):
     top_k: int | None = Field(default=None, ge=1, le=1000)
 
 
+class ToolRouting(_Section):
+    """A first turn's tool chosen by similarity, for a model too small to choose one itself.
+
+    SmolLM2-135M answers almost every request in words, tools granted or not (seen: 0 of 4
+    tool tasks), and once it has called a tool it calls it again until the turn limit.
+    With this set on its deployment, an agent's first turn (the request, no tool called
+    yet) is compared with each granted tool's name and description by the embedding
+    model; when the nearest tool is at least `min_similarity` alike, the model is asked
+    for a call of that tool (it still writes every argument), else it decides as usual.
+    Every later turn (after the call, or after an answer that was not valid or failed a
+    guardrail) is asked for the answer. Each text the model writes on such a deployment
+    (the answer, each string argument) is bounded to `max_text_chars` in the grammar:
+    unbounded, it writes until its token limit and the JSON is cut off.
+    So on such a deployment an agent makes at most one tool call per request. Policy,
+    approval and the argument schema apply to a routed call as to any other.
+    """
+
+    min_similarity: float = Field(
+        default=0.25,
+        gt=0.0,
+        le=1.0,
+        description="cosine similarity of the request and a tool's description, at least",
+    )
+    max_text_chars: int = Field(
+        default=240,
+        ge=20,
+        le=100_000,
+        description="longest text in a routed turn: the answer, each string argument",
+    )
+
+
 class Deployment(_Section):
     """One litellm deployment: a model name, and for self-hosted endpoints its api_base.
 
@@ -134,6 +165,10 @@ class Deployment(_Section):
     )
     sampling: Sampling = Field(
         default_factory=Sampling, description="penalties and nucleus settings, when set"
+    )
+    tool_routing: ToolRouting | None = Field(
+        default=None,
+        description="choose a first turn's tool by similarity (a model too small to)",
     )
 
 

@@ -150,6 +150,15 @@ CallPath = Literal["text", "schema", "native"]
 """How a model call was constrained: free text, a JSON schema, or native tool calls."""
 
 
+class Routing(Strict):
+    """What a turn was asked to do by `tool_routing`: call `tool`, chosen by similarity to
+    the request, or answer ("answer", the turn after a tool call).
+    """
+
+    tool: str
+    similarity: float | None = None
+
+
 class LLMResult(Strict):
     """What the model answered, and what it cost."""
 
@@ -180,6 +189,10 @@ class LLMResult(Strict):
         default="text",
         description="how the answer was constrained: free text, a JSON schema (the grammar "
         "path), or native tool calls",
+    )
+    routed: Routing | None = Field(
+        default=None,
+        description="the tool this turn was asked to call, chosen by similarity to the request",
     )
 
 

@@ -193,16 +193,19 @@ def tool_parameters(tool: ModelTool) -> StrictSchema:
         return StrictSchema({"type": "object"}, strict=False)
 
 
-def decision_schema(tools: Sequence[ModelTool]) -> dict[str, Any]:
+def decision_schema(tools: Sequence[ModelTool], *, answer: bool = True) -> dict[str, Any]:
     """JSON schema of one turn on the schema path: a root object whose `decision` is the
-    answer or one call of one offered tool, with that tool's (strict) arguments.
+    answer or one call of one offered tool, with that tool's (strict) arguments. Without
+    `answer`, the turn must call one of `tools`; with no tools, it must answer.
 
     Providers refuse a union at the root (OpenAI's strict mode, Anthropic's tool input),
     so the union sits one level down, under `decision`.
     """
-    options: list[dict[str, Any]] = [
-        _option({"action": {"type": "string", "enum": [ANSWER]}, "answer": {"type": "string"}})
-    ]
+    options: list[dict[str, Any]] = []
+    if answer or not tools:
+        options.append(
+            _option({"action": {"type": "string", "enum": [ANSWER]}, "answer": {"type": "string"}})
+        )
     for tool in tools:
         arguments = tool_parameters(tool).schema
         options.append(

@@ -21,6 +21,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from steward.models import (
     LLMRequest,
     LLMResult,
+    Routing,
     RunResult,
     ToolInvocation,
     ToolResult,
@@ -127,6 +128,7 @@ class ActivityLog:
                     answer_preview=preview(result.text) if result else "",
                     path=result.path if result else "",
                     tool_calls=[c.name for c in result.tool_calls] if result else [],
+                    routed=_routed(result.routed) if result and result.routed else "",
                     input_tokens=result.usage.input_tokens if result else None,
                     output_tokens=result.usage.output_tokens if result else None,
                     cost_usd=result.usage.cost_usd if result else None,
@@ -267,3 +269,9 @@ class ActivityLog:
                     "failure before the final attempt"
                 )
         return notes
+
+
+def _routed(routing: Routing) -> str:
+    if routing.similarity is None:
+        return routing.tool
+    return f"{routing.tool} (similarity {routing.similarity:.2f})"

@@ -104,6 +104,9 @@ class ModelCall(BaseModel):
     answer_preview: str = ""
     path: str = Field(default="", description="text, schema or native (tool calls)")
     tool_calls: list[str] = Field(default_factory=list, description="tools it called natively")
+    routed: str = Field(
+        default="", description="what tool routing asked the turn for: a tool, or the answer"
+    )
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None

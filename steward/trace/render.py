@@ -185,6 +185,8 @@ def _model(call: ModelCall) -> tuple[str, list[str]]:
         lines.append(
             f"constrained by: {'native tool calls' if call.path == 'native' else 'JSON schema'}"
         )
+    if call.routed:
+        lines.append(f"routed to: {call.routed}")
     if call.answer_preview:
         lines.append(f"answer: {call.answer_preview}")
     if call.tool_calls:
