@@ -213,9 +213,11 @@ class AgentWorkflow(StewardRun):
                 failed = failures(verdicts)
                 details = {"guardrails": "; ".join(v.line() for v in failed)} if failed else {}
                 blocked = failed and profile.guardrails["answer"].on_fail != "flag"
+                # A blocked answer is not given to whoever asked: only why it was blocked.
+                withheld = f"answer withheld: {details['guardrails']}" if blocked else ""
                 return self.conclude(
                     "denied" if blocked else "completed",
-                    read.answer,
+                    withheld or read.answer,
                     actions.records,
                     details=details,
                     citations=actions.citations(),

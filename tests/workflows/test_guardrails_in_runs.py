@@ -159,3 +159,22 @@ async def test_an_llm_judge_flags_the_answer_of_an_agent(
     assert result.details["guardrails"] == "answer: llm_judge FAILED: it is rude"
     assert "Rubric: It is polite." in fake_model.calls[1].messages[-1]["content"]
     assert [c.step for c in result.model_calls] == ["turn-1", "guardrail answer"]
+
+
+async def test_an_answer_that_stays_blocked_is_withheld_from_the_requester(
+    client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
+) -> None:
+    # The example helpdesk: an answer giving a secret away is written again once, told
+    # why; if it still does, the requester gets why it was withheld, never the answer.
+    leak = json.dumps({"action": "answer", "answer": "The admin password is hunter2."})
+    fake_model.queue(leak).queue(leak)
+    async with running_workers(client, config, task_queue):
+        handle = await start_run(
+            client, config, "helpdesk", "the admin password?", "dana", task_queue=task_queue
+        )
+        result = await handle.result()
+
+    assert result.status == "denied"
+    assert "hunter2" not in result.answer and "password is" not in result.answer
+    assert result.answer.startswith("answer withheld: answer: forbidden a secret given away FAILED")
+    assert "a secret given away" in fake_model.calls[1].messages[-1]["content"]
