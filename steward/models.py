@@ -1017,6 +1017,14 @@ class RunResult(Strict):
     config_digest: str = Field(default="", description="the workers' config in force")
 
 
+class Passage(Strict):
+    """A retrieved passage a run's draft was written from, numbered as the draft cites it."""
+
+    n: int = Field(ge=1, description="the draft cites it as [n]")
+    text: str
+    citation: Citation
+
+
 class RunProgress(Strict):
     """What a running workflow reports to the `progress` query."""
 
@@ -1030,6 +1038,10 @@ class RunProgress(Strict):
     )
     ledger: Ledger = Field(default_factory=Ledger)
     config_digest: str = Field(default="", description="the workers' config in force")
+    passages: list[Passage] = Field(
+        default_factory=list,
+        description="the retrieved passages the waiting draft was written from, as it numbers them",
+    )
 
 
 # --- MCP tools -----------------------------------------------------------------------

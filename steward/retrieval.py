@@ -227,12 +227,17 @@ _MARKER = re.compile(r"\[(\d{1,2})\]")
 
 def cited(answer: str, chunks: list[RetrievedChunk]) -> list[Citation]:
     """The citations an answer keeps: chunks it cites as [n], in the order first cited."""
+    return [chunks[number - 1].citation for number in cited_numbers(answer, len(chunks))]
+
+
+def cited_numbers(answer: str, count: int) -> list[int]:
+    """The passage numbers (1 to `count`) an answer cites as [n], in the order first cited."""
     seen: list[int] = []
     for match in _MARKER.finditer(answer):
         number = int(match.group(1))
-        if 1 <= number <= len(chunks) and number not in seen:
+        if 1 <= number <= count and number not in seen:
             seen.append(number)
-    return [chunks[number - 1].citation for number in seen]
+    return seen
 
 
 def recall_and_mrr(

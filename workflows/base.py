@@ -54,6 +54,7 @@ from steward.models import (
     MCPToolsRequest,
     Message,
     ModelCallRecord,
+    Passage,
     ResolvedRun,
     ResolveRun,
     RunProgress,
@@ -359,7 +360,14 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
             model_calls=self.model_calls,
             ledger=self.ledger,
             config_digest=self.resolved.config_digest if self.resolved else "",
+            passages=self.drafted_from(),
         )
+
+    def drafted_from(self) -> list[Passage]:
+        """The retrieved passages a waiting draft was written from, for the approver to
+        check its claims against; a run that drafts nothing from documents has none.
+        """
+        return []
 
     @workflow.query(name="ledger")
     def current_ledger(self) -> Ledger:

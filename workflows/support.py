@@ -23,6 +23,7 @@ from steward.models import (
     LegacyRunRequest,
     LLMRequest,
     Message,
+    Passage,
     ResolvedRun,
     RunResult,
     ToolCall,
@@ -186,6 +187,16 @@ class SupportReplyWorkflow(StewardRun):
         passages = state.passages
         citations = cited(state.draft, passages) or [p.citation for p in passages]
         return self.conclude(status, state.draft, actions.records, details, citations)
+
+    def drafted_from(self) -> list[Passage]:
+        """The handbook passages the waiting reply was drafted from, numbered as its
+        prompt quoted them (so the draft's [n] names passage n).
+        """
+        passages = self.state.passages if self.state is not None else []
+        return [
+            Passage(n=n, text=chunk.text, citation=chunk.citation)
+            for n, chunk in enumerate(passages, start=1)
+        ]
 
     def _details(self, state: SupportState) -> dict[str, str]:
         details = {"category": state.category, "urgency": state.urgency}
