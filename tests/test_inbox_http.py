@@ -13,6 +13,7 @@ import html
 import json
 import re
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,14 +27,22 @@ from steward.inbox.app import build_app
 from steward.inbox.auth import SESSION_COOKIE, Signer, approvers_of
 from steward.models import ApprovalRequest, RunResult
 from steward.plugin import StewardPlugin
-from steward.runs import start_run
+from steward.retrieval import IngestRequest
+from steward.runs import decide, start_run
 from tests.conftest import CODEC
 from tests.support.fake_model import FakeModel
+from tests.support.retrieval import ingest
 from tests.support.stack import mail_text, outbox_messages, running_workers, wait_for_approval
 from tests.workflows.test_support import DRAFT, TICKET
 
 SECRET = b"inbox-test-secret-not-a-secret-0123456789"
 HOSTILE = "Hello Dana,\n\n<script>alert('pwned')</script> your refund is on its way.\n"
+HOSTILE_ESCAPED = "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;"
+HANDBOOK_PAGE = (
+    "# Shipping\n\n## Late parcels\n\n"
+    "A parcel late by more than five days gets a carrier investigation. "
+    "<script>alert('doc')</script>\n"
+)
 
 
 class Inbox:
@@ -143,7 +152,7 @@ async def test_approving_from_the_inbox_sends_the_reply_once(
         page = (await inbox.sign_in("alice")).text
         # What the model wrote is shown as text, never run as markup.
         assert "<script>alert" not in page
-        assert "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;" in page
+        assert HOSTILE_ESCAPED in page
         assert request.id in page and request.args_digest in page
         assert 'value="dana.whitfield@example.com" readonly' in page  # `to` is locked
 
@@ -242,3 +251,74 @@ async def test_a_trusted_header_is_honoured_only_when_asked_for(
             )
             assert stranger.status_code == (403 if header else 401)
     assert "Signed in as <strong>alice" in page.text
+
+
+async def test_a_grounded_draft_shows_the_passages_it_cites(
+    inbox: Inbox,
+    client: Client,
+    config: StewardConfig,
+    fake_model: FakeModel,
+    task_queue: str,
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "handbook"
+    folder.mkdir()
+    (folder / "shipping.md").write_text(HANDBOOK_PAGE)
+    _queue(fake_model, "Hello Dana,\n\nWe have opened a carrier investigation [1].\n")
+    async with running_workers(client, config, task_queue):
+        await ingest(client, IngestRequest(root=str(folder), collection="handbook"), task_queue)
+        handle = await start_run(
+            client, config, "support-reply", TICKET, "dana", task_queue=task_queue
+        )
+        await wait_for_approval(handle)
+        page = (await inbox.sign_in("alice")).text
+        await handle.terminate("test done")
+
+    passages = page[page.index('<section class="passages"') :]
+    passages = passages[: passages.index("</section>")]
+    assert "Passages the draft cites" in passages
+    assert "[1] <code>shipping.md</code>: Shipping &gt; Late parcels" in passages
+    assert "gets a carrier investigation." in passages
+    # A document's text is data: shown as text, never run as markup.
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(&#39;doc&#39;)&lt;/script&gt;" in passages
+
+
+async def test_an_edit_waiting_for_a_second_approver_shows_its_diff(
+    inbox: Inbox,
+    client: Client,
+    config: StewardConfig,
+    fake_model: FakeModel,
+    task_queue: str,
+) -> None:
+    data = config.model_dump()
+    data["tools"]["send_email"]["approval"] = {"group": "support-leads", "required": 2}
+    two = StewardConfig.model_validate(data)
+    _queue(fake_model)
+    async with running_workers(client, two, task_queue):
+        handle = await start_run(
+            client, two, "support-reply", TICKET, "dana", task_queue=task_queue
+        )
+        request = await wait_for_approval(handle)
+        _, receipt = await decide(
+            client,
+            request.id,
+            "alice",
+            approve=True,
+            arguments=request.arguments | {"body": HOSTILE},
+        )
+        assert receipt.status == "awaiting_more"
+        page = (await inbox.sign_in("demo-approver")).text
+        await handle.terminate("test done")
+
+    edits = page[page.index('<section class="edits"') :]
+    edits = edits[: edits.index("</section>")]
+    assert "Edited by alice" in edits
+    assert '<p class="field">body</p>' in edits
+    assert (
+        '<div class="removed">- We are sorry for the delay; a refund of the express fee is on '
+        "its way.</div>" in edits
+    )
+    assert f'<div class="added">+ {HOSTILE_ESCAPED} your refund is on its way.</div>' in edits
+    assert '<div class="same">  Hello Dana,</div>' in edits
+    assert "<script>alert" not in page

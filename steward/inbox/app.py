@@ -27,7 +27,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from steward import approval_view
-from steward.inbox import forms
+from steward.inbox import forms, review
 from steward.inbox.auth import SESSION_COOKIE, SESSION_SECONDS, Signer, SignInError
 from steward.inbox.waiting import age, waiting
 from steward.models import DecisionReceipt
@@ -116,6 +116,10 @@ def build_app(
                 "needs": approval_view.needs(waiting_request),
                 "step": found.steps.get(waiting_request.workflow_id, ""),
                 "link": _run_link(ui, client.namespace, waiting_request.workflow_id),
+                "grounding": review.grounding(
+                    waiting_request, found.passages.get(waiting_request.workflow_id, [])
+                ),
+                "diffs": review.edit_diffs(waiting_request),
             }
             for waiting_request in found.approvals
         ]

@@ -1,9 +1,9 @@
 """What waits for a person, across runs: approvals and open questions, oldest first.
 
 Found as `steward pending` finds them (`steward.runs.pending` and `open_questions`, by
-search attribute, querying only runs still running), each with the step its run is at,
-read from the run's `progress` query; a run that does not answer shows no step rather
-than hiding the rest.
+search attribute, querying only runs still running), each with the step its run is at and
+the passages its draft was written from, read from the run's `progress` query; a run that
+does not answer shows neither rather than hiding the rest.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
-from steward.models import ApprovalRequest, RunProgress
+from steward.models import ApprovalRequest, Passage, RunProgress
 from steward.questions import Question
 from steward.runs import LISTING_QUERY_TIMEOUT, open_questions, pending
 
@@ -26,6 +26,7 @@ class Waiting:
     approvals: list[ApprovalRequest]
     questions: list[Question]
     steps: dict[str, str] = field(default_factory=dict)
+    passages: dict[str, list[Passage]] = field(default_factory=dict)
     unanswered: list[str] = field(default_factory=list)
 
 
@@ -36,19 +37,23 @@ async def waiting(client: Client) -> Waiting:
     questions = await open_questions(client, unanswered)
     runs = {request.workflow_id for request in approvals}
     runs |= {question.workflow_id for question in questions}
-    steps = {workflow_id: await _step(client, workflow_id) for workflow_id in sorted(runs)}
-    return Waiting(approvals, questions, steps, sorted(set(unanswered)))
+    found = Waiting(approvals, questions, unanswered=sorted(set(unanswered)))
+    for workflow_id in sorted(runs):
+        progress = await _progress(client, workflow_id)
+        found.steps[workflow_id] = progress.step if progress else ""
+        found.passages[workflow_id] = progress.passages if progress else []
+    return found
 
 
-async def _step(client: Client, workflow_id: str) -> str:
+async def _progress(client: Client, workflow_id: str) -> RunProgress | None:
     handle = client.get_workflow_handle(workflow_id)
     try:
         progress: RunProgress = await handle.query(
             "progress", result_type=RunProgress, rpc_timeout=LISTING_QUERY_TIMEOUT
         )
     except (RPCError, WorkflowQueryFailedError):
-        return ""
-    return progress.step
+        return None
+    return progress
 
 
 def age(since: datetime, now: datetime | None = None) -> str:
