@@ -3,7 +3,8 @@
 `steward inbox` runs as a real process against the session's Temporal server; a support
 reply waits for approval. Signed in by the link `steward inbox link` prints, the approver
 finds the reply with its draft in the form, fixes the draft and approves: the page says
-so and the message delivered is the edited one. Rejecting needs a reason, and ends the run
+so and the message delivered is the edited one. Where two must approve and the first
+edited, the second sees that edit's diff; rejecting needs a reason, and ends the run
 without sending; the link, used once, is refused the second time.
 """
 
@@ -21,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from steward.config import StewardConfig
 from steward.models import RunResult
-from steward.runs import start_run
+from steward.runs import decide, start_run
 from tests.support.browser import chromium
 from tests.support.fake_model import FakeModel
 from tests.support.inbox_server import inbox_server, sign_in_link
@@ -111,18 +112,29 @@ async def test_reject_with_a_reason_and_a_used_link_is_refused(
     fake_model: FakeModel,
     task_queue: str,
 ) -> None:
+    # Two must approve, and the first edits: alice reads what demo-approver changed.
+    data = config.model_dump()
+    data["tools"]["send_email"]["approval"] = {"group": "support-leads", "required": 2}
+    config = StewardConfig.model_validate(data)
     queue_happy_path(fake_model)
     async with running_workers(client, config, task_queue):
         handle = await start_run(
             client, config, "support-reply", TICKET, "dana", task_queue=task_queue
         )
         request = await wait_for_approval(handle)
+        edited = request.arguments | {"body": FIXED}
+        await decide(client, request.id, "demo-approver", approve=True, arguments=edited)
         async with chromium() as browser:
             page = await browser.new_page(viewport={"width": 1200, "height": 1000})
             page.set_default_timeout(TIMEOUT_MS)
             link = await signed_in(page, inbox, secret_file, "alice")
 
             item = page.locator(f'article[id="{request.id}"]')
+            diff = item.get_by_role("region", name="Earlier edit")
+            await expect(diff).to_contain_text("Edited by demo-approver")
+            await expect(diff.locator(".added")).to_have_text(
+                "+ Sorry for the wait: your parcel left today, and the express fee is refunded."
+            )
             await item.get_by_role("button", name="Reject").click()
             await expect(page.get_by_text("say why you reject it")).to_be_visible()
             await page.get_by_role("link", name="Back to the inbox").click()
