@@ -66,6 +66,19 @@ def stream_signals(history: Any) -> list[Any]:
     ]
 
 
+async def settled_length(handle: Any, timeout: float = 15) -> int:
+    """The run's history length once it stops growing (the approvers' notice, which runs
+    after the request is pending, lands late on a loaded machine)."""
+    async with asyncio.timeout(timeout):
+        length = len((await handle.fetch_history()).events)
+        while True:
+            await asyncio.sleep(0.3)
+            now = len((await handle.fetch_history()).events)
+            if now == length:
+                return now
+            length = now
+
+
 async def test_a_retried_answer_replaces_the_partial_one_and_shows_once(
     client: Client, config: StewardConfig, task_queue: str
 ) -> None:
@@ -136,7 +149,7 @@ async def test_a_watcher_sees_the_whole_run_and_writes_nothing_to_its_history(
         out = io.StringIO()
         printing = asyncio.create_task(print_events(client, handle.id, out))
         request = await wait_for_approval(handle)
-        before = len((await handle.fetch_history()).events)
+        before = await settled_length(handle)  # approvers notified, the run waiting
         await asyncio.sleep(1)  # about ten polls by each watcher, while the run waits
         assert len((await handle.fetch_history()).events) == before
         await decide(client, request.id, "demo-approver", approve=True)
