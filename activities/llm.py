@@ -265,6 +265,9 @@ def litellm_arguments(
         **_constraint(path, request, names, routed, deployment),
         **deployment.sampling.model_dump(exclude_none=True),
     }
+    routing = deployment.tool_routing
+    if request.tools and routing is not None and routing.repeat_penalty is not None:
+        call.setdefault("repeat_penalty", routing.repeat_penalty)
     if deployment.stream:
         call |= {"stream": True, "stream_options": {"include_usage": True}}
     return call

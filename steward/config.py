@@ -121,6 +121,9 @@ class ToolRouting(_Section):
     guardrail) is asked for the answer. Each text the model writes on such a deployment
     (the answer, each string argument) is bounded to `max_text_chars` in the grammar:
     unbounded, it writes until its token limit and the JSON is cut off.
+    `repeat_penalty` (llama.cpp's; the local model leaves grammar-constrained answers
+    unpenalised) applies to agent turns: at 1.0 a file's content came out as "Hello, {{{{..."
+    to the grammar's length bound, at 1.1 "Hello, World!".
     So on such a deployment an agent makes at most one tool call per request. Policy,
     approval and the argument schema apply to a routed call as to any other.
     """
@@ -136,6 +139,12 @@ class ToolRouting(_Section):
         ge=20,
         le=100_000,
         description="longest text in a routed turn: the answer, each string argument",
+    )
+    repeat_penalty: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=2.0,
+        description="llama.cpp's repeat penalty for agent turns here, unless `sampling` sets one",
     )
 
 

@@ -13,10 +13,10 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.embeddings import WordLlamaEmbedder
-from activities.llm import LLMActivities
+from activities.llm import LLMActivities, litellm_arguments
 from activities.tool_routing import Routed, ToolRouter, bounded
 from steward import turns
-from steward.config import Deployment, ToolRouting
+from steward.config import Deployment, Sampling, ToolRouting
 from steward.models import LLMRequest, LLMResult, Message, ModelTool
 from tests.support.fake_model import FakeModel
 
@@ -216,3 +216,21 @@ def test_bounds_tighten_every_string_and_keep_tighter_ones() -> None:
     assert "maxLength" not in properties["code"]  # it must be longer than the bound
     assert properties["tags"]["items"]["maxLength"] == 100
     assert "maxLength" not in properties["count"]
+
+
+def test_a_routing_deployments_repeat_penalty_applies_to_agent_turns_only() -> None:
+    routing = ToolRouting(repeat_penalty=1.1)
+    deployment = Deployment(model="fake/queued", tool_calling="schema", tool_routing=routing)
+    turn = LLMRequest(step="turn-1", tier="fast", messages=first_turn("hi"), tools=TOOLS)
+    assert litellm_arguments(deployment, turn, list(turn.messages), None)["repeat_penalty"] == 1.1
+    classify = LLMRequest(
+        step="classify",
+        tier="fast",
+        messages=first_turn("hi"),
+        response_schema={"type": "object", "properties": {"a": {"type": "string"}}},
+    )
+    assert "repeat_penalty" not in litellm_arguments(
+        deployment, classify, list(classify.messages), None
+    )
+    own = deployment.model_copy(update={"sampling": Sampling(repeat_penalty=1.3)})
+    assert litellm_arguments(own, turn, list(turn.messages), None)["repeat_penalty"] == 1.3
