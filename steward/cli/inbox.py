@@ -95,8 +95,9 @@ def link_command(
 
 
 def _signer(secret_file: Path | None) -> auth.Signer:
+    chosen = secret_file or auth.secret_path()
     try:
-        return auth.Signer(auth.load_secret(secret_file))
+        return auth.Signer(auth.load_secret(chosen), used_file=auth.used_links_path(chosen))
     except (OSError, auth.SignInError) as err:
         typer.secho(f"error: the inbox's secret: {err}", fg="red", err=True)
         raise typer.Exit(2) from None

@@ -1,9 +1,10 @@
 """Who is at the inbox: one-time sign-in links, the session cookie, and CSRF tokens.
 
 A sign-in link carries a token bound to one approver, signed with the inbox's secret,
-valid for minutes and good once (the server remembers the links used until they expire;
-a restart forgets that, and an unexpired link could then be used again, so links are
-short-lived). Opening it gives a session cookie signed the same way; every form carries a
+valid for minutes and good once: the links used are remembered until they expire, in a
+file beside the secret (owner-only, locked while read and written), so a restarted inbox,
+or a second one sharing the secret, refuses them too. Opening it gives a session cookie
+signed the same way; every form carries a
 CSRF token derived from the session, so a page elsewhere cannot post a decision in the
 approver's name. Behind a reverse proxy that signs people in itself, the inbox may instead
 trust a header naming them (off unless asked for).
@@ -17,6 +18,7 @@ inbox link` share (made on first use).
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import hmac
 import json
@@ -63,12 +65,22 @@ def approvers_of(groups: dict[str, list[str]]) -> set[str]:
     return {name for members in groups.values() for name in members}
 
 
+def used_links_path(secret: Path) -> Path:
+    """Where the sign-in links used so far are kept: beside the secret they were signed with."""
+    return secret.with_name(secret.name + ".used")
+
+
 @dataclass
 class Signer:
-    """Signs and checks the inbox's tokens with keys derived from one secret."""
+    """Signs and checks the inbox's tokens with keys derived from one secret.
+
+    With `used_file`, the links used are kept there (see the module doc); without, in
+    this object only (tests, one short-lived process).
+    """
 
     secret: bytes
     used: dict[str, float] = field(default_factory=dict)
+    used_file: Path | None = None
 
     def link_token(self, approver: str, seconds: int = LINK_SECONDS) -> str:
         """A single-use sign-in token for `approver`, valid for `seconds`."""
@@ -80,12 +92,23 @@ class Signer:
         hold (forged, expired or used already).
         """
         claims = self._open("link", token, "sign-in link")
-        now = time.time()
-        self.used = {once: until for once, until in self.used.items() if until > now}
         once = str(claims.get("once", ""))
-        if not once or once in self.used:
+        if not once:
             raise SignInError("this sign-in link was used already: ask for a new one")
-        self.used[once] = float(claims["exp"])
+        if self.used_file is None:
+            self.used = _spend(self.used, once, float(claims["exp"]))
+            return str(claims["sub"])
+        descriptor = os.open(self.used_file, os.O_RDWR | os.O_CREAT, 0o600)
+        with os.fdopen(descriptor, "r+", encoding="utf-8") as kept:
+            fcntl.flock(kept, fcntl.LOCK_EX)  # two requests, or two inboxes, at once
+            try:
+                used = {str(k): float(v) for k, v in json.loads(kept.read() or "{}").items()}
+            except (ValueError, AttributeError):
+                used = {}  # unreadable: start again (expired entries are all it can lose)
+            used = _spend(used, once, float(claims["exp"]))
+            kept.seek(0)
+            kept.truncate()
+            kept.write(json.dumps(used))
         return str(claims["sub"])
 
     def session(self, approver: str) -> str:
@@ -136,6 +159,16 @@ class Signer:
         if claims["exp"] <= time.time():
             raise SignInError(f"this {what} has expired: ask for a new one")
         return claims
+
+
+def _spend(used: dict[str, float], once: str, until: float) -> dict[str, float]:
+    """`used` without expired links and with `once` added; SignInError if it was in it."""
+    now = time.time()
+    kept = {link: expires for link, expires in used.items() if expires > now}
+    if once in kept:
+        raise SignInError("this sign-in link was used already: ask for a new one")
+    kept[once] = until
+    return kept
 
 
 def _b64(data: bytes) -> str:
