@@ -5,7 +5,9 @@ reply waits for approval. Signed in by the link `steward inbox link` prints, the
 finds the reply with its draft in the form, fixes the draft and approves: the page says
 so and the message delivered is the edited one. Where two must approve and the first
 edited, the second sees that edit's diff; rejecting needs a reason, and ends the run
-without sending; the link, used once, is refused the second time.
+without sending; the link, used once, is refused the second time. An expired link, a
+decision on one's own run and a decision from a page gone stale are refused, each saying
+why.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from steward.config import StewardConfig
+from steward.inbox.auth import Signer, load_secret
 from steward.models import RunResult
 from steward.runs import decide, start_run
 from tests.support.browser import chromium
@@ -153,3 +156,59 @@ async def test_reject_with_a_reason_and_a_used_link_is_refused(
     assert outcome.approver == "alice"
     assert outcome.reason == "the customer wrote again; answer that"
     assert outbox_messages(config) == []
+
+
+@pytest.mark.timeout(240)
+async def test_an_expired_link_ones_own_run_and_a_stale_page_are_refused(
+    inbox: str,
+    secret_file: Path,
+    client: Client,
+    config: StewardConfig,
+    fake_model: FakeModel,
+    task_queue: str,
+) -> None:
+    queue_happy_path(fake_model)
+    queue_happy_path(fake_model)
+    async with running_workers(client, config, task_queue):
+        own = await start_run(
+            client, config, "support-reply", TICKET, "alice", task_queue=task_queue
+        )
+        mine = await wait_for_approval(own)
+        theirs_run = await start_run(
+            client, config, "support-reply", TICKET, "dana", task_queue=task_queue
+        )
+        theirs = await wait_for_approval(theirs_run)
+        async with chromium() as browser:
+            page = await browser.new_page(viewport={"width": 1200, "height": 1000})
+            page.set_default_timeout(TIMEOUT_MS)
+            expired = Signer(load_secret(secret_file)).link_token("alice", seconds=-1)
+            await page.goto(f"{inbox}/signin?token={expired}", wait_until="domcontentloaded")
+            await expect(page.get_by_text("expired")).to_be_visible()
+
+            await signed_in(page, inbox, secret_file, "alice")
+            # her own run: the gate refuses, and the page says why
+            item = page.locator(f'article[id="{mine.id}"]')
+            await item.get_by_role("button", name="Approve").click()
+            await expect(
+                page.get_by_text("requested this action and cannot approve it")
+            ).to_be_visible()
+
+            # a page left open while someone else decides: its decision is refused
+            await page.get_by_role("link", name="Back to the inbox").click()
+            item = page.locator(f'article[id="{theirs.id}"]')
+            await expect(item.get_by_role("heading", name="send_email")).to_be_visible()
+            await decide(client, theirs.id, "demo-approver", approve=True)
+            result: RunResult = await asyncio.wait_for(theirs_run.result(), 60)
+            await item.get_by_role("button", name="Approve").click()
+            await expect(page.get_by_role("heading", name="Not decided")).to_be_visible()
+            await expect(
+                page.get_by_text(f"no pending approval with id '{theirs.id}'")
+            ).to_be_visible()
+
+        assert (await wait_for_approval(own)).id == mine.id  # nothing was decided
+        await own.terminate("test done")
+
+    assert result.status == "completed"
+    (outcome,) = result.approvals
+    assert outcome.approver == "demo-approver"
+    assert len(outbox_messages(config)) == 1
