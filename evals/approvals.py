@@ -1,7 +1,8 @@
 """Scripted approvals: how an eval answers an approval request of one of its runs.
 
 Pure, for `EvalWorkflow`. A case lists one step per approval notice, in order (the last
-repeats): approve, reject, or let it time out, optionally after a reviewer's delay. The
+repeats): approve (as the call is, or an edit of it: `arguments`), reject, or let it time
+out, optionally after a reviewer's delay. The
 decisions go to the run as ordinary `decide` signals, so the run's approval gate checks
 them exactly as it checks a person's: the digest must match, the approver must be allowed
 and must not be the requester, and N-of-M rules need N distinct approvers.
@@ -10,7 +11,7 @@ and must not be the requester, and N-of-M rules need N distinct approvers.
 from __future__ import annotations
 
 from evals.models import ApprovalStep
-from steward.models import ApprovalDecision, ApprovalRequest
+from steward.models import ApprovalDecision, ApprovalRequest, args_digest
 
 APPROVE_BY_DEFAULT = ApprovalStep(decision="approve")
 
@@ -35,7 +36,11 @@ def decisions_for(request: ApprovalRequest, step: ApprovalStep) -> list[Approval
         eligible = [step.approver, *(name for name in eligible if name != step.approver)]
     needed = 1 if step.decision == "reject" else max(1, request.required - len(request.approved_by))
     reason = step.reason or f"scripted {step.decision} (eval)"
-    return [
+    edit = step.arguments if step.arguments not in (None, request.arguments) else None
+    if edit is not None:
+        # The edit resets approvals given before it: the editor and the rest approve it.
+        needed = max(1, request.required)
+    decisions = [
         ApprovalDecision(
             request_id=request.id,
             args_digest=request.args_digest,
@@ -44,4 +49,12 @@ def decisions_for(request: ApprovalRequest, step: ApprovalStep) -> list[Approval
             reason=reason,
         )
         for name in eligible[:needed]
+    ]
+    if edit is None or not decisions:
+        return decisions
+    edited = args_digest(request.tool, edit)
+    first, *rest = decisions
+    return [
+        first.model_copy(update={"arguments": edit}),
+        *(decision.model_copy(update={"args_digest": edited}) for decision in rest),
     ]

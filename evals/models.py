@@ -46,11 +46,21 @@ class ApprovalStep(Strict):
     after_seconds: float = Field(default=0.0, ge=0, le=86_400, description="a reviewer's delay")
     approver: str | None = Field(default=None, description="default: an allowed approver")
     reason: str = Field(default="", max_length=2_000)
+    arguments: dict[str, Any] | None = Field(
+        default=None,
+        description="approve these arguments instead of the call's: the approver's edit",
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _bare(cls, data: object) -> object:
         return {"decision": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _edit_is_approved(self) -> ApprovalStep:
+        if self.arguments is not None and self.decision != "approve":
+            raise ValueError("arguments (an edit) go with decision approve only")
+        return self
 
 
 class EvalCase(Strict):

@@ -206,7 +206,9 @@ def _approvals(approvals: list[ApprovalTrace]) -> list[ApprovalStep]:
             named = (
                 approval.approver if approval.approver and "," not in approval.approver else None
             )
-            steps.append(ApprovalStep(decision="approve", approver=named))
+            # An approver's edit is replayed as that edit (what was approved, and sent).
+            edit = approval.arguments if approval.original_arguments is not None else None
+            steps.append(ApprovalStep(decision="approve", approver=named, arguments=edit))
         elif approval.status == "rejected":
             steps.append(
                 ApprovalStep(decision="reject", approver=approval.approver, reason=approval.reason)

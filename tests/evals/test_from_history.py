@@ -11,12 +11,17 @@ from temporalio.client import Client
 
 import evals.worker
 from evals.recording import save_suite, suite_from_histories
-from evals.suite import SuiteError, load_suite
+from evals.suite import Suite, SuiteError, load_suite
+from steward.codec import codec_from_environment
 from steward.config import StewardConfig
-from steward.models import RunResult
+from steward.decoding import decode_history
+from steward.models import RunResult, ToolInvocation
 from steward.replay import load_history
+from steward.runs import decide, start_run
 from tests.evals.support import REPO, request_for, run_request
 from tests.support.fake_model import FakeModel
+from tests.support.stack import running_workers, wait_for_approval
+from tests.workflows.test_support import TICKET, queue_happy_path
 from workers import build
 from workflows.base import RunInput
 from workflows.support import SupportReplyWorkflow
@@ -98,3 +103,35 @@ async def test_a_change_to_the_orchestration_fails_its_recorded_case(
     assert list(failed) == ["exact:details"]  # the answer, actions and approvals still agree
     assert '"urgency": "high"' in failed["exact:details"]
     assert fake_model.calls == []
+
+
+async def test_an_approvers_edit_is_replayed_as_that_edit(
+    client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
+) -> None:
+    queue_happy_path(fake_model)
+    async with running_workers(client, config, task_queue):
+        handle = await start_run(
+            client, config, "support-reply", TICKET, "dana", task_queue=task_queue
+        )
+        request = await wait_for_approval(handle)
+        edited = request.arguments | {"body": "Hello Dana,\n\nYour parcel left today.\n"}
+        await decide(client, request.id, "alice", approve=True, arguments=edited)
+        await handle.result()
+        history = await decode_history(await handle.fetch_history(), codec_from_environment())
+
+    (case,) = suite_from_histories([history]).cases
+    assert case.approvals is not None
+    (step,) = case.approvals
+    assert (step.decision, step.approver, step.arguments) == ("approve", "alice", edited)
+
+    asked = len(fake_model.calls)
+    recorded: list[ToolInvocation] = []
+    rerun = Suite(suite="edits", target="support-reply", cases=[case])
+    result = await run_request(
+        client, config, request_for(rerun, config, task_queue), task_queue, recorded=recorded
+    )
+    (outcome,) = result.outcomes
+    assert outcome.passed, [f"{s.name}: {s.detail}" for s in outcome.scores if not s.passed]
+    (sent,) = [call for call in recorded if call.call.tool == "send_email"]
+    assert sent.call.arguments["body"] == edited["body"]
+    assert len(fake_model.calls) == asked  # the rerun answered from the record, no model
