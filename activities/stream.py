@@ -37,7 +37,7 @@ provider's or the local model's first token rarely comes sooner, so watchers los
 a fast call (a cache, a small model on a GPU) no longer pays a signal per answer."""
 
 FIRST_WAIT: Final = timedelta(milliseconds=250)
-"""Wait after the first batch (which goes at once) before the second."""
+"""Wait after the first batch (sent once the call has run `HOLD`) before the second."""
 
 LONGEST_WAIT: Final = timedelta(seconds=2)
 """Longest wait between batches: the wait doubles up to this."""
