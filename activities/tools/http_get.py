@@ -69,7 +69,7 @@ class HttpActivities:
                     async with client.stream("GET", url) as response:
                         if response.is_redirect:
                             target = url.join(response.headers["location"])
-                            refusal = self._refusal(target)
+                            refusal = url_refusal(target, self.allow_hosts)
                             if refusal is None:
                                 url = target
                                 continue
@@ -91,9 +91,6 @@ class HttpActivities:
             type="TooManyRedirects",
             non_retryable=True,
         )
-
-    def _refusal(self, url: httpx.URL) -> str | None:
-        return url_refusal(url, self.allow_hosts)
 
     def _result(
         self, response: httpx.Response, body: bytes, *, truncated: bool, note: str = ""
