@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, Page, expect
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -29,7 +29,13 @@ from steward.runs import decide, start_run
 from tests.support.browser import chromium
 from tests.support.fake_model import FakeModel
 from tests.support.inbox_server import inbox_server, sign_in_link
-from tests.support.stack import mail_text, outbox_messages, running_workers, wait_for_approval
+from tests.support.stack import (
+    mail_text,
+    outbox_messages,
+    running_workers,
+    wait_for_approval,
+    with_send_approval,
+)
 from tests.workflows.test_support import TICKET, queue_happy_path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,6 +59,13 @@ def inbox(env: WorkflowEnvironment, secret_file: Path) -> Iterator[str]:
     address = env.client.service_client.config.target_host
     with inbox_server(address, CONFIG, secret_file) as url:
         yield url
+
+
+async def opened_page(browser: Browser) -> Page:
+    """A page the size of a laptop screen, waiting as long as the tests allow."""
+    page = await browser.new_page(viewport={"width": 1200, "height": 1000})
+    page.set_default_timeout(TIMEOUT_MS)
+    return page
 
 
 async def signed_in(page: Page, inbox: str, secret_file: Path, approver: str) -> str:
@@ -80,8 +93,7 @@ async def test_sign_in_edit_the_draft_and_approve(
         )
         request = await wait_for_approval(handle)
         async with chromium() as browser:
-            page = await browser.new_page(viewport={"width": 1200, "height": 1000})
-            page.set_default_timeout(TIMEOUT_MS)
+            page = await opened_page(browser)
             await signed_in(page, inbox, secret_file, "alice")
 
             item = page.locator(f'article[id="{request.id}"]')
@@ -116,9 +128,7 @@ async def test_reject_with_a_reason_and_a_used_link_is_refused(
     task_queue: str,
 ) -> None:
     # Two must approve, and the first edits: alice reads what demo-approver changed.
-    data = config.model_dump()
-    data["tools"]["send_email"]["approval"] = {"group": "support-leads", "required": 2}
-    config = StewardConfig.model_validate(data)
+    config = with_send_approval(config, group="support-leads", required=2)
     queue_happy_path(fake_model)
     async with running_workers(client, config, task_queue):
         handle = await start_run(
@@ -128,8 +138,7 @@ async def test_reject_with_a_reason_and_a_used_link_is_refused(
         edited = request.arguments | {"body": FIXED}
         await decide(client, request.id, "demo-approver", approve=True, arguments=edited)
         async with chromium() as browser:
-            page = await browser.new_page(viewport={"width": 1200, "height": 1000})
-            page.set_default_timeout(TIMEOUT_MS)
+            page = await opened_page(browser)
             link = await signed_in(page, inbox, secret_file, "alice")
 
             item = page.locator(f'article[id="{request.id}"]')
@@ -179,8 +188,7 @@ async def test_an_expired_link_ones_own_run_and_a_stale_page_are_refused(
         )
         theirs = await wait_for_approval(theirs_run)
         async with chromium() as browser:
-            page = await browser.new_page(viewport={"width": 1200, "height": 1000})
-            page.set_default_timeout(TIMEOUT_MS)
+            page = await opened_page(browser)
             expired = Signer(load_secret(secret_file)).link_token("alice", seconds=-1)
             await page.goto(f"{inbox}/signin?token={expired}", wait_until="domcontentloaded")
             await expect(page.get_by_text("expired")).to_be_visible()

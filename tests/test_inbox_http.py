@@ -32,7 +32,13 @@ from steward.runs import decide, start_run
 from tests.conftest import CODEC
 from tests.support.fake_model import FakeModel
 from tests.support.retrieval import ingest
-from tests.support.stack import mail_text, outbox_messages, running_workers, wait_for_approval
+from tests.support.stack import (
+    mail_text,
+    outbox_messages,
+    running_workers,
+    wait_for_approval,
+    with_send_approval,
+)
 from tests.workflows.test_support import DRAFT, TICKET
 
 SECRET = b"inbox-test-secret-not-a-secret-0123456789"
@@ -96,6 +102,12 @@ def _form_of(page: str, approval_id: str) -> dict[str, str]:
     for name, value in re.findall(r'name="(arg\.[^"]+)" value="([^"]*)"', form):
         fields[html.unescape(name)] = html.unescape(value)
     return fields
+
+
+def section(page: str, name: str) -> str:
+    """The page's first `<section class="name">`, up to its end."""
+    start = page[page.index(f'<section class="{name}"') :]
+    return start[: start.index("</section>")]
 
 
 def _queue(fake: FakeModel, draft: str = DRAFT) -> None:
@@ -274,8 +286,7 @@ async def test_a_grounded_draft_shows_the_passages_it_cites(
         page = (await inbox.sign_in("alice")).text
         await handle.terminate("test done")
 
-    passages = page[page.index('<section class="passages"') :]
-    passages = passages[: passages.index("</section>")]
+    passages = section(page, "passages")
     assert "Passages the draft cites" in passages
     assert "[1] <code>shipping.md</code>: Shipping &gt; Late parcels" in passages
     assert "gets a carrier investigation." in passages
@@ -291,9 +302,7 @@ async def test_an_edit_waiting_for_a_second_approver_shows_its_diff(
     fake_model: FakeModel,
     task_queue: str,
 ) -> None:
-    data = config.model_dump()
-    data["tools"]["send_email"]["approval"] = {"group": "support-leads", "required": 2}
-    two = StewardConfig.model_validate(data)
+    two = with_send_approval(config, group="support-leads", required=2)
     _queue(fake_model)
     async with running_workers(client, two, task_queue):
         handle = await start_run(
@@ -311,8 +320,7 @@ async def test_an_edit_waiting_for_a_second_approver_shows_its_diff(
         page = (await inbox.sign_in("demo-approver")).text
         await handle.terminate("test done")
 
-    edits = page[page.index('<section class="edits"') :]
-    edits = edits[: edits.index("</section>")]
+    edits = section(page, "edits")
     assert "Edited by alice" in edits
     assert '<p class="field">body</p>' in edits
     assert (

@@ -74,6 +74,13 @@ async def running_workers(
         yield
 
 
+def with_send_approval(config: StewardConfig, **approval: Any) -> StewardConfig:
+    """`config` with send_email's approval rule replaced by `approval` (group, required...)."""
+    data = config.model_dump()
+    data["tools"]["send_email"]["approval"] = approval
+    return StewardConfig.model_validate(data)
+
+
 QUERY_RPC_SECONDS = 5.0
 """How long one progress query may wait for a worker before it is asked again."""
 

@@ -25,7 +25,13 @@ from steward.trace import build_trace, render_text
 from tests.support.fake_model import FakeModel
 from tests.support.histories import readable_history
 from tests.support.identity import people, with_identity
-from tests.support.stack import mail_text, outbox_messages, running_workers, wait_for_approval
+from tests.support.stack import (
+    mail_text,
+    outbox_messages,
+    running_workers,
+    wait_for_approval,
+    with_send_approval,
+)
 from tests.workflows.test_support import DRAFT, TICKET, queue_happy_path
 
 FIXED = "Hello Dana,\n\nSorry for the delay: your parcel leaves today.\n"
@@ -111,13 +117,7 @@ async def test_an_edit_resets_earlier_approvals_and_the_acting_worker_checks_it(
     monkeypatch.setenv("STEWARD_KEYS_DIR", str(tmp_path / "keys"))
     keys = people(tmp_path / "keys", "alice", "demo-approver")
     strict = with_identity(config, keys)
-    data = strict.model_dump()
-    data["tools"]["send_email"]["approval"] = {
-        "group": "support-leads",
-        "required": 2,
-        "signed": True,
-    }
-    strict = StewardConfig.model_validate(data)
+    strict = with_send_approval(strict, group="support-leads", required=2, signed=True)
     queue_happy_path(fake_model)
     async with running_workers(client, strict, task_queue):
         handle = await start_run(
