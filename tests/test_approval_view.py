@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 
 from temporalio.client import Client
 from typer.testing import CliRunner
@@ -15,6 +14,7 @@ from steward.cli import app
 from steward.config import StewardConfig
 from steward.models import ApprovalRequest
 from steward.runs import start_run
+from tests.support.approvals import waiting_request
 from tests.support.fake_model import FakeModel
 from tests.support.stack import running_workers, wait_for_approval
 
@@ -25,18 +25,7 @@ LONG_BODY = "Please pay. " * 40
 
 
 def request(**arguments: object) -> ApprovalRequest:
-    now = datetime(2026, 12, 1, tzinfo=UTC)
-    return ApprovalRequest(
-        id="helpdesk-1:abcd1234-1",
-        workflow_id="helpdesk-1",
-        tool="send_email",
-        args_digest="0123456789abcdef",
-        arguments=dict(arguments),
-        requester="dana",
-        approvers=["alice"],
-        requested_at=now,
-        deadline=now,
-    )
+    return waiting_request(arguments, workflow_id="helpdesk-1")
 
 
 def test_control_and_invisible_characters_are_made_visible() -> None:

@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from steward.inbox import forms
 from steward.models import ApprovalRequest
 from steward.runs import RunError
+from tests.support.approvals import waiting_request
 
 BODY = "Hello Dana,\n\nYour parcel left today.\n"
 
 
 def request(**arguments: object) -> ApprovalRequest:
-    now = datetime(2026, 12, 1, tzinfo=UTC)
-    return ApprovalRequest(
-        id="support-reply-1:abcd1234-1",
-        workflow_id="support-reply-1",
-        tool="send_email",
-        args_digest="0123456789abcdef",
-        arguments=dict(arguments),
-        requester="dana",
-        approvers=["alice"],
-        requested_at=now,
-        deadline=now,
-        locked=["to"],
-    )
+    return waiting_request(arguments, locked=["to"])
 
 
 def test_fields_follow_the_schema_and_show_what_it_does_not_name() -> None:

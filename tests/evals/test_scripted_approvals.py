@@ -2,31 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 from pydantic import ValidationError
 
 from evals.approvals import decisions_for
 from evals.models import ApprovalStep
 from steward.models import ApprovalRequest, args_digest
+from tests.support.approvals import waiting_request
 
 ARGUMENTS = {"to": "dana@example.com", "subject": "Your parcel", "body": "It left today."}
 EDIT = ARGUMENTS | {"body": "It left this morning."}
 
 
 def request(required: int) -> ApprovalRequest:
-    now = datetime.now(UTC)
-    return ApprovalRequest(
-        id="support-reply-1:abc-1",
-        workflow_id="support-reply-1",
-        tool="send_email",
+    return waiting_request(
+        ARGUMENTS,
         args_digest=args_digest("send_email", ARGUMENTS),
-        arguments=ARGUMENTS,
-        requester="dana",
         approvers=["dana", "alice", "bob", "carol"],
-        requested_at=now,
-        deadline=now,
         required=required,
     )
 
