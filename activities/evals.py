@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from temporalio import activity
@@ -38,17 +38,13 @@ from steward.codec import CodecError
 from steward.decoding import decode_history
 from steward.models import (
     ApprovalNotice,
-    HttpGetArgs,
     LLMRequest,
     LLMResult,
     MCPToolList,
     MCPToolsRequest,
-    PublishFileArgs,
-    SendEmailArgs,
     ToolInvocation,
     ToolResult,
     Usage,
-    WriteFileArgs,
 )
 from steward.retrieval import (
     BatchResult,
@@ -61,6 +57,8 @@ from steward.retrieval import (
     ScanPage,
     ScanRequest,
 )
+from steward.tools import Tool
+from steward.tools.http_get import HttpGetArgs
 from steward.trace import build_trace
 
 SANDBOX = "sandbox"
@@ -216,36 +214,19 @@ class SandboxTools:
             return {"*": "scripted"}
         return dict(self.mcp.servers) if self.mcp is not None else {}
 
-    @activity.defn(name="send_email")
-    async def send_email(self, invocation: ToolInvocation) -> ToolResult:
-        """Record the email the run would have sent."""
-        args = parse_arguments(SendEmailArgs, invocation)
-        would = f'sent "{args.subject}" to {args.to} ({len(args.body)} characters)'
-        return await self._record(invocation, would)
-
-    @activity.defn(name="write_file")
-    async def write_file(self, invocation: ToolInvocation) -> ToolResult:
-        """Record the file the run would have written to the workspace."""
-        args = parse_arguments(WriteFileArgs, invocation)
-        would = f"written {len(args.content)} characters to {args.path} in the workspace"
-        return await self._record(invocation, would)
-
-    @activity.defn(name="publish_file")
-    async def publish_file(self, invocation: ToolInvocation) -> ToolResult:
-        """Record the file the run would have published."""
-        args = parse_arguments(PublishFileArgs, invocation)
-        would = f"published {len(args.content)} characters as {args.path}"
-        return await self._record(invocation, would)
-
-    @activity.defn(name="http_get")
-    async def http_get(self, invocation: ToolInvocation) -> ToolResult:
-        """Record the page the run would have fetched (evals do not reach the network);
-        a URL the workers' http_get would refuse is refused here the same way.
+    def activity_for(self, tool: Tool[Any]) -> Callable[[ToolInvocation], Awaitable[ToolResult]]:
+        """The tool's activity in the sandbox: its arguments checked as the real one checks
+        them, the call recorded, nothing done. A URL the workers' http_get would refuse is
+        refused here the same way (evals do not reach the network either way).
         """
-        args = parse_arguments(HttpGetArgs, invocation)
-        if self.allow_hosts is not None:
-            checked_url(args.url, self.allow_hosts)
-        return await self._record(invocation, f"fetched {args.url}")
+
+        async def record(invocation: ToolInvocation) -> ToolResult:
+            args = parse_arguments(tool.arguments, invocation)
+            if isinstance(args, HttpGetArgs) and self.allow_hosts is not None:
+                checked_url(args.url, self.allow_hosts)
+            return await self._record(invocation, tool.would(args))
+
+        return activity.defn(name=tool.name)(record)
 
     @activity.defn(name="call_mcp_tool")
     async def call_mcp_tool(self, invocation: ToolInvocation) -> ToolResult:

@@ -776,8 +776,14 @@ async def steward_worker(address: str, queue: str, scratch: Path, latency: float
     """Steward's default worker (workflows, model calls, non-privileged tools)."""
     from activities.llm import LLMActivities
     from activities.tools.email import OutboxActivities
-    from activities.tools.http_get import HttpActivities
-    from workers.build import Activities, authority, build_workers
+    from workers.build import (
+        Activities,
+        authority,
+        build_workers,
+        file_activities,
+        http_activities,
+        retrieval_activities,
+    )
 
     install_fake_model(BenchFake(latency=latency))
     config = bench_config(scratch)
@@ -785,11 +791,10 @@ async def steward_worker(address: str, queue: str, scratch: Path, latency: float
         llm=LLMActivities(config.tiers, allow_paid=False),
         outbox=OutboxActivities(Path(config.outbox), config.sender),
         authority=authority(config),
-        http=HttpActivities(
-            config.http.allow_hosts,
-            max_bytes=config.http.max_bytes,
-            timeout_seconds=config.http.timeout_seconds,
-        ),
+        files=file_activities(config),
+        http=http_activities(config),
+        # Granted to the example's agents; a worker must serve every granted tool.
+        retrieval=retrieval_activities(config, environ={}),
     )
     client = await Client.connect(address, plugins=[steward_plugin()])
     (worker,) = build_workers(client, activities, task_queue=queue, role="default")

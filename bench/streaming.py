@@ -41,7 +41,6 @@ from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.testing import WorkflowEnvironment
 
 from activities.llm import LLMActivities, litellm_arguments
-from activities.tools import default_specs
 from bench import steward_plugin
 from steward import devserver
 from steward import search_attributes as sa
@@ -49,6 +48,7 @@ from steward.config import StewardConfig, load_config
 from steward.events import TOPIC, TextDelta
 from steward.models import LLMRequest, Message
 from steward.runs import start_run
+from steward.tools import default_specs
 from steward.watch import follow
 from tests.support.fake_model import FakeModel, FakeReply, install_fake_model
 from tests.support.stack import activities_for_tests, running_workers

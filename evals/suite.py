@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from evals.expectations import Expectation, JudgeSpec
 from evals.models import CASE_ID_PATTERN, ApprovalStep, EvalCase
 from evals.script import Script
+from steward import tools
 from steward.config import ConfigError, StewardConfig
 from steward.models import AgentProfile, EvalOptions, LegacyRunRequest, RunRequest, problems
 from steward.runs import RunError
@@ -245,15 +246,13 @@ def resolve_cases(
     judge_tier: str | None = None,
 ) -> list[EvalCase]:
     """Each case as a run input, checked against steward.yaml, with the eval's options."""
-    from activities.tools import default_specs
-
     for name, value in (("--tier", tier), ("--judge-tier", judge_tier)):
         if value is not None and value not in config.tiers:
             raise SuiteError(f"{name}: unknown tier {value!r} (tiers: {', '.join(config.tiers)})")
     judge = judge_tier or suite.judge_tier
     if judge is not None and judge not in config.tiers:
         raise SuiteError(f"judge_tier: unknown tier {judge!r} (tiers: {', '.join(config.tiers)})")
-    specs = default_specs()
+    specs = tools.default_specs()
     resolved = []
     for case in cases:
         where = f"case {case.id}"

@@ -51,25 +51,12 @@ from steward.models import (
     RiskClass,
     ToolSpec,
 )
-from steward.questions import ASK_HUMAN
 from steward.retrieval import COLLECTION_NAME, SEARCH_DOCS, WORDLLAMA
 from steward.signing import SigningKeyError, parse_public_key
 from steward.targets import PLAYBOOKS
 
 DEFAULT_CONFIG_PATHS = (Path("steward.yaml"), Path("examples/steward.yaml"))
 
-ASK_HUMAN_SPEC = ToolSpec(
-    name=ASK_HUMAN,
-    description=(
-        "Ask the person who started this run a question and wait for their reply "
-        "(question, optional timeout_seconds); use it when the request is unclear."
-    ),
-    risk=RiskClass.READ,
-    side_effects=False,
-)
-"""ask_human has no activity, so no registry entry: the workflow asks, durably. It only
-reads from a human, so it is allowed by default; `tools.ask_human` can still override it.
-"""
 DEFAULT_NAMESPACE = "default"
 
 GUARDED_STEPS = {"playbook": {"draft"}, "agent": {"answer"}}
@@ -895,11 +882,10 @@ class StewardConfig(_Section):
         )
 
     def _tool_spec(self, agent: str, tool: str, registry: Mapping[str, ToolSpec]) -> ToolSpec:
-        base = registry.get(tool) or (ASK_HUMAN_SPEC if tool == ASK_HUMAN else None)
+        base = registry.get(tool)
         if base is None:
             raise ConfigError(
-                f"agents.{agent}.tools: unknown tool {tool!r} "
-                f"(available: {sorted([*registry, ASK_HUMAN])})"
+                f"agents.{agent}.tools: unknown tool {tool!r} (available: {sorted(registry)})"
             )
         override = self.tools.get(tool, ToolConfig())
         if tool == SEARCH_DOCS:
@@ -968,7 +954,7 @@ class StewardConfig(_Section):
         Settings under `tools:` must name a tool too: a misspelt name would otherwise be
         ignored, and the real tool would run on its defaults (a laxer approval, say).
         """
-        known = sorted([*registry, ASK_HUMAN])
+        known = sorted(registry)
         for tool in self.tools:
             if tool not in known:
                 raise ConfigError(

@@ -30,6 +30,9 @@ from steward.models import (
 HANDOFF = "handoff"
 """The action name the model uses to hand work to specialists."""
 
+DESCRIPTION = "Hand tasks to specialists; each works with its own tools and answers back."
+"""The handoff tool's description, as the model reads it."""
+
 MAX_TASK_CHARS = 20_000
 """Longest task text one specialist is given; it travels in history twice (call, child input)."""
 
@@ -128,7 +131,7 @@ def handoff_tool(profile: AgentProfile) -> ModelTool | None:
     }
     return ModelTool(
         name=HANDOFF,
-        description="Hand tasks to specialists; each works with its own tools and answers back.",
+        description=DESCRIPTION,
         parameters={
             "type": "object",
             "properties": {

@@ -11,9 +11,7 @@ import hashlib
 import json
 from datetime import datetime
 from enum import StrEnum
-from pathlib import PurePosixPath
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     ConfigDict,
@@ -366,100 +364,6 @@ def arguments_sha256(tool: str, arguments: dict[str, Any]) -> str:
 def args_digest(tool: str, arguments: dict[str, Any]) -> str:
     """The first 16 hex of `arguments_sha256`: what an approver compares and types."""
     return arguments_sha256(tool, arguments)[:16]
-
-
-class SendEmailArgs(Strict):
-    """Arguments of the send_email tool."""
-
-    to: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
-    subject: str = Field(min_length=1, max_length=300)
-    body: str = Field(min_length=1, max_length=100_000)
-
-
-MAX_FILE_CHARS = 1_000_000
-"""Largest file content a tool call may carry: it travels in history (2 MB payload limit)."""
-
-
-def relative_path_problem(path: str) -> str | None:
-    """Why `path` cannot name a file inside a tool's directory, or None if it can.
-
-    Only the text is judged here, so a workflow refuses a bad path before asking anyone to
-    approve it; the activity still resolves symlinks on disk before it writes.
-    """
-    if any(ord(c) < 32 or ord(c) == 127 for c in path):
-        return "control characters are not allowed in a path"
-    if "\\" in path:
-        return "use / between directories, not \\"
-    if path.startswith("/") or (len(path) > 1 and path[1] == ":" and path[0].isalpha()):
-        return "absolute paths are refused: give a path relative to the tool's directory"
-    parts = PurePosixPath(path).parts
-    if ".." in parts:
-        return "'..' is refused: the path must stay inside the tool's directory"
-    if not parts or path.endswith("/"):
-        return "the path names a directory, not a file"
-    return None
-
-
-def _at_most(value: str, limit: int) -> str:
-    """Length limits of tool arguments are checked in validators, not declared as the
-    schema's maxLength: the agent's output grammar is built from the schema, and llama.cpp
-    expands maxLength into rules per character (a long limit crashes its grammar parser).
-    """
-    if len(value) > limit:
-        raise ValueError(f"{len(value):,} characters; at most {limit:,}")
-    return value
-
-
-class WriteFileArgs(Strict):
-    """Arguments of write_file: a path inside the workspace and the text to put there."""
-
-    path: str = Field(min_length=1, description="relative to the workspace, e.g. notes/summary.md")
-    content: str
-
-    @field_validator("path")
-    @classmethod
-    def _inside(cls, value: str) -> str:
-        problem = relative_path_problem(_at_most(value, 500))
-        if problem is not None:
-            raise ValueError(problem)
-        return value
-
-    @field_validator("content")
-    @classmethod
-    def _fits(cls, value: str) -> str:
-        return _at_most(value, MAX_FILE_CHARS)
-
-
-class PublishFileArgs(WriteFileArgs):
-    """Arguments of publish_file: a path inside the published directory and its text.
-
-    The content is in the arguments (not read from the workspace) so an approver approves
-    exactly the bytes that get published.
-    """
-
-
-class HttpGetArgs(Strict):
-    """Arguments of http_get: an http(s) URL (its host must be on the worker's allow list)."""
-
-    url: str = Field(min_length=1, description="http:// or https:// URL")
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        _at_most(value, 2_000)
-        try:
-            parts = urlsplit(value)
-            _ = parts.port  # reading the port is what validates it
-        except ValueError as err:
-            raise ValueError(f"not a valid URL ({err})") from None
-        if parts.scheme not in ("http", "https"):
-            raise ValueError("only http:// and https:// URLs can be fetched")
-        if not parts.hostname:
-            raise ValueError("the URL names no host")
-        if "@" in parts.netloc:
-            # Anything in the arguments is stored in history; credentials do not go there.
-            raise ValueError("credentials in the URL are refused")
-        return value
 
 
 class ToolInvocation(Strict):

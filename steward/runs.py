@@ -35,7 +35,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from steward import authority, queues, signing
+from steward import authority, queues, signing, tools
 from steward import search_attributes as sa
 from steward.approval_view import visible
 from steward.config import ConfigError, StewardConfig
@@ -90,10 +90,8 @@ def build_request(
     except ValidationError as err:
         raise RunError(f"bad run input: {problems(err, 'input')}") from None
     if config is not None:
-        from activities.tools import default_specs
-
         try:
-            config.profile(target, default_specs())
+            config.profile(target, tools.default_specs())
         except ConfigError as err:
             raise RunError(str(err)) from None
     if workflow_type(target) == PLAYBOOKS["support-reply"]:
@@ -370,13 +368,11 @@ def normalized_arguments(tool: str, arguments: dict[str, Any]) -> dict[str, Any]
     """Edited arguments as a built-in tool's schema writes them (RunError if they do not
     fit it); an MCP tool's as given (the run checks them against its server's schema).
     """
-    from activities.tools import REGISTRY
-
-    definition = REGISTRY.get(tool)
-    if definition is None:
+    entry = tools.find(tool)
+    if entry is None:
         return arguments
     try:
-        return definition.args_model.model_validate(arguments).model_dump()
+        return entry.normalized(arguments)
     except ValidationError as err:
         raise RunError(f"your edit does not fit {tool}: {problems(err, 'arguments')}") from None
 

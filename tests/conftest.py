@@ -119,6 +119,8 @@ def config(tmp_path: Path) -> StewardConfig:
             "agents": agents,
             "tiers": {name: [{"model": "fake/queued"}] for name in base.tiers},
             "outbox": str(tmp_path / "outbox"),
+            "files": base.files.model_dump()
+            | {"workspace": str(tmp_path / "workspace"), "published": str(tmp_path / "published")},
             "retrieval": base.retrieval.model_dump() | {"store": str(tmp_path / "qdrant")},
             "blobs": base.blobs.model_dump() | {"path": str(tmp_path / "blobs")},
         }

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from activities.tools import default_specs
 from steward import policy
 from steward.config import ConfigError, load_config
 from steward.models import (
@@ -23,6 +22,7 @@ from steward.models import (
 )
 from steward.routing import Step, choose_tier
 from steward.tickets import parse_ticket
+from steward.tools import default_specs
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "steward.yaml"
 

@@ -12,9 +12,9 @@ from temporalio.activity import _Definition
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.tools import REGISTRY, default_specs
 from steward.config import ConfigError, StewardConfig, load_config
 from steward.models import RiskClass
+from steward.tools import CATALOGUE, default_specs
 from workers.build import build_workers, default_activities
 
 REPO = Path(__file__).resolve().parent.parent
@@ -186,7 +186,7 @@ def test_argument_schemas_make_small_grammars_for_the_local_model(tool: str) -> 
     # out rule by rule, and a long one crashes the worker (send_email's body does today).
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    schema = REGISTRY[tool].args_model.model_json_schema()
+    schema = CATALOGUE[tool].parameters()
     assert "maxLength" not in json.dumps(schema)
     assert len(json_schema_to_gbnf(json.dumps(schema))) < 20_000
 

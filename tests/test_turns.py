@@ -8,9 +8,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from activities.tools import default_specs
 from steward.config import load_config
 from steward.models import Message, ModelTool, ModelToolCall
+from steward.tools import default_specs
 from steward.turns import (
     Call,
     decision_schema,

@@ -1,8 +1,12 @@
 """Build Steward's Temporal workers from a client and a loaded steward.yaml.
 
-Each tool's activity is registered on exactly one worker: the privileged one when the
-tool is privileged (by the registry's default or steward.yaml's `privileged:`), the
-default one otherwise, matching the queue the workflow sends the call to. Every tool
+Which tool activities a worker registers is derived from the tool catalogue
+(`steward.tools`): each tool's activity is the method named after it on the provider
+object its entry names. It is registered on exactly one worker: the privileged one when
+the tool is privileged (by the catalogue's default or steward.yaml's `privileged:`), the
+default one otherwise, matching the queue the workflow sends the call to. A config that
+grants a tool the workers being built do not serve stops them from starting: its runs
+would otherwise wait for an activity no worker polls for. Every tool
 activity is guarded by the worker's own `Authority`: before it acts, the worker checks the
 call against its own config. The default worker also serves `resolve_run`, by which every
 run learns from the workers' config what it may do.
@@ -25,7 +29,6 @@ from activities.blobs import Offloader, make_offloader
 from activities.embeddings import make_embedder
 from activities.llm import PROVIDER_LOCAL, LLMActivities
 from activities.retrieval import RetrievalActivities, VectorStore
-from activities.tools import REGISTRY, default_specs
 from activities.tools.email import OutboxActivities
 from activities.tools.files import FileActivities
 from activities.tools.http_get import HttpActivities
@@ -33,8 +36,8 @@ from activities.tools.mcp import MCPActivities, MCPConnection
 from activities.tools.smtp import SmtpTransport
 from steward import devserver, queues
 from steward.codec import keyring_from_environment
-from steward.config import StewardConfig
-from steward.retrieval import SEARCH_DOCS
+from steward.config import ConfigError, StewardConfig
+from steward.tools import Tool, activity_tools, default_specs, find
 from workflows.agent import AgentWorkflow
 from workflows.eval import EvalWorkflow
 from workflows.ingest import IngestWorkflow
@@ -51,7 +54,7 @@ ALL_WORKFLOWS: Sequence[type] = (*WORKFLOWS, EvalWorkflow)
 
 
 def _privileged_by_default() -> frozenset[str]:
-    return frozenset(name for name, tool in REGISTRY.items() if tool.spec.privileged)
+    return frozenset(tool.name for tool in activity_tools() if tool.spec.privileged)
 
 
 @dataclass
@@ -59,9 +62,12 @@ class Activities:
     """The activity objects a worker serves; tests swap in their own.
 
     `authority` resolves runs and guards every tool, from the worker's own config.
-    `files`, `http` and `retrieval` may be None: a worker built without them serves no
-    such tools (and, without retrieval, no ingest or search). With `blobs`, every tool's
-    large output is stored by content address instead of returned into history.
+    `outbox`, `files`, `http` and `retrieval` are the providers of Steward's own tools
+    (`steward.tools`); `providers` holds those of tools registered from elsewhere, by the
+    name their entry gives. `files`, `http` and `retrieval` may be None: a worker built
+    without them serves no such tools (and, without retrieval, no ingest or search); a
+    config granting one of those tools then refuses to start it. With `blobs`, every
+    tool's large output is stored by content address instead of returned into history.
     """
 
     llm: Any
@@ -74,19 +80,28 @@ class Activities:
     evals: Any = None
     blobs: Offloader | None = None
     privileged_tools: frozenset[str] = field(default_factory=_privileged_by_default)
+    providers: Mapping[str, Any] = field(default_factory=dict)
+
+    def provider(self, name: str) -> Any:
+        """The object that runs the tools of provider `name`, or None if there is none."""
+        return getattr(self, name, None) if name in _OWN_PROVIDERS else self.providers.get(name)
+
+
+_OWN_PROVIDERS = frozenset({"outbox", "files", "http", "retrieval"})
+"""The providers `Activities` has a field for."""
 
 
 def privileged_tools(config: StewardConfig) -> frozenset[str]:
     """The tools that run on the privileged queue under this config."""
     names = set()
-    for name, tool in REGISTRY.items():
-        override = config.tools.get(name)
+    for tool in activity_tools():
+        override = config.tools.get(tool.name)
         if override is not None and override.privileged is not None:
             privileged = override.privileged
         else:
             privileged = tool.spec.privileged
         if privileged:
-            names.add(name)
+            names.add(tool.name)
     return frozenset(names)
 
 
@@ -128,16 +143,8 @@ def default_activities(config: StewardConfig, *, allow_paid: bool | None = None)
             ui_url=ui_url(config),
             namespace=config.namespace,
         ),
-        files=FileActivities(
-            Path(config.files.workspace),
-            Path(config.files.published),
-            max_bytes=config.files.max_bytes,
-        ),
-        http=HttpActivities(
-            config.http.allow_hosts,
-            max_bytes=config.http.max_bytes,
-            timeout_seconds=config.http.timeout_seconds,
-        ),
+        files=file_activities(config),
+        http=http_activities(config),
         mcp=mcp_activities(config),
         authority=granted,
         retrieval=retrieval_activities(config),
@@ -157,6 +164,20 @@ def ui_url(config: StewardConfig) -> str | None:
         return None
     server = devserver.status()
     return server.ui_url if server is not None else None
+
+
+def file_activities(config: StewardConfig) -> FileActivities:
+    """write_file and publish_file, inside the config's two directories."""
+    files = config.files
+    return FileActivities(Path(files.workspace), Path(files.published), max_bytes=files.max_bytes)
+
+
+def http_activities(config: StewardConfig) -> HttpActivities:
+    """http_get, to the config's allowed hosts only."""
+    http = config.http
+    return HttpActivities(
+        http.allow_hosts, max_bytes=http.max_bytes, timeout_seconds=http.timeout_seconds
+    )
 
 
 def retrieval_activities(
@@ -222,16 +243,52 @@ def tool_activities(activities: Activities) -> dict[str, Callable[..., Any]]:
 
 
 def tool_methods(activities: Activities) -> dict[str, Callable[..., Any]]:
-    """The tool methods these objects provide, by tool name, as they are."""
-    found: dict[str, Callable[..., Any]] = {"send_email": activities.outbox.send_email}
-    if activities.files is not None:
-        found["write_file"] = activities.files.write_file
-        found["publish_file"] = activities.files.publish_file
-    if activities.http is not None:
-        found["http_get"] = activities.http.http_get
-    if activities.retrieval is not None:
-        found[SEARCH_DOCS] = activities.retrieval.search_docs
+    """The tool activities these objects provide, by tool name, as they are.
+
+    A provider serves a tool with its method of the tool's name; a provider that serves
+    any tool (the eval sandbox) gives it from `activity_for`.
+    """
+    found: dict[str, Callable[..., Any]] = {}
+    for tool in activity_tools():
+        method = _served(activities.provider(tool.provider or ""), tool)
+        if method is not None:
+            found[tool.name] = method
     return found
+
+
+def _served(provider: Any, tool: Tool[Any]) -> Callable[..., Any] | None:
+    if provider is None:
+        return None
+    if hasattr(provider, "activity_for"):
+        method: Callable[..., Any] = provider.activity_for(tool)
+        return method
+    return getattr(provider, tool.name, None)
+
+
+def check_served(
+    activities: Activities, tools: Mapping[str, Callable[..., Any]], role: Role
+) -> None:
+    """Refuse to build workers that would leave a granted tool with nobody to run it.
+
+    Every agent's built-in tools are checked against what these workers register for
+    `role` (a default worker answers for the tools that are not privileged, a privileged
+    one for the rest): a run calling a missing one would wait for ever.
+    """
+    privileged = activities.privileged_tools
+    authority = activities.authority
+    for agent in authority.config.agents:
+        for spec in authority.profile(agent).tools:
+            if spec.mcp_server is not None or spec.name in tools:
+                continue
+            entry = find(spec.name)
+            if entry is None or entry.provider is None:
+                continue  # run by the workflow itself (ask_human)
+            if role == "all" or (role == "privileged") == (spec.name in privileged):
+                raise ConfigError(
+                    f"agents.{agent} is granted {spec.name!r}, but this worker has no "
+                    f"activity for it (its provider {entry.provider!r} was not built); "
+                    "give the worker one, or take the tool from the agent"
+                )
 
 
 def build_workers(
@@ -245,6 +302,7 @@ def build_workers(
 ) -> list[Worker]:
     """The workers for a role: default (workflows, model calls), privileged (tools), or all."""
     tools = tool_activities(activities)
+    check_served(activities, tools, role)
     privileged = activities.privileged_tools
     workers = []
     if role in ("default", "all"):

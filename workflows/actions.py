@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
-from steward import errors, handoffs, policy, queues
+from steward import errors, handoffs, policy, queues, tools
 from steward.events import ToolFinished, ToolStarted, excerpt
 from steward.guardrails import Verdict, failures
 from steward.models import (
@@ -32,6 +32,7 @@ from steward.models import (
     Citation,
     ToolCall,
     ToolInvocation,
+    ToolResult,
     ToolSpec,
     idempotency_key,
     problems,
@@ -42,7 +43,6 @@ from workflows.handoffs import hand_off
 from workflows.options import LEGACY_TOOL_CALL_RETRY, TOOL_CALL_RETRY
 
 with workflow.unsafe.imports_passed_through():
-    from activities.tools import REGISTRY
     from activities.tools.arguments import schema_problems
     from activities.tools.mcp import MCPActivities
 
@@ -168,7 +168,6 @@ class ToolActions:
         info = workflow.info()
         self._calls_by_tool[call.tool] = self._calls_by_tool.get(call.tool, 0) + 1
         started = workflow.now()
-        activity = MCPActivities.call_mcp_tool if spec.mcp_server else REGISTRY[call.tool].activity
         evidence = None
         if isinstance(decision, policy.NeedsApproval):
             evidence = self.run.gate.evidence.pop(self._approval_id, None)
@@ -182,9 +181,11 @@ class ToolActions:
             approval=evidence,
         )
         try:
-            result = await workflow.execute_activity_method(
-                activity,
+            # A built-in tool's activity is named after it (steward.tools).
+            result = await workflow.execute_activity(
+                MCPActivities.call_mcp_tool.__name__ if spec.mcp_server else call.tool,
                 invocation,
+                result_type=ToolResult,
                 task_queue=queues.privileged(info.task_queue)
                 if spec.privileged
                 else info.task_queue,
@@ -340,11 +341,11 @@ def _validated(call: ToolCall, spec: ToolSpec | None) -> ToolCall | str:
     if spec is not None and spec.mcp_server is not None:
         failures = schema_problems(spec.input_schema or {"type": "object"}, call.arguments)
         return f"invalid arguments: {'; '.join(failures)}" if failures else call
-    definition = REGISTRY.get(call.tool)
-    if definition is None:
+    entry = tools.find(call.tool)
+    if entry is None or entry.provider is None:
         return f"no tool named {call.tool!r}"
     try:
-        arguments = definition.args_model.model_validate(call.arguments).model_dump()
+        arguments = entry.normalized(call.arguments)
     except ValidationError as err:
         return f"invalid arguments: {problems(err, 'arguments')}"
     return call.model_copy(update={"arguments": arguments})

@@ -17,7 +17,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from steward import turns
+from steward import tools, turns
 from steward.conversation import (
     CARRIED_RECORDS,
     AgentRun,
@@ -40,15 +40,11 @@ from steward.models import (
     RunResult,
     ToolCall,
 )
-from steward.questions import ASK_HUMAN, AskHumanArgs
 from steward.routing import Step, choose_tier
 from workflows.actions import ToolActions
 from workflows.approvals import ContinueAsNew
 from workflows.base import BudgetExceeded, RunInput, StewardRun
 from workflows.options import BAD_INPUT, MAX_REQUEST_BYTES
-
-with workflow.unsafe.imports_passed_through():
-    from activities.tools import REGISTRY
 
 NATIVE_TURNS_PATCH = "turns-native-or-schema"
 """Runs from here on read a turn as `steward.turns` does: native tool calls (several per turn
@@ -62,10 +58,8 @@ def model_tools(profile: AgentProfile) -> list[ModelTool]:
     for tool in profile.tools:
         if tool.mcp_server is not None:
             parameters = tool.input_schema or {"type": "object"}
-        elif (definition := REGISTRY.get(tool.name)) is not None:
-            parameters = definition.args_model.model_json_schema()
-        elif tool.name == ASK_HUMAN:
-            parameters = AskHumanArgs.model_json_schema()
+        elif (entry := tools.find(tool.name)) is not None:
+            parameters = entry.parameters()
         else:
             continue
         offered.append(

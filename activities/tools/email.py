@@ -38,7 +38,8 @@ from temporalio.exceptions import ApplicationError
 from activities.tools.arguments import parse_arguments
 from activities.tools.smtp import SmtpTransport
 from steward import approval_view
-from steward.models import ApprovalNotice, SendEmailArgs, ToolInvocation, ToolResult
+from steward.models import ApprovalNotice, ToolInvocation, ToolResult
+from steward.tools.email import SendEmailArgs
 
 WEBHOOK_TIMEOUT_SECONDS = 10.0
 SENT_RECORDS = "sent"

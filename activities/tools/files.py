@@ -3,7 +3,7 @@
 write_file puts drafts in the workspace; publish_file puts finished text in the published
 directory (risk `publish`, on the privileged worker). A path is relative to its directory.
 Its text is judged before anything else (no absolute path, no `..`: see
-`steward.models.relative_path_problem`), then resolved on disk, and refused if it ends up
+`steward.tools.files.relative_path_problem`), then resolved on disk, and refused if it ends up
 outside the directory, which is how a symlink pointing out is caught. Every refusal is a
 non-retryable error that names the problem.
 
@@ -30,7 +30,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.tools.arguments import parse_arguments
-from steward.models import PublishFileArgs, ToolInvocation, ToolResult, WriteFileArgs
+from steward.models import ToolInvocation, ToolResult
+from steward.tools.files import PublishFileArgs, WriteFileArgs
 
 
 class FileActivities:

@@ -25,7 +25,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.tools.arguments import parse_arguments
-from steward.models import HttpGetArgs, ToolInvocation, ToolResult
+from steward.models import ToolInvocation, ToolResult
+from steward.tools.http_get import HttpGetArgs
 
 MAX_REDIRECTS: Final = 5
 TRANSIENT_STATUSES: Final = frozenset({429, 502, 503, 504})

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from steward import tools
 from steward.models import ApprovalRequest
 from steward.runs import RunError
 
@@ -44,10 +45,8 @@ class FormField:
 
 def tool_schema(tool: str) -> dict[str, Any]:
     """The JSON schema of a built-in tool's arguments; empty for any other tool."""
-    from activities.tools import REGISTRY
-
-    definition = REGISTRY.get(tool)
-    return definition.args_model.model_json_schema() if definition is not None else {}
+    entry = tools.find(tool)
+    return entry.parameters() if entry is not None else {}
 
 
 def fields(request: ApprovalRequest, schema: dict[str, Any]) -> list[FormField]:

@@ -165,9 +165,9 @@ async def test_a_failed_write_leaves_no_temporary_file(
 
 
 def test_arguments_schema_is_what_the_model_sees() -> None:
-    from activities.tools import REGISTRY
+    from steward.tools import CATALOGUE
 
-    schema: dict[str, Any] = REGISTRY["write_file"].args_model.model_json_schema()
+    schema: dict[str, Any] = CATALOGUE["write_file"].parameters()
     assert set(schema["required"]) == {"path", "content"}
-    assert REGISTRY["publish_file"].spec.privileged
-    assert not REGISTRY["write_file"].spec.privileged
+    assert CATALOGUE["publish_file"].spec.privileged
+    assert not CATALOGUE["write_file"].spec.privileged

@@ -14,6 +14,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.evals import SandboxTools
 from activities.tools.http_get import HttpActivities
 from steward.models import ToolCall, ToolInvocation, ToolResult
+from steward.tools.http_get import HTTP_GET
 from tests.support.smtp_server import free_port
 from tests.support.web_server import PAGE, Site, web_server
 
@@ -130,7 +131,7 @@ async def test_the_eval_sandbox_refuses_what_the_tool_refuses(url: str) -> None:
     # An eval must not score a call as done that the workers' own tool would refuse.
     sandbox = SandboxTools(allow_hosts=["127.0.0.1"])
     with pytest.raises(ApplicationError) as refused:
-        await ActivityEnvironment().run(sandbox.http_get, invocation(url))
+        await ActivityEnvironment().run(sandbox.activity_for(HTTP_GET), invocation(url))
     with pytest.raises(ApplicationError) as real:
         await ActivityEnvironment().run(fetcher().http_get, invocation(url))
     assert refused.value.type == real.value.type

@@ -121,8 +121,8 @@ def test_grammar_drops_what_llama_cpp_cannot_take_and_keeps_property_names() -> 
 async def test_the_agent_turn_schema_does_not_crash_the_local_model() -> None:
     # send_email's schema has a 100,000-character bound and a regex with \s: both once
     # built grammars that killed the worker process
-    from activities.tools import default_specs
     from steward.config import load_config
+    from steward.tools import default_specs
     from steward.turns import parse_turn
     from workflows.agent import model_tools
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from activities.tools import default_specs
 from evals.expectations import JudgeSpec, ToolCalledSpec
 from evals.suite import SuiteError, load_suite, resolve_cases, selected
 from steward.authority import for_eval
 from steward.config import StewardConfig
 from steward.models import EvalOptions, RunRequest
+from steward.tools import default_specs
 from tests.evals.support import SUITES
 
 SUPPORT = SUITES / "support.yaml"

@@ -16,9 +16,9 @@ from typing import Any, TypeAlias
 
 from hypothesis import strategies as st
 
-from activities.tools import REGISTRY
 from steward.config import load_config
 from steward.models import MAX_WAIT_SECONDS, ApprovalDecision, RiskClass, finite_json
+from steward.tools import activity_tools
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = REPO / "examples" / "steward.yaml"
@@ -237,7 +237,7 @@ def tool_specs(draw: st.DrawFn, *, bounded: bool = True) -> dict[str, Any]:
     kind = draw(st.sampled_from(["registered", "mcp", "unknown"]))
     server = draw(identifiers) if kind == "mcp" else None
     if kind == "registered":
-        name = draw(st.sampled_from(sorted(REGISTRY)))
+        name = draw(st.sampled_from(sorted(t.name for t in activity_tools())))
     elif server is not None:
         name = f"{server}.{draw(identifiers)}"
     else:

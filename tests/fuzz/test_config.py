@@ -16,9 +16,9 @@ import yaml
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from activities.tools import default_specs
 from steward.config import ConfigError, StewardConfig, load_config
 from steward.signing import new_private_key, public_text
+from steward.tools import default_specs
 from tests.fuzz import examples
 from tests.fuzz.strategies import EXAMPLE_CONFIG, json_values, long_texts, mutated
 

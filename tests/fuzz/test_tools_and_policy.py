@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
-from activities.tools import REGISTRY
 from activities.tools.arguments import MAX_PROBLEM_CHARS, parse_arguments, schema_problems
 from steward import policy
 from steward.models import (
@@ -29,6 +28,7 @@ from steward.models import (
     ToolInvocation,
     ToolSpec,
 )
+from steward.tools import CATALOGUE, activity_tools
 from tests.fuzz import examples
 from tests.fuzz.strategies import (
     DECISION,
@@ -52,7 +52,7 @@ VALID_ARGUMENTS = {
     "http_get": {"url": "https://example.com/page?q=1"},
     "search_docs": {"query": "refund timing", "collection": "handbook"},
 }
-TOOLS = sorted(REGISTRY)
+TOOLS = sorted(t.name for t in activity_tools())
 KNOWN = sorted(set(TOOLS) & set(VALID_ARGUMENTS))
 
 arguments = st.dictionaries(st.text(max_size=12), nasty_values, max_size=4)
@@ -70,8 +70,8 @@ def invocation(tool: str, args: dict[str, Any]) -> ToolInvocation:
 def check_registered(tool: str, args: dict[str, Any], changes: list[Location] | None) -> None:
     """The workflow's and the activity's checks agree, and a refusal names its fields."""
     assume(plain_json(args))  # Infinity/NaN never reach a tool: see the test below
-    checked = _validated(ToolCall(id="call-1", tool=tool, arguments=args), REGISTRY[tool].spec)
-    model = REGISTRY[tool].args_model
+    checked = _validated(ToolCall(id="call-1", tool=tool, arguments=args), CATALOGUE[tool].spec)
+    model = CATALOGUE[tool].arguments
     try:
         parsed = parse_arguments(model, invocation(tool, args))
     except ApplicationError as err:
@@ -119,7 +119,7 @@ def test_the_valid_examples_are_valid() -> None:
     for tool in KNOWN:
         assert isinstance(
             _validated(
-                ToolCall(id="c", tool=tool, arguments=VALID_ARGUMENTS[tool]), REGISTRY[tool].spec
+                ToolCall(id="c", tool=tool, arguments=VALID_ARGUMENTS[tool]), CATALOGUE[tool].spec
             ),
             ToolCall,
         )

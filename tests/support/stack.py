@@ -26,6 +26,8 @@ from workers.build import (
     Activities,
     authority,
     build_workers,
+    file_activities,
+    http_activities,
     mcp_activities,
     retrieval_activities,
 )
@@ -47,6 +49,8 @@ def activities_for_tests(
             Path(config.outbox), config.sender, contacts=config.notify.contacts
         ),
         authority=authority(config),
+        files=file_activities(config),
+        http=http_activities(config),
         mcp=mcp_activities(config),
         retrieval=retrieval or retrieval_activities(config, environ={}),
     )

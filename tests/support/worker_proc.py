@@ -22,7 +22,14 @@ from steward.client import connect
 from steward.config import load_config
 from steward.models import ToolInvocation, ToolResult
 from tests.support.fake_model import FakeModel, install_fake_model
-from workers.build import Activities, authority, build_workers, retrieval_activities
+from workers.build import (
+    Activities,
+    authority,
+    build_workers,
+    file_activities,
+    http_activities,
+    retrieval_activities,
+)
 
 
 class SlowOutbox(OutboxActivities):
@@ -60,6 +67,8 @@ async def main() -> None:
         llm=LLMActivities(config.tiers, allow_paid=False),
         outbox=outbox,
         authority=authority(config),
+        files=file_activities(config),
+        http=http_activities(config),
         retrieval=retrieval_activities(config, environ={}),
     )
     client = await connect()

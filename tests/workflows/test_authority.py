@@ -21,10 +21,10 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.tools import default_specs
 from steward.config import StewardConfig
 from steward.models import RunRequest, RunResult
 from steward.runs import RunError, decide, sign_start, start_run
+from steward.tools import default_specs
 from tests.support.fake_model import FakeModel
 from tests.support.identity import people, with_identity
 from tests.support.stack import (

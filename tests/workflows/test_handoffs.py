@@ -21,7 +21,6 @@ from temporalio.client import (
 )
 from temporalio.exceptions import CancelledError
 
-from activities.tools import default_specs
 from steward import search_attributes as sa
 from steward.config import ConfigError, StewardConfig, load_config
 from steward.costs import collect
@@ -45,6 +44,7 @@ from steward.models import (
     Usage,
 )
 from steward.runs import pending, start_run
+from steward.tools import default_specs
 from steward.trace import build_trace, render_text
 from steward.trace.events import first, resolved_run, typed
 from tests.support.fake_model import FakeModel, provider_error

@@ -78,7 +78,8 @@ async def test_privileged_tools_are_registered_only_on_the_privileged_worker(
         "search_docs",
     }
     mcp = {"describe_mcp_tools", "call_mcp_tool"}  # an unknown server is a clear error
-    assert names(default) == {"resolve_run", "complete"} | retrieval | mcp
+    tools = {"http_get", "write_file"}  # the tools that are not privileged
+    assert names(default) == {"resolve_run", "complete"} | retrieval | mcp | tools
     assert not names(privileged) & retrieval
     assert {"send_email", "notify_approvers"} <= names(privileged)
     assert "complete" not in names(privileged)

@@ -148,7 +148,7 @@ async def test_a_tier_outside_the_agents_grant_is_refused(
     with pytest.raises(ValidationError, match="tier 'strong' is not among the agent's"):
         StewardConfig.model_validate(data)
     # ...and a client that sends a profile routing planning to it is refused outright.
-    from activities.tools import default_specs
+    from steward.tools import default_specs
 
     profile = config.profile("helpdesk", default_specs())
     narrowed = profile.model_copy(update={"tier_order": ["fast"], "tiers": {"plan": "strong"}})
