@@ -21,12 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
 
-import httpx
 import litellm
 from litellm import exceptions as errors
 from litellm.litellm_core_utils.core_helpers import map_finish_reason
-from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import Choices, GenericStreamingChunk, ModelResponse
+
+from activities.handler import Call, Handler
 
 if TYPE_CHECKING:
     from llama_cpp import Llama, llama_types
@@ -60,7 +60,7 @@ def default_model_path() -> Path:
     return Path(spec.submodule_search_locations[0]) / GGUF_FILENAME
 
 
-class LocalLlama(CustomLLM):
+class LocalLlama(Handler):
     """litellm handler for `steward-local/...`: one llama.cpp model, loaded on first use."""
 
     def __init__(self, model_path: Path, n_threads: int = 2) -> None:
@@ -72,108 +72,31 @@ class LocalLlama(CustomLLM):
         # generation take this lock, so concurrent activities queue instead of corrupting it.
         self._lock = threading.Lock()
 
-    def completion(
-        self,
-        model: str,
-        messages: list[Any],
-        api_base: str,
-        custom_prompt_dict: dict[str, Any],
-        model_response: ModelResponse,
-        print_verbose: Callable[..., Any],
-        encoding: Any,
-        api_key: Any,
-        logging_obj: Any,
-        optional_params: dict[str, Any],
-        acompletion: Any = None,
-        litellm_params: Any = None,
-        logger_fn: Any = None,
-        headers: Any = None,
-        timeout: float | httpx.Timeout | None = None,
-        client: Any = None,
-    ) -> ModelResponse:
+    def complete(self, call: Call, response: ModelResponse) -> ModelResponse:
         """Generate an answer, blocking the calling thread."""
-        deadline = _deadline(timeout)
-        result = self._generate(model, messages, optional_params, deadline, threading.Event())
-        return _fill(model_response, model, result)
+        result = self._generate(call, _deadline(call), threading.Event())
+        return _fill(response, call.model, result)
 
-    async def acompletion(
-        self,
-        model: str,
-        messages: list[Any],
-        api_base: str,
-        custom_prompt_dict: dict[str, Any],
-        model_response: ModelResponse,
-        print_verbose: Callable[..., Any],
-        encoding: Any,
-        api_key: Any,
-        logging_obj: Any,
-        optional_params: dict[str, Any],
-        acompletion: Any = None,
-        litellm_params: Any = None,
-        logger_fn: Any = None,
-        headers: Any = None,
-        timeout: float | httpx.Timeout | None = None,  # noqa: ASYNC109  # litellm's name
-        client: Any = None,
-    ) -> ModelResponse:
+    async def acomplete(self, call: Call, response: ModelResponse) -> ModelResponse:
         """Generate an answer on a worker thread, so the event loop keeps serving others."""
-        deadline = _deadline(timeout)
+        deadline = _deadline(call)
         abandoned = threading.Event()
         try:
-            result = await asyncio.to_thread(
-                self._generate, model, messages, optional_params, deadline, abandoned
-            )
+            result = await asyncio.to_thread(self._generate, call, deadline, abandoned)
         except asyncio.CancelledError:
             # The thread cannot be interrupted; this tells it to skip generating if it is
             # still waiting for the lock, so cancelled attempts do not pile up behind it.
             abandoned.set()
             raise
-        return _fill(model_response, model, result)
+        return _fill(response, call.model, result)
 
-    def streaming(
-        self,
-        model: str,
-        messages: list[Any],
-        api_base: str,
-        custom_prompt_dict: dict[str, Any],
-        model_response: ModelResponse,
-        print_verbose: Callable[..., Any],
-        encoding: Any,
-        api_key: Any,
-        logging_obj: Any,
-        optional_params: dict[str, Any],
-        acompletion: Any = None,
-        litellm_params: Any = None,
-        logger_fn: Any = None,
-        headers: Any = None,
-        timeout: float | httpx.Timeout | None = None,
-        client: Any = None,
-    ) -> Iterator[GenericStreamingChunk]:
+    def stream(self, call: Call) -> Iterator[GenericStreamingChunk]:
         """Generate an answer, blocking, then hand it over as one piece."""
-        deadline = _deadline(timeout)
-        result = self._generate(model, messages, optional_params, deadline, threading.Event())
-        yield from _whole(result)
+        yield from _whole(self._generate(call, _deadline(call), threading.Event()))
 
-    async def astreaming(  # type: ignore[override,misc]  # an async generator, as litellm calls it
-        self,
-        model: str,
-        messages: list[Any],
-        api_base: str,
-        custom_prompt_dict: dict[str, Any],
-        model_response: ModelResponse,
-        print_verbose: Callable[..., Any],
-        encoding: Any,
-        api_key: Any,
-        logging_obj: Any,
-        optional_params: dict[str, Any],
-        acompletion: Any = None,
-        litellm_params: Any = None,
-        logger_fn: Any = None,
-        headers: Any = None,
-        timeout: float | httpx.Timeout | None = None,  # noqa: ASYNC109  # litellm's name
-        client: Any = None,
-    ) -> AsyncIterator[GenericStreamingChunk]:
+    async def astream(self, call: Call) -> AsyncIterator[GenericStreamingChunk]:
         """Generate on a worker thread, yielding each piece of text as llama.cpp makes it."""
-        deadline = _deadline(timeout)
+        deadline = _deadline(call)
         abandoned = threading.Event()
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | dict[str, Any] | BaseException] = asyncio.Queue()
@@ -184,7 +107,7 @@ class LocalLlama(CustomLLM):
 
         def generate() -> None:
             try:
-                done = self._generate(model, messages, optional_params, deadline, abandoned, piece)
+                done = self._generate(call, deadline, abandoned, piece)
             except BaseException as err:  # handed to the caller's loop, raised there
                 loop.call_soon_threadsafe(pieces.put_nowait, err)
             else:
@@ -210,9 +133,7 @@ class LocalLlama(CustomLLM):
 
     def _generate(
         self,
-        model: str,
-        messages: list[Any],
-        optional_params: Mapping[str, Any],
+        call: Call,
         deadline: float | None,
         abandoned: threading.Event,
         piece: Callable[[str], bool] | None = None,
@@ -220,6 +141,7 @@ class LocalLlama(CustomLLM):
         """One generation under the lock, as llama.cpp's chat completion dict; with `piece`,
         streamed, each piece of text handed to it as it comes (it returns False to stop).
         """
+        model, messages, optional_params = call.model, call.messages, call.optional_params
         if optional_params.get("tools"):
             raise errors.BadRequestError(
                 message="the local model takes tools through the decision schema; set "
@@ -467,8 +389,8 @@ def _whole(result: Mapping[str, Any]) -> Iterator[GenericStreamingChunk]:
     yield _finish(result)
 
 
-def _deadline(timeout: float | httpx.Timeout | None) -> float | None:
-    seconds = timeout.read if isinstance(timeout, httpx.Timeout) else timeout
+def _deadline(call: Call) -> float | None:
+    seconds = call.seconds()
     return None if seconds is None else time.monotonic() + float(seconds)
 
 
@@ -533,7 +455,7 @@ def register_local_model(model_path: Path | None = None, n_threads: int = 2) -> 
         )
 
 
-def install_custom_provider(provider: str, handler: CustomLLM) -> None:
+def install_custom_provider(provider: str, handler: Handler) -> None:
     """Route `provider/...` models to handler, replacing only that provider's entry."""
     others = [item for item in litellm.custom_provider_map if item["provider"] != provider]
     litellm.custom_provider_map = [*others, {"provider": provider, "custom_handler": handler}]

@@ -22,7 +22,7 @@ import time
 import uuid
 from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -31,6 +31,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
+from activities.handler import Call
 from activities.tools.http_get import HttpActivities
 from bench import steward_plugin
 from bench.overhead import PageHandler
@@ -76,16 +77,8 @@ class HandoffFake(FakeModel):
     or fetches the page, as its task says.
     """
 
-    def _take(
-        self,
-        model: str,
-        messages: list[Any],
-        optional_params: Any,
-        api_base: str | None,
-        api_key: Any,
-        timeout: Any,
-    ) -> FakeReply:
-        contents = [str(message.get("content") or "") for message in messages]
+    def _take(self, request: Call) -> FakeReply:
+        contents = [str(message.get("content") or "") for message in request.messages]
         if contents[0].startswith(SPECIALIST_MARK) or any(
             content.startswith("Result of ") for content in contents
         ):

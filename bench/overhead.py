@@ -58,6 +58,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
+from activities.handler import Call
 from bench import steward_plugin
 from bench.raw import RawAnswer, RawTask
 from steward import devserver
@@ -126,16 +127,8 @@ class BenchFake(FakeModel):
     answers. Calls are not recorded, so the worker's memory is the stack's, not the fake's.
     """
 
-    def _take(
-        self,
-        model: str,
-        messages: list[Any],
-        optional_params: Any,
-        api_base: str | None,
-        api_key: Any,
-        timeout: Any,
-    ) -> FakeReply:
-        contents = [str(message.get("content") or "") for message in messages]
+    def _take(self, request: Call) -> FakeReply:
+        contents = [str(message.get("content") or "") for message in request.messages]
         if any(content.startswith("Result of http_get") for content in contents):
             return FakeReply(ANSWER)
         match = _URL.search(" ".join(contents))

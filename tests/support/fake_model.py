@@ -27,9 +27,9 @@ import httpx
 import litellm
 from litellm import exceptions as errors
 from litellm.litellm_core_utils.core_helpers import map_finish_reason
-from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import Choices, GenericStreamingChunk, ModelResponse
 
+from activities.handler import Call, Handler
 from activities.llm import PROVIDER_FAKE
 from activities.local_model import install_custom_provider
 
@@ -88,7 +88,7 @@ class FakeModelExhausted(errors.BadRequestError, AssertionError):
     """
 
 
-class FakeModel(CustomLLM):
+class FakeModel(Handler):
     """litellm handler for `fake/...` models, answering from a FIFO queue."""
 
     def __init__(
@@ -173,126 +173,47 @@ class FakeModel(CustomLLM):
         """How many queued responses no call has consumed yet."""
         return len(self._queue)
 
-    def completion(
-        self,
-        model: str,
-        messages: list[Any],
-        api_base: str,
-        custom_prompt_dict: dict[str, Any],
-        model_response: ModelResponse,
-        print_verbose: Callable[..., Any],
-        encoding: Any,
-        api_key: Any,
-        logging_obj: Any,
-        optional_params: dict[str, Any],
-        acompletion: Any = None,
-        litellm_params: Any = None,
-        logger_fn: Any = None,
-        headers: Any = None,
-        timeout: float | httpx.Timeout | None = None,
-        client: Any = None,
-    ) -> ModelResponse:
+    def complete(self, call: Call, response: ModelResponse) -> ModelResponse:
         """Answer from the queue, blocking for the configured latency."""
-        reply = self._take(model, messages, optional_params, api_base, api_key, timeout)
+        reply = self._take(call)
         time.sleep(self.latency)
-        return _filled(model_response, model, messages, reply)
+        return _filled(response, call.model, call.messages, reply)
 
-    async def acompletion(
-        self,
-        model: str,
-        messages: list[Any],
-        api_base: str,
-        custom_prompt_dict: dict[str, Any],
-        model_response: ModelResponse,
-        print_verbose: Callable[..., Any],
-        encoding: Any,
-        api_key: Any,
-        logging_obj: Any,
-        optional_params: dict[str, Any],
-        acompletion: Any = None,
-        litellm_params: Any = None,
-        logger_fn: Any = None,
-        headers: Any = None,
-        timeout: float | httpx.Timeout | None = None,
-        client: Any = None,
-    ) -> ModelResponse:
+    async def acomplete(self, call: Call, response: ModelResponse) -> ModelResponse:
         """Answer from the queue after the configured latency."""
-        reply = self._take(model, messages, optional_params, api_base, api_key, timeout)
+        reply = self._take(call)
         await asyncio.sleep(self.latency)
-        return _filled(model_response, model, messages, reply)
+        return _filled(response, call.model, call.messages, reply)
 
-    def streaming(
-        self,
-        model: str,
-        messages: list[Any],
-        api_base: str,
-        custom_prompt_dict: dict[str, Any],
-        model_response: ModelResponse,
-        print_verbose: Callable[..., Any],
-        encoding: Any,
-        api_key: Any,
-        logging_obj: Any,
-        optional_params: dict[str, Any],
-        acompletion: Any = None,
-        litellm_params: Any = None,
-        logger_fn: Any = None,
-        headers: Any = None,
-        timeout: float | httpx.Timeout | None = None,
-        client: Any = None,
-    ) -> Iterator[GenericStreamingChunk]:
+    def stream(self, call: Call) -> Iterator[GenericStreamingChunk]:
         """Answer from the queue as a stream, blocking between pieces."""
-        reply = self._take(model, messages, optional_params, api_base, api_key, timeout)
+        reply = self._take(call)
         time.sleep(self.latency)
-        for chunk in _chunks(reply, messages):
+        for chunk in _chunks(reply, call.messages):
             yield chunk
             time.sleep(self.chunk_delay)
 
-    async def astreaming(  # type: ignore[override,misc]  # an async generator, as litellm calls it
-        self,
-        model: str,
-        messages: list[Any],
-        api_base: str,
-        custom_prompt_dict: dict[str, Any],
-        model_response: ModelResponse,
-        print_verbose: Callable[..., Any],
-        encoding: Any,
-        api_key: Any,
-        logging_obj: Any,
-        optional_params: dict[str, Any],
-        acompletion: Any = None,
-        litellm_params: Any = None,
-        logger_fn: Any = None,
-        headers: Any = None,
-        timeout: float | httpx.Timeout | None = None,
-        client: Any = None,
-    ) -> AsyncIterator[GenericStreamingChunk]:
+    async def astream(self, call: Call) -> AsyncIterator[GenericStreamingChunk]:
         """Answer from the queue as a stream, `chunk_delay` between pieces."""
-        reply = self._take(model, messages, optional_params, api_base, api_key, timeout)
+        reply = self._take(call)
         await asyncio.sleep(self.latency)
-        for chunk in _chunks(reply, messages):
+        for chunk in _chunks(reply, call.messages):
             yield chunk
             await asyncio.sleep(self.chunk_delay)
 
-    def _take(
-        self,
-        model: str,
-        messages: list[Any],
-        optional_params: Mapping[str, Any],
-        api_base: str | None,
-        api_key: Any,
-        timeout: float | httpx.Timeout | None,
-    ) -> FakeReply:
+    def _take(self, request: Call) -> FakeReply:
+        params = request.optional_params
         call = FakeCall(
-            model=f"{PROVIDER_FAKE}/{model}",
-            messages=[dict(message) for message in messages],
-            response_format=optional_params.get("response_format"),
-            max_tokens=optional_params.get("max_tokens"),
-            temperature=optional_params.get("temperature"),
-            api_base=api_base,
-            timeout=timeout.read if isinstance(timeout, httpx.Timeout) else timeout,
-            api_key=api_key if isinstance(api_key, str) else None,
-            tools=optional_params.get("tools"),
-            tool_choice=optional_params.get("tool_choice"),
+            model=f"{PROVIDER_FAKE}/{request.model}",
+            messages=[dict(message) for message in request.messages],
+            response_format=params.get("response_format"),
+            max_tokens=params.get("max_tokens"),
+            temperature=params.get("temperature"),
+            api_base=request.api_base,
+            timeout=request.seconds(),
+            api_key=request.api_key if isinstance(request.api_key, str) else None,
+            tools=params.get("tools"),
+            tool_choice=params.get("tool_choice"),
         )
         with self._lock:
             self.calls.append(call)
