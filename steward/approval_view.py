@@ -12,6 +12,7 @@ Pure: no Temporal, no I/O.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Iterable
@@ -151,3 +152,32 @@ def waiting_for(approver: str | None) -> str:
 def names(requests: Iterable[ApprovalRequest]) -> list[str]:
     """Every approver of these requests, once, sorted."""
     return sorted({name for request in requests for name in request.approvers})
+
+
+EDIT_CONTEXT = 2
+"""Unchanged lines shown around each change of an edited argument."""
+
+
+def edited_fields(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """What an approver's edit changed: per changed argument (in the order the run asked
+    them, then added ones), its unified diff lines without the file headers.
+
+    Text is compared line by line, any other value as indented JSON; a field missing on
+    one side is empty there. The trace (`steward trace`) and the inbox both show this.
+    """
+    names = [*before, *(name for name in after if name not in before)]
+    changed = []
+    for name in names:
+        old, new = before.get(name), after.get(name)
+        if old == new:
+            continue
+        lines = difflib.unified_diff(_lines(old), _lines(new), lineterm="", n=EDIT_CONTEXT)
+        changed.append((name, list(lines)[2:]))  # past the `---` and `+++` headers
+    return changed
+
+
+def _lines(value: Any) -> list[str]:
+    if value is None:
+        return []
+    text = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
+    return text.splitlines()

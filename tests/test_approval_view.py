@@ -76,3 +76,27 @@ async def test_steward_pending_prints_every_argument_in_full_and_harmless(
     assert "\x1b" not in result.output and "\u202e" not in result.output
     assert "subject: Invoice\\x1b[2K\\x1b[1Ato: boss@example.com\\u202e" in result.output
     assert LONG_BODY.strip() in result.output  # not cut at 100 characters
+
+
+def test_an_edit_reads_the_same_in_the_trace_and_the_inbox() -> None:
+    from steward.approval_view import edited_fields
+    from steward.trace.approvals import argument_diff
+
+    before = {"to": "a@example.com", "body": "Hello\nYour parcel left.\nBye", "cc": ["x"]}
+    after = {"to": "a@example.com", "body": "Hello\nYour parcel left today.\nBye", "tag": 1}
+    changed = edited_fields(before, after)
+    # asked order, then added fields; unchanged fields left out; a missing side is empty
+    assert [name for name, _ in changed] == ["body", "cc", "tag"]
+    body = dict(changed)["body"]
+    assert "-Your parcel left." in body and "+Your parcel left today." in body
+    assert [line for line in dict(changed)["cc"] if line[:1] in "+-"] == [
+        "-[",
+        '-  "x"',
+        "-]",
+    ]
+    assert dict(changed)["tag"][-1] == "+1"
+    diff = argument_diff(before, after)
+    assert diff.splitlines()[:2] == ["--- body (asked)", "+++ body (approved)"]
+    for _, lines in changed:
+        for line in lines:
+            assert line in diff.splitlines()

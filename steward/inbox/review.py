@@ -13,20 +13,16 @@ Pure: no Temporal, no I/O.
 
 from __future__ import annotations
 
-import difflib
-import json
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
+from steward.approval_view import edited_fields
 from steward.models import ApprovalRequest, Passage
 from steward.retrieval import cited_numbers
 
 PASSAGE_CHARS = 1200
 """A passage is shown up to this many characters: enough to check a claim, never a wall."""
-
-DIFF_CONTEXT = 2
-"""Unchanged lines shown around each change; longer unchanged stretches become a gap."""
 
 
 @dataclass(frozen=True)
@@ -79,16 +75,8 @@ def edit_diffs(request: ApprovalRequest) -> list[FieldDiff]:
     before = request.original_arguments
     if not request.edits or before is None:
         return []
-    after = request.arguments
-    names = [*before, *(name for name in after if name not in before)]
     diffs = []
-    for name in names:
-        if before.get(name) == after.get(name):
-            continue
-        lines = difflib.unified_diff(
-            _lines(before.get(name)), _lines(after.get(name)), lineterm="", n=DIFF_CONTEXT
-        )
-        hunks = list(lines)[2:]  # past the `---` and `+++` headers
+    for name, hunks in edited_fields(before, request.arguments):
         if hunks and _HUNK_FROM_TOP.match(hunks[0]):
             hunks = hunks[1:]  # a change near the top: nothing skipped before it
         diffs.append(FieldDiff(name, [_line(line) for line in hunks]))
@@ -96,13 +84,6 @@ def edit_diffs(request: ApprovalRequest) -> list[FieldDiff]:
 
 
 _HUNK_FROM_TOP = re.compile(r"@@ -[01](,\d+)? ")
-
-
-def _lines(value: Any) -> list[str]:
-    if value is None:
-        return []
-    text = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
-    return text.splitlines()
 
 
 def _line(line: str) -> DiffLine:

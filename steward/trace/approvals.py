@@ -14,14 +14,13 @@ says how each request ended.
 
 from __future__ import annotations
 
-import difflib
-import json
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from temporalio.api.history.v1 import HistoryEvent
 
 from steward import search_attributes as sa
+from steward.approval_view import edited_fields
 from steward.models import (
     ApprovalDecision,
     ApprovalNotice,
@@ -317,16 +316,6 @@ class ApprovalLog:
 def argument_diff(before: dict[str, Any], after: dict[str, Any]) -> str:
     """What an edit changed, as a unified diff of the arguments, one field at a time."""
     lines: list[str] = []
-    for name in sorted({*before, *after}):
-        old, new = before.get(name), after.get(name)
-        if old == new:
-            continue
-        lines += difflib.unified_diff(
-            _lines(old), _lines(new), fromfile=f"{name} (asked)", tofile=f"{name} (approved)"
-        )
-    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
-
-
-def _lines(value: Any) -> list[str]:
-    text = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
-    return text.splitlines(keepends=True)
+    for name, hunks in edited_fields(before, after):
+        lines += [f"--- {name} (asked)", f"+++ {name} (approved)", *hunks]
+    return "".join(f"{line}\n" for line in lines)
