@@ -154,7 +154,7 @@ class AgentWorkflow(StewardRun):
         state = self.state
         tools = model_tools(profile)
         system = Message(role="system", content=system_prompt(profile))
-        modern = workflow.patched(NATIVE_TURNS_PATCH)
+        modern = self.patched(NATIVE_TURNS_PATCH)
         if state.waiting is not None:
             # The call whose approval was pending when the last run continued as new.
             waiting, state.waiting = state.waiting, None

@@ -98,6 +98,12 @@ WORKERS_DECIDE_PATCH = "workers-decide"
 """Runs from here on: the workers resolve the profile (never the input), approvals and
 idempotency keys are scoped to the run, decisions are verified in the workflow. Histories
 recorded before it replay the way they ran: the profile from their input."""
+CURRENT_PATCH = "current-2026-12"
+"""One marker for every newer path: a run that records it takes each patch above (and the
+playbook's and agent loop's) without recording that patch's own marker and search
+attribute upsert (two events each), and resolves its profile in a local activity (one
+marker event instead of three activity and three workflow task events). Histories recorded
+before it replay through the patches they recorded, and resolve as they did."""
 
 
 MIN_EVENTS_BEFORE_CONTINUING = 20
@@ -187,6 +193,7 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
         self.profile = AgentProfile(name="?", kind="agent")
         self.principal = "?"
         self.legacy = False
+        self.current = False
         """Recorded before the workers decided: the profile came from the input."""
         self.resolved: ResolvedRun | None = None
         self.run_id = ""
@@ -212,9 +219,10 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
         carried.
         """
         info = workflow.info()
+        self.current = workflow.patched(CURRENT_PATCH)
         if isinstance(sent, dict) and isinstance(sent.get("input"), str):
             self.task = sent["input"]
-        if not workflow.patched(WORKERS_DECIDE_PATCH):
+        if not self.patched(WORKERS_DECIDE_PATCH):
             self.legacy = True
             old = require_input(sent, legacy)
             self._take(old.profile, old.principal)
@@ -238,22 +246,30 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
             self._apply(resumed, request.principal)
             return request
         self.step = "authorizing"
+        asked = ResolveRun(
+            target=request.target,
+            principal=request.principal,
+            workflow_type=info.workflow_type,
+            workflow_id=info.workflow_id,
+            run_id=self.run_id,
+            started_at=info.workflow_start_time,
+            input_sha256=text_sha256(request.input),
+            start_signature=request.start_signature,
+            child=info.parent is not None,
+            parent_verified=request.parent_verified,
+            eval=request.eval,
+        )
+        # Local: the worker running the workflow is a default worker, which serves
+        # resolve_run from the same config; its answer is kept in history all the same.
+        execute = (
+            workflow.execute_local_activity_method
+            if self.current
+            else workflow.execute_activity_method
+        )
         try:
-            resolved = await workflow.execute_activity_method(
+            resolved: ResolvedRun = await execute(
                 Authority.resolve_run,
-                ResolveRun(
-                    target=request.target,
-                    principal=request.principal,
-                    workflow_type=info.workflow_type,
-                    workflow_id=info.workflow_id,
-                    run_id=self.run_id,
-                    started_at=info.workflow_start_time,
-                    input_sha256=text_sha256(request.input),
-                    start_signature=request.start_signature,
-                    child=info.parent is not None,
-                    parent_verified=request.parent_verified,
-                    eval=request.eval,
-                ),
+                asked,
                 start_to_close_timeout=RESOLVE_TIMEOUT,
                 retry_policy=RESOLVE_RETRY,
                 summary=f"resolve {request.target}",
@@ -271,6 +287,12 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
             # With its MCP tools described, so a continued run never asks the servers again.
             self.resolved = self.resolved.model_copy(update={"profile": self.profile})
         return request
+
+    def patched(self, patch: str) -> bool:
+        """Whether this run takes the path `patch` guards: every run that recorded
+        CURRENT_PATCH does, without a marker of its own; an older history as it recorded.
+        """
+        return self.current or workflow.patched(patch)
 
     def _take(self, profile: AgentProfile, principal: str) -> None:
         self.profile = profile
@@ -592,7 +614,7 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
                 command=approve_command,
             )
         )
-        if not workflow.patched(NOTIFY_APPROVERS_PATCH):
+        if not self.patched(NOTIFY_APPROVERS_PATCH):
             return
         info = workflow.info()
         stage = "escalated" if request.escalated else "opened"
@@ -684,7 +706,7 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
         """
         self.step = status
         self.events.publish(RunFinished(status=status, answer=excerpt(answer)))
-        if workflow.patched(COST_SEARCH_ATTRIBUTE_PATCH):
+        if self.patched(COST_SEARCH_ATTRIBUTE_PATCH):
             workflow.upsert_search_attributes(
                 [sa.STATUS.value_set(status), sa.COST.value_set(round(self.ledger.cost_usd, 6))]
             )

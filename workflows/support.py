@@ -137,7 +137,7 @@ class SupportReplyWorkflow(StewardRun):
             )
 
     async def _reply(self, ticket: Ticket, actions: ToolActions) -> RunResult:
-        if workflow.patched(GROUND_FIRST_PATCH):
+        if self.patched(GROUND_FIRST_PATCH):
             passages, grounding = await self._ground(ticket)
             self.step = "classify"
             classification, note = await self._classify(ticket, passages)
@@ -276,7 +276,7 @@ class SupportReplyWorkflow(StewardRun):
         fails for good (say, the collection was never ingested), the reply is still drafted
         and the run's details say why it is ungrounded, so the approver sees it.
         """
-        if not self.profile.collections or not workflow.patched(GROUNDING_PATCH):
+        if not self.profile.collections or not self.patched(GROUNDING_PATCH):
             return [], ""
         self.step = "retrieve"
         collection = self.profile.collections[0]

@@ -29,6 +29,7 @@ from steward.trace.events import (
     first,
     indexed,
     kind,
+    local_activity,
     preview,
     typed,
 )
@@ -197,6 +198,10 @@ class _Builder:
         self.close_detail = f"continued as new run {new_run}"
 
     def _on_marker_recorded(self, event: HistoryEvent) -> None:
+        local = local_activity(event)
+        if local is not None:
+            self._resolved(first(local[1]))  # resolve_run, a local activity since CURRENT_PATCH
+            return
         data = event.marker_recorded_event_attributes.details.get("patch-data")
         patch = decode(data.payloads[0]) if data is not None and data.payloads else None
         if isinstance(patch, dict) and isinstance(patch.get("id"), str):
@@ -239,6 +244,9 @@ class _Builder:
         attrs = event.activity_task_completed_event_attributes
         result = first(attrs.result)
         self.activities.closed(event, attrs.scheduled_event_id, "completed", result=result)
+        self._resolved(result)
+
+    def _resolved(self, result: object) -> None:
         resolved = typed(ResolvedRun, result)
         if resolved is not None:
             # The workers' answer to what this run may do: its tiers and config digest.

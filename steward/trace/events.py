@@ -157,11 +157,32 @@ def span(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
+"""The marker a local activity's result is recorded in (Temporal's Python SDK)."""
+
+
+def local_activity(event: HistoryEvent) -> tuple[str, Payloads] | None:
+    """A local activity's type and result, when `event` is the marker recording one."""
+    marker = event.marker_recorded_event_attributes
+    if kind(event) != "MARKER_RECORDED" or marker.marker_name != LOCAL_ACTIVITY_MARKER:
+        return None
+    data = first(marker.details["data"]) if "data" in marker.details else None
+    activity_type = data.get("activity_type") if isinstance(data, dict) else None
+    if not isinstance(activity_type, str):
+        return None
+    return activity_type, marker.details["result"] if "result" in marker.details else Payloads()
+
+
 def resolved_run(events: Iterable[HistoryEvent]) -> ResolvedRun | None:
-    """What the workers resolved for a run (its `resolve_run` result), if it got that far."""
+    """What the workers resolved for a run (its `resolve_run` result), if it got that far:
+    from the local activity's marker (runs since CURRENT_PATCH) or the activity's result.
+    """
     scheduled: dict[int, str] = {}
     for event in events:
         name = kind(event)
+        local = local_activity(event)
+        if local is not None and local[0] == "resolve_run":
+            return typed(ResolvedRun, first(local[1]))
         if name == "ACTIVITY_TASK_SCHEDULED":
             attrs = event.activity_task_scheduled_event_attributes
             scheduled[event.event_id] = attrs.activity_type.name
