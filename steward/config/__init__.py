@@ -15,7 +15,8 @@ package never reads the process environment.
 One module per domain: `models` (tiers, deployments, budgets), `approvals` (approver
 groups, notices, identity), `tools` (per-tool overrides, SMTP, files, http_get), `mcp`,
 `retrieval`, `blobs`, `agents`, `environments`; `file` is the whole file and its checks
-across sections, `loading` reads it. Everything is importable from here.
+across sections, `profiles` turns an agent into the payload a run records, `loading`
+reads the file. Everything is importable from here.
 """
 
 from __future__ import annotations
