@@ -28,9 +28,9 @@ from steward.config.approvals import (
     IdentityConfig,
     NotifyConfig,
 )
-from steward.config.base import ConfigError
 from steward.config.blobs import BlobConfig, S3BlobConfig
 from steward.config.environments import DEFAULT_NAMESPACE, EnvironmentConfig, merge
+from steward.config.errors import ConfigError
 from steward.config.file import StewardConfig
 from steward.config.loading import DEFAULT_CONFIG_PATHS, find_config, load_config
 from steward.config.mcp import MCPServerConfig, MCPToolConfig

@@ -10,16 +10,16 @@ from typing import Literal
 
 from pydantic import Field
 
-from steward.config.base import _Section
 from steward.config.models import BudgetConfig
 from steward.guardrails import Guardrail
 from steward.models import DEFAULT_CONTEXT_CHARS, MAX_TURNS, ContinueAfter, DraftStyle
+from steward.strict import Strict
 
 GUARDED_STEPS = {"playbook": {"draft"}, "agent": {"answer"}}
 """The steps whose output a guardrail may check: a playbook's draft, an agent's answer."""
 
 
-class AgentConfig(_Section):
+class AgentConfig(Strict):
     """A playbook (steps in code) or an agent (the model picks tools)."""
 
     kind: Literal["playbook", "agent"]

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from steward.config.base import _Section
 from steward.models import MAX_WAIT_SECONDS, RiskClass
 from steward.signing import SigningKeyError, parse_public_key
+from steward.strict import Strict
 
 
-class EscalationConfig(_Section):
+class EscalationConfig(Strict):
     """The group asked when the first one lets the deadline pass."""
 
     group: str
     timeout_seconds: float = Field(default=3600.0, gt=0, le=MAX_WAIT_SECONDS)
 
 
-class ApprovalConfig(_Section):
+class ApprovalConfig(Strict):
     """Which approver group must approve, how many of them, within how long, then what."""
 
     group: str
@@ -33,7 +33,7 @@ class ApprovalConfig(_Section):
     )
 
 
-class NotifyConfig(_Section):
+class NotifyConfig(Strict):
     """How approvers hear of requests: email (the outbox by default), optionally a webhook."""
 
     contacts: dict[str, str] = Field(
@@ -49,7 +49,7 @@ class NotifyConfig(_Section):
     )
 
 
-class IdentityConfig(_Section):
+class IdentityConfig(Strict):
     """Who people are, and which of their acts must be signed to count.
 
     Names in steward.yaml (approvers, requesters) are claims unless signed: with a public

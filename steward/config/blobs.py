@@ -7,10 +7,10 @@ from __future__ import annotations
 from pydantic import Field
 
 from steward.blobs import OFFLOAD_BYTES
-from steward.config.base import _Section
+from steward.strict import Strict
 
 
-class S3BlobConfig(_Section):
+class S3BlobConfig(Strict):
     """An S3-compatible bucket for blobs. Credentials come from the workers' environment
     (the AWS variables or files boto3 reads), never from this file.
     """
@@ -23,7 +23,7 @@ class S3BlobConfig(_Section):
     region: str | None = None
 
 
-class BlobConfig(_Section):
+class BlobConfig(Strict):
     """Where large text lives instead of history, and from what size."""
 
     path: str = Field(

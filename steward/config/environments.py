@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from steward.config.base import _Section
+from steward.strict import Strict
 
 DEFAULT_NAMESPACE = "default"
 
@@ -20,7 +20,7 @@ DEFAULT_NAMESPACE = "default"
 _NAMESPACE_NAME = r"^[A-Za-z][A-Za-z0-9._-]{1,254}$"
 
 
-class EnvironmentConfig(_Section):
+class EnvironmentConfig(Strict):
     """One environment: the Temporal namespace it runs in and what differs there.
 
     `overrides` is a partial steward.yaml deep-merged over the rest of the file: mappings

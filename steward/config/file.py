@@ -19,7 +19,6 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from steward.config import profiles
 from steward.config.agents import GUARDED_STEPS, AgentConfig
 from steward.config.approvals import IdentityConfig, NotifyConfig
-from steward.config.base import _Section
 from steward.config.blobs import BlobConfig
 from steward.config.environments import DEFAULT_NAMESPACE, EnvironmentConfig
 from steward.config.mcp import MCPServerConfig
@@ -28,11 +27,12 @@ from steward.config.retrieval import RetrievalConfig
 from steward.config.tools import FilesConfig, HttpConfig, SmtpConfig, ToolConfig
 from steward.guardrails import Guardrail, JudgeCheck
 from steward.models import AgentProfile, ToolSpec
+from steward.strict import Strict
 
 _ENVIRONMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
-class StewardConfig(_Section):
+class StewardConfig(Strict):
     """The whole of steward.yaml. Tiers are listed from cheapest to strongest."""
 
     tiers: dict[str, list[Deployment]] = Field(min_length=1)

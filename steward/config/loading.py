@@ -11,8 +11,8 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from steward.config.base import ConfigError
 from steward.config.environments import merge
+from steward.config.errors import ConfigError
 from steward.config.file import StewardConfig
 
 DEFAULT_CONFIG_PATHS = (Path("steward.yaml"), Path("examples/steward.yaml"))

@@ -9,12 +9,12 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from steward.config.approvals import ApprovalConfig
-from steward.config.base import _Section
 from steward.guardrails import Guardrail
 from steward.models import MAX_RETRY_SECONDS, RiskClass
+from steward.strict import Strict
 
 
-class MCPToolConfig(_Section):
+class MCPToolConfig(Strict):
     """One MCP tool an agent may be granted, with the policy settings it runs under.
 
     MCP servers do not say how risky their tools are, so steward.yaml must: a tool not
@@ -34,7 +34,7 @@ class MCPToolConfig(_Section):
     )
 
 
-class MCPServerConfig(_Section):
+class MCPServerConfig(Strict):
     """An MCP server: a command speaking stdio, or a streamable HTTP URL."""
 
     command: list[str] = Field(default_factory=list)

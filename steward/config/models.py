@@ -13,12 +13,12 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from steward.config.approvals import ApprovalConfig
-from steward.config.base import _Section
+from steward.strict import Strict
 
 ToolCalling = Literal["native", "schema", "auto"]
 
 
-class Sampling(_Section):
+class Sampling(Strict):
     """How a deployment samples, where its defaults do not suit (unset: the provider's).
 
     `repeat_penalty` and `top_k` are llama.cpp's (the local model, llama.cpp and vLLM
@@ -33,7 +33,7 @@ class Sampling(_Section):
     top_k: int | None = Field(default=None, ge=1, le=1000)
 
 
-class ToolRouting(_Section):
+class ToolRouting(Strict):
     """A first turn's tool chosen by similarity, for a model too small to choose one itself.
 
     SmolLM2-135M answers almost every request in words, tools granted or not (seen: 0 of 4
@@ -73,7 +73,7 @@ class ToolRouting(_Section):
     )
 
 
-class Deployment(_Section):
+class Deployment(Strict):
     """One litellm deployment: a model name, and for self-hosted endpoints its api_base.
 
     `tool_calling` says how an agent's tools are offered to it: `native` (the provider's
@@ -106,7 +106,7 @@ class Deployment(_Section):
     )
 
 
-class BudgetConfig(_Section):
+class BudgetConfig(Strict):
     """Per-run limits on model use; `approve` asks the group to extend instead of stopping."""
 
     max_cost_usd: float | None = Field(default=None, gt=0, le=1e9)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from steward.config.approvals import ApprovalConfig
-from steward.config.base import ConfigError
+from steward.config.errors import ConfigError
 from steward.config.models import BudgetConfig
 from steward.config.tools import ASK_HUMAN_SPEC, ToolConfig
 from steward.models import AgentProfile, ApprovalRule, Budget, Escalation, RiskClass, ToolSpec

@@ -8,11 +8,11 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
-from steward.config.base import _Section
 from steward.retrieval import COLLECTION_NAME, WORDLLAMA
+from steward.strict import Strict
 
 
-class EmbeddingConfig(_Section):
+class EmbeddingConfig(Strict):
     """The embedding model: the offline default, or a litellm model name with its dimension."""
 
     model: str = Field(default=WORDLLAMA, min_length=1)
@@ -29,14 +29,14 @@ class EmbeddingConfig(_Section):
         return self
 
 
-class CollectionConfig(_Section):
+class CollectionConfig(Strict):
     """A retrieval collection: what it holds and, optionally, the folder it is ingested from."""
 
     description: str = ""
     path: str | None = Field(default=None, description="default folder for `steward ingest`")
 
 
-class RetrievalConfig(_Section):
+class RetrievalConfig(Strict):
     """Where vectors live (embedded Qdrant, or the server in `url_env`), how text is cut."""
 
     store: str = Field(

@@ -16,10 +16,10 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from steward.config.approvals import ApprovalConfig
-from steward.config.base import _Section
 from steward.guardrails import Guardrail
 from steward.models import MAX_RETRY_SECONDS, RiskClass, ToolSpec
 from steward.questions import ASK_HUMAN
+from steward.strict import Strict
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
@@ -39,7 +39,7 @@ reads from a human, so it is allowed by default; `tools.ask_human` can still ove
 """
 
 
-class ToolConfig(_Section):
+class ToolConfig(Strict):
     """Per-tool policy settings that override the registry's defaults."""
 
     risk: RiskClass | None = None
@@ -69,7 +69,7 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-class SmtpConfig(_Section):
+class SmtpConfig(Strict):
     """The SMTP server send_email delivers through; without it, mail goes to the outbox.
 
     Credentials are named, never given: `username_env` and `password_env` are the names of
@@ -112,7 +112,7 @@ class SmtpConfig(_Section):
         return self
 
 
-class FilesConfig(_Section):
+class FilesConfig(Strict):
     """Where write_file (the workspace) and publish_file (the published directory) write."""
 
     workspace: str = Field(default=".steward/workspace", min_length=1)
@@ -136,7 +136,7 @@ class FilesConfig(_Section):
         return self
 
 
-class HttpConfig(_Section):
+class HttpConfig(Strict):
     """What http_get may fetch: hosts on the allow list (any port), up to max_bytes."""
 
     allow_hosts: list[str] = Field(
