@@ -60,7 +60,12 @@ class ToolConfig(Strict):
 
 
 def is_loopback_host(host: str) -> bool:
-    """Whether `host` is literally this machine (localhost, 127.0.0.0/8, ::1); no DNS."""
+    """Whether `host` is literally this machine (localhost, 127.0.0.0/8, ::1).
+
+    Only the literal host is judged, never a DNS answer: a name that merely resolves to
+    127.0.0.1 today could resolve to a provider tomorrow. SMTP's plain login and the
+    model guard (a deployment on this machine is never a paid provider) both ask this.
+    """
     if host.lower() == "localhost":
         return True
     try:
