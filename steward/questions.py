@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
+from steward.bounds import MAX_WAIT_SECONDS
 from steward.strict import Strict
 
 ASK_HUMAN = "ask_human"
@@ -22,8 +23,8 @@ ASK_HUMAN = "ask_human"
 
 MAX_QUESTION_CHARS = 2_000
 MAX_REPLY_CHARS = 10_000
-MAX_ASK_SECONDS = 366 * 86400
-"""Longest a question may wait: as long as an approval (steward.models.MAX_WAIT_SECONDS)."""
+MAX_ASK_SECONDS = MAX_WAIT_SECONDS
+"""Longest a question may wait: as long as an approval."""
 
 
 class AskHumanArgs(Strict):

@@ -18,6 +18,8 @@ PURE_CORE = [
     "conversation.py",
     "handoffs.py",
     "config/*.py",
+    "bounds.py",
+    "strict.py",
 ]
 FORBIDDEN = {
     "litellm",

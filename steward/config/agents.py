@@ -1,18 +1,17 @@
 """Agents and playbooks as steward.yaml declares them: what each may use, and its limits.
 
 `StewardConfig.profile` resolves one into the `steward.models.AgentProfile` a run
-records; the fields the two share are declared alike.
+records; the fields the two share take their types and bounds from `steward.bounds`.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
+from steward.bounds import DEFAULT_CONTEXT_CHARS, AgentKind, ContextChars, MaxParallel, MaxTurns
 from steward.config.models import BudgetConfig
 from steward.guardrails import Guardrail
-from steward.models import DEFAULT_CONTEXT_CHARS, MAX_TURNS, ContinueAfter, DraftStyle
+from steward.models import ContinueAfter, DraftStyle
 from steward.strict import Strict
 
 GUARDED_STEPS = {"playbook": {"draft"}, "agent": {"answer"}}
@@ -22,7 +21,7 @@ GUARDED_STEPS = {"playbook": {"draft"}, "agent": {"answer"}}
 class AgentConfig(Strict):
     """A playbook (steps in code) or an agent (the model picks tools)."""
 
-    kind: Literal["playbook", "agent"]
+    kind: AgentKind
     description: str = ""
     instructions: str = ""
     tools: list[str] = Field(default_factory=list)
@@ -34,13 +33,8 @@ class AgentConfig(Strict):
         default_factory=list,
         description="the model tiers this agent may use (none listed: every tier)",
     )
-    max_turns: int = Field(default=8, ge=1, le=MAX_TURNS)
-    context_chars: int = Field(
-        default=DEFAULT_CONTEXT_CHARS,
-        ge=1_000,
-        le=10_000_000,
-        description="most characters of conversation sent to the model each turn",
-    )
+    max_turns: MaxTurns = 8
+    context_chars: ContextChars = DEFAULT_CONTEXT_CHARS
     continue_after: ContinueAfter = Field(
         default_factory=lambda: ContinueAfter(),
         description="events/bytes of history after which a long agent run continues as new",
@@ -50,8 +44,8 @@ class AgentConfig(Strict):
         default_factory=list,
         description="other agents this one may hand work to, each as a child workflow",
     )
-    max_parallel: int = Field(
-        default=2, ge=1, le=16, description="how many specialists one handoff runs at once"
+    max_parallel: MaxParallel = Field(
+        default=2, description="how many specialists one handoff runs at once"
     )
     guardrails: dict[str, Guardrail] = Field(
         default_factory=dict, description="playbook step (e.g. draft) -> checks of its output"

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from steward.models import MAX_WAIT_SECONDS, RiskClass
+from steward.bounds import ApprovalsNeeded, ApprovalWait
+from steward.models import RiskClass
 from steward.signing import SigningKeyError, parse_public_key
 from steward.strict import Strict
 
@@ -18,15 +19,15 @@ class EscalationConfig(Strict):
     """The group asked when the first one lets the deadline pass."""
 
     group: str
-    timeout_seconds: float = Field(default=3600.0, gt=0, le=MAX_WAIT_SECONDS)
+    timeout_seconds: ApprovalWait = 3600.0
 
 
 class ApprovalConfig(Strict):
     """Which approver group must approve, how many of them, within how long, then what."""
 
     group: str
-    timeout_seconds: float = Field(default=3600.0, gt=0, le=MAX_WAIT_SECONDS)
-    required: int = Field(default=1, ge=1)
+    timeout_seconds: ApprovalWait = 3600.0
+    required: ApprovalsNeeded = 1
     escalate: EscalationConfig | None = None
     signed: bool = Field(
         default=False, description="decisions must be signed with the approver's own key"

@@ -4,13 +4,12 @@ may be granted.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, model_validator
 
+from steward.bounds import CallsPerRun, RetryWindow, ToolDecision, ToolTimeout
 from steward.config.approvals import ApprovalConfig
 from steward.guardrails import Guardrail
-from steward.models import MAX_RETRY_SECONDS, RiskClass
+from steward.models import RiskClass
 from steward.strict import Strict
 
 
@@ -24,11 +23,11 @@ class MCPToolConfig(Strict):
     risk: RiskClass
     description: str = Field(default="", description="overrides the server's description")
     privileged: bool = False
-    decision: Literal["allow", "approve", "deny"] | None = None
+    decision: ToolDecision | None = None
     approval: ApprovalConfig | None = None
-    timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
-    retry_seconds: float = Field(default=60.0, gt=0, le=MAX_RETRY_SECONDS)
-    max_calls_per_run: int | None = Field(default=None, ge=1)
+    timeout_seconds: ToolTimeout = 60.0
+    retry_seconds: RetryWindow = 60.0
+    max_calls_per_run: CallsPerRun | None = None
     guardrails: dict[str, Guardrail] = Field(
         default_factory=dict, description="argument -> checks its text must pass"
     )

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from steward.bounds import CallLimit, CostLimit, OnExceed, TokenLimit
 from steward.config.approvals import ApprovalConfig
 from steward.strict import Strict
 
@@ -109,10 +110,10 @@ class Deployment(Strict):
 class BudgetConfig(Strict):
     """Per-run limits on model use; `approve` asks the group to extend instead of stopping."""
 
-    max_cost_usd: float | None = Field(default=None, gt=0, le=1e9)
-    max_tokens: int | None = Field(default=None, gt=0, le=10**15)
-    max_model_calls: int | None = Field(default=None, gt=0, le=10**9)
-    on_exceed: Literal["stop", "approve"] = "stop"
+    max_cost_usd: CostLimit | None = None
+    max_tokens: TokenLimit | None = None
+    max_model_calls: CallLimit | None = None
+    on_exceed: OnExceed = "stop"
     approval: ApprovalConfig | None = None
 
     @model_validator(mode="after")

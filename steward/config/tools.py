@@ -11,13 +11,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from steward.bounds import CallsPerRun, RetryWindow, ToolDecision, ToolTimeout
 from steward.config.approvals import ApprovalConfig
 from steward.guardrails import Guardrail
-from steward.models import MAX_RETRY_SECONDS, RiskClass, ToolSpec
+from steward.models import RiskClass, ToolSpec
 from steward.questions import ASK_HUMAN
 from steward.strict import Strict
 
@@ -44,16 +44,13 @@ class ToolConfig(Strict):
 
     risk: RiskClass | None = None
     privileged: bool | None = None
-    decision: Literal["allow", "approve", "deny"] | None = None
+    decision: ToolDecision | None = None
     approval: ApprovalConfig | None = None
-    timeout_seconds: float | None = Field(default=None, gt=0, le=3600)
-    retry_seconds: float | None = Field(
-        default=None,
-        gt=0,
-        le=MAX_RETRY_SECONDS,
-        description="how long a failing call is retried before it fails for good",
+    timeout_seconds: ToolTimeout | None = None
+    retry_seconds: RetryWindow | None = Field(
+        default=None, description="how long a failing call is retried before it fails for good"
     )
-    max_calls_per_run: int | None = Field(default=None, ge=1)
+    max_calls_per_run: CallsPerRun | None = None
     guardrails: dict[str, Guardrail] = Field(
         default_factory=dict, description="argument -> checks its text must pass"
     )
