@@ -22,7 +22,6 @@ the whole response is rebuilt from the chunks; as the text streams it is handed 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import math
 import os
 import re
@@ -46,7 +45,7 @@ from activities.local_model import PROVIDER_LOCAL
 from activities.stream import TextDeltas
 from activities.tool_routing import Routed, ToolRouter, bounded
 from steward import turns
-from steward.config import Deployment
+from steward.config import Deployment, is_loopback_host
 from steward.models import (
     CallPath,
     LLMRequest,
@@ -406,25 +405,14 @@ def provider_of(model: str) -> str:
 
 
 def is_loopback(api_base: str | None) -> bool:
-    """Whether api_base names this machine (localhost, 127.0.0.0/8 or ::1).
-
-    Only the literal host is judged, never a DNS answer: a name that merely resolves to
-    127.0.0.1 today could resolve to a provider tomorrow.
-    """
+    """Whether api_base names this machine: its host, by the rule SMTP's plain login uses."""
     if not api_base:
         return False
     try:
         host = urlsplit(api_base).hostname
     except ValueError:
         return False
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return host is not None and is_loopback_host(host)
 
 
 def _free(deployment: Deployment) -> bool:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from steward.strict import Strict
 
 OFFLOAD_BYTES = 16 * 1024
 """Default threshold: text larger than this (UTF-8 bytes) is stored as a blob."""
@@ -22,11 +24,8 @@ PREVIEW_CHARS = 200
 """Characters of a blob kept in history next to its reference, for the trace and the UI."""
 
 
-class BlobRef(BaseModel):
+class BlobRef(Strict):
     """Where a large text is stored: its SHA-256, size and opening words."""
-
-    # As strict as steward.models' payloads (which import this, so it cannot import them).
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     digest: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the UTF-8 bytes")
     size: int = Field(ge=0, description="bytes")

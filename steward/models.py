@@ -22,6 +22,24 @@ from pydantic import (
 )
 
 from steward.blobs import BlobRef
+
+# Limits payloads share with steward.yaml, re-exported: they were defined here first.
+from steward.bounds import DEFAULT_CONTEXT_CHARS as DEFAULT_CONTEXT_CHARS
+from steward.bounds import MAX_RETRY_SECONDS as MAX_RETRY_SECONDS
+from steward.bounds import MAX_TURNS as MAX_TURNS
+from steward.bounds import MAX_WAIT_SECONDS as MAX_WAIT_SECONDS
+from steward.bounds import (
+    AgentKind,
+    ApprovalsNeeded,
+    ApprovalWait,
+    CallLimit,
+    ContextChars,
+    CostLimit,
+    MaxParallel,
+    MaxTurns,
+    OnExceed,
+    TokenLimit,
+)
 from steward.guardrails import Guardrail, Verdict
 from steward.questions import Question
 
@@ -29,12 +47,6 @@ from steward.questions import Question
 from steward.strict import Strict as Strict
 from steward.strict import finite_json as finite_json
 from steward.strict import problems as problems
-
-MAX_WAIT_SECONDS = 366 * 86400
-"""Longest approval deadline: a year. Much more overflows the date a deadline falls on."""
-
-MAX_RETRY_SECONDS = 7 * 86400
-"""Longest a tool call may keep retrying: a week."""
 
 MAX_EDIT_CHARS = 1_100_000
 """Largest edit of a call's arguments, as JSON (a file's whole content fits)."""
@@ -244,15 +256,15 @@ class Escalation(Strict):
     """Who is asked next when nobody decided by the deadline, and for how long."""
 
     approvers: list[str] = Field(min_length=1)
-    timeout_seconds: float = Field(default=3600.0, gt=0, le=MAX_WAIT_SECONDS)
+    timeout_seconds: ApprovalWait = 3600.0
 
 
 class ApprovalRule(Strict):
     """Who must approve a tool call, how many of them, how long they have, and what next."""
 
     approvers: list[str] = Field(min_length=1)
-    timeout_seconds: float = Field(default=3600.0, gt=0, le=MAX_WAIT_SECONDS)
-    required: int = Field(default=1, ge=1, description="distinct approvals needed (N of M)")
+    timeout_seconds: ApprovalWait = 3600.0
+    required: ApprovalsNeeded = Field(default=1, description="distinct approvals needed (N of M)")
     escalation: Escalation | None = None
     signed: bool = Field(
         default=False, description="decisions must carry a signature from the approver's key"
@@ -596,15 +608,15 @@ class RefusedDecision(Strict):
 class BudgetCap(Strict):
     """Limits a run input may set: they only ever lower the configured budget."""
 
-    max_cost_usd: float | None = Field(default=None, gt=0, le=1e9)
-    max_tokens: int | None = Field(default=None, gt=0, le=10**15)
-    max_model_calls: int | None = Field(default=None, gt=0, le=10**9)
+    max_cost_usd: CostLimit | None = None
+    max_tokens: TokenLimit | None = None
+    max_model_calls: CallLimit | None = None
 
 
 class Budget(BudgetCap):
     """Limits on one run's model use, and what happens when a call would pass them."""
 
-    on_exceed: Literal["stop", "approve"] = "stop"
+    on_exceed: OnExceed = "stop"
     approval: ApprovalRule | None = Field(
         default=None, description="who may extend the budget, when on_exceed is approve"
     )
@@ -704,10 +716,6 @@ class Ledger(Strict):
         self.review_seconds += other.review_seconds
 
 
-MAX_TURNS = 100_000
-DEFAULT_CONTEXT_CHARS = 200_000
-
-
 class ContinueAfter(Strict):
     """How long one run's history may grow before the agent continues as new.
 
@@ -728,7 +736,7 @@ class AgentProfile(Strict):
     """
 
     name: str
-    kind: Literal["playbook", "agent"]
+    kind: AgentKind
     description: str = ""
     instructions: str = ""
     tools: list[ToolSpec] = Field(default_factory=list)
@@ -738,13 +746,8 @@ class AgentProfile(Strict):
     collections: list[str] = Field(
         default_factory=list, description="retrieval collections the agent may search"
     )
-    max_turns: int = Field(default=8, ge=1, le=MAX_TURNS)
-    context_chars: int = Field(
-        default=DEFAULT_CONTEXT_CHARS,
-        ge=1_000,
-        le=10_000_000,
-        description="most characters of conversation sent to the model each turn",
-    )
+    max_turns: MaxTurns = 8
+    context_chars: ContextChars = DEFAULT_CONTEXT_CHARS
     continue_after: ContinueAfter = Field(default_factory=lambda: ContinueAfter())
     tier_order: list[str] = Field(
         default_factory=list, description="tier names from cheapest to strongest"
@@ -756,9 +759,7 @@ class AgentProfile(Strict):
     specialists: list[AgentProfile] = Field(
         default_factory=list, description="agents this one may hand work to, each resolved"
     )
-    max_parallel: int = Field(
-        default=2, ge=1, le=16, description="specialists one handoff runs at once"
-    )
+    max_parallel: MaxParallel = Field(default=2, description="specialists one handoff runs at once")
     guardrails: dict[str, Guardrail] = Field(
         default_factory=dict, description="playbook step -> the checks its output must pass"
     )

@@ -13,23 +13,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
+
+from steward.bounds import MAX_WAIT_SECONDS
+from steward.strict import Strict
 
 ASK_HUMAN = "ask_human"
 """The agent tool that asks a human a question; granted like any tool, in steward.yaml."""
 
 MAX_QUESTION_CHARS = 2_000
 MAX_REPLY_CHARS = 10_000
-MAX_ASK_SECONDS = 366 * 86400
-"""Longest a question may wait: as long as an approval (steward.models.MAX_WAIT_SECONDS)."""
-
-
-class Strict(BaseModel):
-    """Base of these payloads, as strict as steward.models' (which imports this module, for
-    the `progress` query, so it cannot import them).
-    """
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+MAX_ASK_SECONDS = MAX_WAIT_SECONDS
+"""Longest a question may wait: as long as an approval."""
 
 
 class AskHumanArgs(Strict):

@@ -1,8 +1,10 @@
 """The base every Steward payload and config model shares, and how their errors read.
 
 `Strict` refuses unknown fields and non-JSON numbers, so what a client sends is exactly
-what arrives; `problems` words a validation error as `field: what was expected`. Kept
-apart so every domain module (payloads, guardrails, config) builds on the same base.
+what arrives, and a misspelt key in steward.yaml is an error rather than a default
+silently kept; `problems` words a validation error as `field: what was expected`. Kept
+apart, importing nothing of Steward's, so every module (payloads, questions, blob
+references, guardrails, config) builds on the same base.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def finite_json(value: J) -> J:
 
 
 class Strict(BaseModel):
-    """Base for payloads: unknown fields are an error, not silently dropped."""
+    """Base for payloads and config sections: unknown fields are an error, not dropped."""
 
     # Infinity and NaN would pass validation, then travel as JSON null: refuse them here.
     model_config = ConfigDict(extra="forbid", frozen=False, allow_inf_nan=False)
