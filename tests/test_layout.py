@@ -18,6 +18,7 @@ PURE_CORE = [
     "blobs.py",
     "conversation.py",
     "handoffs.py",
+    "errors.py",
 ]
 FORBIDDEN = {
     "litellm",

@@ -19,6 +19,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from steward import errors
 from steward.retrieval import (
     DocumentBatch,
     FileProblem,
@@ -126,7 +127,7 @@ class IngestWorkflow:
                 published = done.published
         except ActivityError as failed:
             cause = failed.cause
-            if not isinstance(cause, ApplicationError) or cause.type != "BadDocument":
+            if not isinstance(cause, ApplicationError) or cause.type != errors.BAD_DOCUMENT:
                 raise
             self._problem(FileProblem(source=ref.source, reason=_message(cause)))
             await workflow.execute_activity_method(
