@@ -9,11 +9,14 @@ place it lives.
 from __future__ import annotations
 
 import ast
+import importlib
+import pkgutil
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from temporalio.common import RetryPolicy
 
 from steward import errors
 from steward.errors import CATALOGUE, Refused, application_error
@@ -218,3 +221,34 @@ def test_kind_is_none_for_types_steward_does_not_raise() -> None:
     assert errors.kind("BadDocument") == CATALOGUE["BadDocument"]
     assert errors.kind("RecipientRejected") is None
     assert errors.kind(None) is None and errors.kind("") is None
+
+
+def _retry_policies() -> dict[str, RetryPolicy]:
+    import workflows
+
+    found: dict[str, RetryPolicy] = {}
+    for info in pkgutil.iter_modules(workflows.__path__, "workflows."):
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if isinstance(value, RetryPolicy):
+                found[f"{info.name}.{name}"] = value
+    return found
+
+
+def test_retry_policies_list_only_declared_types_never_retried() -> None:
+    policies = _retry_policies()
+    assert "workflows.options.MODEL_CALL_RETRY" in policies
+    for where, policy in policies.items():
+        for name in policy.non_retryable_error_types or []:
+            assert name in CATALOGUE and not CATALOGUE[name].retried, f"{where}: {name}"
+
+
+def test_ingest_gives_up_at_once_on_input_and_documents_it_cannot_use() -> None:
+    from workflows.ingest import INGEST_RETRY
+
+    assert set(INGEST_RETRY.non_retryable_error_types or []) == {
+        "BadInput",
+        "BadDocument",
+        "EmbedderMismatch",
+        "NoCollection",
+    }

@@ -42,7 +42,8 @@ INGEST_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=5,
-    non_retryable_error_types=["BadInput", "BadDocument", "EmbedderMismatch", "NoCollection"],
+    # Bad input, and the retrieval errors the catalogue says no retry mends.
+    non_retryable_error_types=[errors.BAD_INPUT, *errors.non_retryable("retrieval")],
 )
 MAX_PROBLEMS = 200
 """Problems listed in the result; the count beyond is kept, the details are not."""
