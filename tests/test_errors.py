@@ -187,6 +187,19 @@ def test_only_types_that_say_when_mark_one_failure_permanent() -> None:
             assert kind.retried and kind.permanent_when, f"{r.where}: {name}"
 
 
+def test_no_type_name_is_written_out_beside_the_catalogue() -> None:
+    """Matching on `"BadDocument"` instead of errors.BAD_DOCUMENT is how a rename or a
+    typo goes unnoticed."""
+    written = [
+        f"{path}:{node.lineno}: {node.value!r}"
+        for path, text in sources()
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        if node.value in CATALOGUE
+    ]
+    assert written == []
+
+
 def test_each_type_is_declared_once_with_a_layer_and_a_meaning() -> None:
     constants = {
         name: value
