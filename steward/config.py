@@ -36,6 +36,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from steward.blobs import OFFLOAD_BYTES
+from steward.errors import RequestError
 from steward.guardrails import Guardrail, JudgeCheck
 from steward.models import (
     DEFAULT_CONTEXT_CHARS,
@@ -82,7 +83,7 @@ _NAMESPACE_NAME = r"^[A-Za-z][A-Za-z0-9._-]{1,254}$"
 _HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
 
-class ConfigError(ValueError):
+class ConfigError(RequestError, ValueError):
     """steward.yaml is missing or wrong; the message names the file and the field."""
 
 

@@ -13,6 +13,21 @@ A refusal (`Refused`) is one of these that a person caused and can fix: an appro
 client that sent a bad start, decision or reply. Steward's failure converter sends it
 without a stack trace, so they read one sentence and nothing about the worker.
 
+**Errors on the client side.** `StewardError` is the base of what Steward's client side
+(the CLI, `steward.runs`, `steward.client`, loading steward.yaml and keys) raises for a
+person to read: its message is one line that says what is wrong and what to do. Its two
+branches say whether asking again can help (`steward.exits` turns them into exit codes):
+
+    StewardError
+    ├── RequestError      what was asked must change: an argument, steward.yaml, an id
+    │   └── NotFound      it names something that is not there (a run, a namespace)
+    └── OperationFailed   what was asked was fine, doing it failed; later may work
+        └── Unreachable   no server answered (TemporalUnreachable: no Temporal server)
+
+Steward's own client errors sit in it (RunError, ConfigError, CodecError, SigningKeyError
+are RequestErrors; DevServerError is an OperationFailed); the SDK's errors a person can
+act on are mapped into it in one place, `steward.exits.steward_error`.
+
 This module is pure (workflows import it): no I/O, nothing that differs between runs.
 """
 
@@ -497,3 +512,47 @@ class Refused(ApplicationError):
 
     def __init__(self, message: str, type: str) -> None:
         super().__init__(message, type=type, non_retryable=True)
+
+
+# --- the client side ---------------------------------------------------------------------
+
+
+class StewardError(Exception):
+    """What a Steward client operation raises for a person to read: its message is one
+    line saying what is wrong and what to do. The branch says whether asking again can help.
+    """
+
+
+class RequestError(StewardError):
+    """What was asked must change: an argument, steward.yaml, a key, an id, a decision the
+    run refused. Asking again unchanged fails again.
+    """
+
+
+class NotFound(RequestError):
+    """What was asked names something that is not there: a run, an approval, a namespace."""
+
+
+class OperationFailed(StewardError):
+    """What was asked was fine, but doing it failed (a run that failed, a server that could
+    not be started): trying again later may work, changing the input will not.
+    """
+
+
+class Unreachable(OperationFailed, ConnectionError):
+    """No server answered where one was expected."""
+
+
+class TemporalUnreachable(Unreachable):
+    """No Temporal server answered at the address `steward.client.connect` dialled.
+
+    The SDK says so with a bare RuntimeError; this gives the failure a type, the address
+    and what to do, so the CLI and the workers can say it in one line (and exit 1).
+    """
+
+    def __init__(self, address: str, cause: str) -> None:
+        super().__init__(
+            f"cannot reach Temporal at {address}: start the embedded server with "
+            f"`steward dev up`, or set TEMPORAL_ADDRESS to a server that runs ({cause})"
+        )
+        self.address = address
