@@ -42,6 +42,9 @@ RPC_ERRORS: Final[Mapping[RPCStatusCode, type[StewardError]]] = {
     RPCStatusCode.NOT_FOUND: NotFound,
     RPCStatusCode.INVALID_ARGUMENT: RequestError,
     RPCStatusCode.ALREADY_EXISTS: RequestError,
+    # The credentials were refused: the API key or the TLS settings must change.
+    RPCStatusCode.UNAUTHENTICATED: RequestError,
+    RPCStatusCode.PERMISSION_DENIED: RequestError,
 }
 """What a Temporal RPC's status says of the request; any other status is OperationFailed
 (the server is down or busy, the call timed out: later may work)."""

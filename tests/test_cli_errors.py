@@ -373,6 +373,8 @@ def _rpc(status: RPCStatusCode, *details: object) -> RPCError:
         ),
         (_rpc(RPCStatusCode.NOT_FOUND, NotFoundFailure()), BAD_INPUT, "Temporal said: said"),
         (_rpc(RPCStatusCode.INVALID_ARGUMENT), BAD_INPUT, "Temporal said: said"),
+        (_rpc(RPCStatusCode.UNAUTHENTICATED), BAD_INPUT, "Temporal said: said"),
+        (_rpc(RPCStatusCode.PERMISSION_DENIED), BAD_INPUT, "Temporal said: said"),
         (_rpc(RPCStatusCode.UNAVAILABLE), FAILED, "Temporal said: said"),
         (_rpc(RPCStatusCode.DEADLINE_EXCEEDED), FAILED, "Temporal said: said"),
         (
