@@ -7,7 +7,8 @@ retries it, and one line saying what it means. Raises build their error with
 `application_error`, so whether a type is retried is decided here and nowhere else; a
 retry policy that lists non-retryable types takes them from `non_retryable`, and the
 trace's diagnosis reads `kind(type).layer`. Type names are stable: histories, scripts and
-eval suites match on them, so a name never changes once it has been raised.
+eval suites match on them, so a name never changes once it has been raised. docs/errors.md
+lists them for readers (a test keeps it in step).
 
 A refusal (`Refused`) is one of these that a person caused and can fix: an approver or a
 client that sent a bad start, decision or reply. Steward's failure converter sends it
@@ -100,8 +101,8 @@ BAD_INPUT: Final = _kind(
     "BadInput",
     "input",
     retried=False,
-    meaning="A run input, ingest request or search of the wrong shape, or one that tries "
-    "to carry authority.",
+    meaning="A run input, ingest request or search_docs call of the wrong shape (or naming a "
+    "file outside its folder), or a run input that tries to carry authority.",
 )
 UNKNOWN_TARGET: Final = _kind(
     "UnknownTarget",
@@ -167,7 +168,7 @@ WEBHOOK_ERROR: Final = _kind(
     "approval",
     retried=True,
     meaning="The approval webhook could not be reached, or did not accept the notification.",
-    permanent_when="it answers 4xx (other than 429): its address or its secret is wrong",
+    permanent_when="it answers 4xx (other than 429): asking again gets the same answer",
 )
 
 # --- model provider -------------------------------------------------------------------
@@ -181,7 +182,8 @@ MODEL_BAD_REQUEST: Final = _kind(
     "ModelBadRequest",
     "model_provider",
     retried=False,
-    meaning="The provider (or the schema made for it) refused the request as malformed.",
+    meaning="The request is malformed: the provider refused it (400, 413, 422), or a tool's "
+    "schema cannot be made one every provider accepts.",
 )
 MODEL_NOT_FOUND: Final = _kind(
     "ModelNotFound",

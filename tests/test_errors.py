@@ -265,3 +265,18 @@ def test_ingest_gives_up_at_once_on_input_and_documents_it_cannot_use() -> None:
         "EmbedderMismatch",
         "NoCollection",
     }
+
+
+def doc_row(kind: errors.ErrorKind) -> str:
+    """A type's row in docs/errors.md."""
+    retried = "yes" if kind.retried else "no"
+    extra = f" Not retried when {kind.permanent_when}." if kind.permanent_when else ""
+    return f"| `{kind.type}` | {kind.layer} | {retried} | {kind.meaning}{extra} |"
+
+
+def test_the_errors_page_lists_the_catalogue_as_it_is() -> None:
+    lines = (REPO / "docs" / "errors.md").read_text(encoding="utf-8").splitlines()
+    rows = [line for line in lines if line.startswith("| `")]
+    assert rows == [doc_row(kind) for kind in CATALOGUE.values()], "update docs/errors.md"
+    for layer, what in errors.LAYERS.items():
+        assert f"| {layer} | {what} |" in lines
