@@ -40,6 +40,14 @@ from temporalio.exceptions import ApplicationError
 from steward.blobs import OFFLOAD_BYTES, BlobRef, digest_of, preview_of
 from steward.codec import CodecError, KeyRing, MissingKey
 from steward.config import BlobConfig, S3BlobConfig
+from steward.errors import (
+    BLOB_MISSING,
+    BLOB_STORE_REFUSED,
+    BLOB_STORE_UNAVAILABLE,
+    BLOB_UNREADABLE,
+    PAYLOAD_TOO_LARGE,
+    application_error,
+)
 from steward.models import Message, ModelToolCall, ToolInvocation, ToolResult
 
 REUSED_BYTES = 1024
@@ -232,10 +240,9 @@ class S3BlobStore:
         else:
             detail = type(err).__name__
             permanent = isinstance(err, NoCredentialsError)
-        return ApplicationError(
+        return application_error(
+            BLOB_STORE_REFUSED if permanent else BLOB_STORE_UNAVAILABLE,
             f"could not {action} {key} in {self.where()}: {detail}",
-            type="BlobStoreRefused" if permanent else "BlobStoreUnavailable",
-            non_retryable=permanent,
         )
 
     def put(self, data: bytes) -> str:
@@ -301,15 +308,13 @@ class Offloader:
         try:
             data = await asyncio.to_thread(self.store.get, ref.digest)
         except BlobMissing as err:
-            raise ApplicationError(
-                f"{err}: the blob store must be shared by every worker",
-                type="BlobMissing",
-                non_retryable=True,
+            raise application_error(
+                BLOB_MISSING, f"{err}: the blob store must be shared by every worker"
             ) from None
         except CodecError as err:
             # Every worker must hold the key ring's keys; this one lacks one (or the blob
             # was damaged). Another attempt on this worker would fail alike.
-            raise ApplicationError(str(err), type="BlobUnreadable", non_retryable=True) from None
+            raise application_error(BLOB_UNREADABLE, str(err)) from None
         return data.decode()
 
     async def messages(self, messages: Sequence[Message]) -> list[Message]:
@@ -388,11 +393,10 @@ class Offloader:
         if not self.large(result.output):
             size = len(result.output.encode())
             if size > MAX_RESULT_BYTES:
-                raise ApplicationError(
+                raise application_error(
+                    PAYLOAD_TOO_LARGE,
                     f"{result.tool} returned {size:,} bytes, more than a Temporal payload "
                     f"holds ({MAX_RESULT_BYTES:,}); set blobs.threshold_bytes to store it",
-                    type="PayloadTooLarge",
-                    non_retryable=True,
                 )
             return result
         ref = await self.put_text(result.output)

@@ -36,6 +36,15 @@ from evals.scorers import RunView, latency_of, model_calls_of, score
 from evals.script import SCRIPT_MEMO, Script, ScriptedError
 from steward.codec import CodecError
 from steward.decoding import decode_history
+from steward.errors import (
+    EVAL_UNREACHABLE,
+    HISTORY_UNAVAILABLE,
+    HISTORY_UNREADABLE,
+    MCP_SERVER_UNKNOWN,
+    NOT_SCRIPTED,
+    SCRIPT_UNAVAILABLE,
+    application_error,
+)
 from steward.models import (
     ApprovalNotice,
     LLMRequest,
@@ -78,15 +87,15 @@ class EvalActivities:
         try:
             history = await handle.fetch_history()
         except RPCError as err:
-            raise ApplicationError(
+            raise application_error(
+                HISTORY_UNAVAILABLE,
                 f"cannot read the history of {request.workflow_id}: {err.message}",
-                type="HistoryUnavailable",
             ) from None
         try:
             # With the worker's own codec: the case ran on this worker's key ring.
             history = await decode_history(history, client.data_converter.payload_codec)
         except CodecError as err:
-            raise ApplicationError(str(err), type="HistoryUnreadable", non_retryable=True) from None
+            raise application_error(HISTORY_UNREADABLE, str(err)) from None
         trace = build_trace(history)
         view = RunView.of(request.result, trace, request.error)
         names = label_all(request.expect)
@@ -124,9 +133,8 @@ class Scripts:
             described = await handle.describe()
             script: Script | None = await described.memo_value(SCRIPT_MEMO, None, type_hint=Script)
         except RPCError as err:
-            raise ApplicationError(
-                f"cannot read the script of {info.workflow_id}: {err.message}",
-                type="ScriptUnavailable",
+            raise application_error(
+                SCRIPT_UNAVAILABLE, f"cannot read the script of {info.workflow_id}: {err.message}"
             ) from None
         self._cache[key] = script
         while len(self._cache) > SCRIPTS_CACHED:
@@ -145,20 +153,18 @@ class ScriptedModel:
         """The scripted answer for this step and deployment, or its scripted failure."""
         script = await self.scripts.current()
         if script is None:
-            raise ApplicationError(
+            raise application_error(
+                NOT_SCRIPTED,
                 "this run has no script: scripted queues serve only scripted eval cases",
-                type="NotScripted",
-                non_retryable=True,
             )
         answer = script.answer(request.step, request.deployment)
         if answer is None:
             steps = ", ".join(f"{a.step}[{a.deployment}]" for a in script.model) or "none"
-            raise ApplicationError(
+            raise application_error(
+                NOT_SCRIPTED,
                 f"the script has no answer for step {request.step!r} (deployment "
                 f"{request.deployment}); it answers: {steps}. The workflow now asks "
                 "something the recorded run never did.",
-                type="NotScripted",
-                non_retryable=True,
             )
         if answer.error is not None:
             raise _scripted_failure(answer.error)
@@ -240,17 +246,13 @@ class SandboxTools:
         if script is not None:
             listed = script.mcp.get(request.server)
             if listed is None:
-                raise ApplicationError(
-                    f"the script describes no tools of MCP server {request.server!r}",
-                    type="NotScripted",
-                    non_retryable=True,
+                raise application_error(
+                    NOT_SCRIPTED, f"the script describes no tools of MCP server {request.server!r}"
                 )
             return listed
         if self.mcp is None:
-            raise ApplicationError(
-                f"this eval worker has no MCP server {request.server!r}",
-                type="MCPServerUnknown",
-                non_retryable=True,
+            raise application_error(
+                MCP_SERVER_UNKNOWN, f"this eval worker has no MCP server {request.server!r}"
             )
         return await self.mcp.describe_mcp_tools(request)
 
@@ -267,9 +269,8 @@ class SandboxTools:
         try:
             await client.get_workflow_handle(parent).signal(APPROVAL_PENDING_SIGNAL, request)
         except RPCError as err:
-            raise ApplicationError(
-                f"cannot tell eval {parent} about {request.id}: {err.message}",
-                type="EvalUnreachable",
+            raise application_error(
+                EVAL_UNREACHABLE, f"cannot tell eval {parent} about {request.id}: {err.message}"
             ) from None
         return ToolResult(
             tool="notify_approvers",
@@ -315,11 +316,10 @@ class ScriptedRetrieval:
             return RetrieveResult(chunks=[], embedder="scripted")
         found = script.search(request.collection, request.query)
         if found is None:
-            raise ApplicationError(
+            raise application_error(
+                NOT_SCRIPTED,
                 f"the script has no search of {request.collection!r} for this query: the "
                 f"run now searches for something the recorded run did not ({request.query!r})",
-                type="NotScripted",
-                non_retryable=True,
             )
         if found.error is not None:
             raise _scripted_failure(found.error)
@@ -371,17 +371,15 @@ def _chunk(collection: str, index: int, chunk: dict[str, Any]) -> dict[str, Any]
 
 
 def _no_ingest() -> ApplicationError:
-    return ApplicationError(
-        "scripted eval queues do not ingest documents", type="NotScripted", non_retryable=True
-    )
+    return application_error(NOT_SCRIPTED, "scripted eval queues do not ingest documents")
 
 
 async def _parent_of(client: Client, workflow_id: str) -> str | None:
     try:
         described = await client.get_workflow_handle(workflow_id).describe()
     except RPCError as err:
-        raise ApplicationError(
-            f"cannot describe {workflow_id}: {err.message}", type="EvalUnreachable"
+        raise application_error(
+            EVAL_UNREACHABLE, f"cannot describe {workflow_id}: {err.message}"
         ) from None
     return described.parent_id
 

@@ -46,6 +46,26 @@ from activities.stream import TextDeltas
 from activities.tool_routing import Routed, ToolRouter, bounded
 from steward import turns
 from steward.config import Deployment, is_loopback_host
+from steward.errors import (
+    BLOB_MISSING,
+    CONTENT_POLICY,
+    CONTEXT_WINDOW_EXCEEDED,
+    MISSING_CREDENTIAL,
+    MODEL_AUTH_ERROR,
+    MODEL_BAD_REQUEST,
+    MODEL_BAD_RESPONSE,
+    MODEL_CONNECTION_ERROR,
+    MODEL_ERROR,
+    MODEL_NOT_FOUND,
+    MODEL_RATE_LIMITED,
+    MODEL_TIMEOUT,
+    MODEL_UNAVAILABLE,
+    PAID_MODEL_REFUSED,
+    UNKNOWN_DEPLOYMENT,
+    UNKNOWN_TIER,
+    ErrorType,
+    application_error,
+)
 from steward.models import (
     CallPath,
     LLMRequest,
@@ -79,44 +99,44 @@ KEYLESS_SERVER_KEY: Final = "no-key"
 MAX_PROVIDER_MESSAGE_CHARS: Final = 500
 """Provider error text kept in an error message; some carry whole tracebacks or bodies."""
 
+# litellm's errors as Steward's error types (`steward.errors` says which are retried).
 # First match wins, so subclasses come before their bases: ContextWindowExceededError and
 # ContentPolicyViolationError are BadRequestErrors.
-_CLASSIFICATION: Final[tuple[tuple[type[Exception], str, bool], ...]] = (
-    (errors.ContextWindowExceededError, "ContextWindowExceeded", False),
-    (errors.ContentPolicyViolationError, "ContentPolicy", False),
-    (errors.AuthenticationError, "ModelAuthError", False),
-    (errors.PermissionDeniedError, "ModelAuthError", False),
-    (errors.NotFoundError, "ModelNotFound", False),
-    (errors.BadRequestError, "ModelBadRequest", False),
-    (errors.UnprocessableEntityError, "ModelBadRequest", False),
-    (errors.RateLimitError, "ModelRateLimited", True),
-    (errors.Timeout, "ModelTimeout", True),
-    (errors.InternalServerError, "ModelUnavailable", True),
-    (errors.ServiceUnavailableError, "ModelUnavailable", True),
-    (errors.BadGatewayError, "ModelUnavailable", True),
-    (errors.APIConnectionError, "ModelConnectionError", True),
+_CLASSIFICATION: Final[tuple[tuple[type[Exception], ErrorType], ...]] = (
+    (errors.ContextWindowExceededError, CONTEXT_WINDOW_EXCEEDED),
+    (errors.ContentPolicyViolationError, CONTENT_POLICY),
+    (errors.AuthenticationError, MODEL_AUTH_ERROR),
+    (errors.PermissionDeniedError, MODEL_AUTH_ERROR),
+    (errors.NotFoundError, MODEL_NOT_FOUND),
+    (errors.BadRequestError, MODEL_BAD_REQUEST),
+    (errors.UnprocessableEntityError, MODEL_BAD_REQUEST),
+    (errors.RateLimitError, MODEL_RATE_LIMITED),
+    (errors.Timeout, MODEL_TIMEOUT),
+    (errors.InternalServerError, MODEL_UNAVAILABLE),
+    (errors.ServiceUnavailableError, MODEL_UNAVAILABLE),
+    (errors.BadGatewayError, MODEL_UNAVAILABLE),
+    (errors.APIConnectionError, MODEL_CONNECTION_ERROR),
 )
 # litellm recognises some errors by their message text, which providers word differently
 # (OpenAI's content-policy error says "our safety system", litellm looks for "the safety
 # system"); the error code in the body is stable, so where there is one it decides first.
-_BY_ERROR_CODE: Final[Mapping[str, tuple[str, bool]]] = {
-    "context_length_exceeded": ("ContextWindowExceeded", False),
-    "content_policy_violation": ("ContentPolicy", False),
-    "content_filter": ("ContentPolicy", False),
+_BY_ERROR_CODE: Final[Mapping[str, ErrorType]] = {
+    "context_length_exceeded": CONTEXT_WINDOW_EXCEEDED,
+    "content_policy_violation": CONTENT_POLICY,
+    "content_filter": CONTENT_POLICY,
 }
 # For statuses litellm has no class for on some providers (OpenAI's 403 arrives as a bare
 # APIError), the HTTP status of the real response still says whether retrying can help.
-_BY_STATUS: Final[Mapping[int, tuple[str, bool]]] = {
-    400: ("ModelBadRequest", False),
-    401: ("ModelAuthError", False),
-    403: ("ModelAuthError", False),
-    404: ("ModelNotFound", False),
-    408: ("ModelTimeout", True),
-    413: ("ModelBadRequest", False),
-    422: ("ModelBadRequest", False),
-    429: ("ModelRateLimited", True),
+_BY_STATUS: Final[Mapping[int, ErrorType]] = {
+    400: MODEL_BAD_REQUEST,
+    401: MODEL_AUTH_ERROR,
+    403: MODEL_AUTH_ERROR,
+    404: MODEL_NOT_FOUND,
+    408: MODEL_TIMEOUT,
+    413: MODEL_BAD_REQUEST,
+    422: MODEL_BAD_REQUEST,
+    429: MODEL_RATE_LIMITED,
 }
-_UNCLASSIFIED: Final = ("ModelError", True)
 _LITELLM_PREFIX: Final = re.compile(r"^(litellm\.\w+: )+")
 _TRACEBACK_MARKER: Final = "Traceback (most recent call last):"
 _NOT_IN_SCHEMA_NAME: Final = re.compile(r"[^A-Za-z0-9_-]")
@@ -203,37 +223,32 @@ class LLMActivities:
             message.blob is not None or any(c.arguments_blob for c in message.tool_calls)
             for message in request.messages
         ):
-            raise ApplicationError(
-                "the request refers to stored text, but this worker has no blob store",
-                type="BlobMissing",
-                non_retryable=True,
+            raise application_error(
+                BLOB_MISSING, "the request refers to stored text, but this worker has no blob store"
             )
         return list(request.messages)
 
     def _deployment(self, tier: str, index: int) -> Deployment:
         deployments = self._tiers.get(tier)
         if deployments is None:
-            raise ApplicationError(
+            raise application_error(
+                UNKNOWN_TIER,
                 f"unknown tier {tier!r}; known tiers: {', '.join(sorted(self._tiers))}",
-                type="UnknownTier",
-                non_retryable=True,
             )
         if not 0 <= index < len(deployments):
             count = len(deployments)
-            raise ApplicationError(
+            raise application_error(
+                UNKNOWN_DEPLOYMENT,
                 f"tier {tier!r} has {count} deployment{'s' if count != 1 else ''} "
                 f"(indexes 0 to {count - 1}); the request asked for deployment {index}",
-                type="UnknownDeployment",
-                non_retryable=True,
             )
         deployment = deployments[index]
         if not self._allow_paid and not _free(deployment):
-            raise ApplicationError(
+            raise application_error(
+                PAID_MODEL_REFUSED,
                 f"tier {tier!r} deployment {index} is {deployment.model!r}, a paid provider; "
                 f"this worker runs with allow_paid=False and calls only "
                 f"{sorted(FREE_PROVIDERS)} models and servers on this machine",
-                type="PaidModelRefused",
-                non_retryable=True,
             )
         return deployment
 
@@ -364,7 +379,7 @@ def _strict_response(schema: dict[str, Any]) -> turns.StrictSchema:
     try:
         return turns.strict_schema(schema)
     except ValueError as err:
-        raise ApplicationError(str(err), type="ModelBadRequest", non_retryable=True) from None
+        raise application_error(MODEL_BAD_REQUEST, str(err)) from None
 
 
 async def _streamed(call: dict[str, Any], deltas: TextDeltas) -> ModelResponse:
@@ -374,10 +389,10 @@ async def _streamed(call: dict[str, Any], deltas: TextDeltas) -> ModelResponse:
     if not call.get("stream"):
         whole = await litellm.acompletion(**call)
         if not isinstance(whole, ModelResponse):
-            raise ApplicationError(
+            raise application_error(
+                MODEL_BAD_RESPONSE,
                 f"{call['model']}: expected one whole response, got {type(whole).__name__}",
-                type="ModelBadResponse",
-                non_retryable=True,
+                permanent=True,
             )
         return whole
     stream = await litellm.acompletion(**call)
@@ -390,10 +405,8 @@ async def _streamed(call: dict[str, Any], deltas: TextDeltas) -> ModelResponse:
                 deltas.add(text)
     built = litellm.stream_chunk_builder(chunks, messages=call["messages"]) if chunks else None
     if not isinstance(built, ModelResponse):
-        raise ApplicationError(
-            f"{call['model']}: the stream ended without an answer",
-            type="ModelBadResponse",
-            non_retryable=False,
+        raise application_error(
+            MODEL_BAD_RESPONSE, f"{call['model']}: the stream ended without an answer"
         )
     return built
 
@@ -437,11 +450,10 @@ def _api_key(deployment: Deployment, tier: str) -> str | None:
         return KEYLESS_SERVER_KEY if deployment.api_base and served_over_http else None
     key = os.environ.get(deployment.api_key_env)
     if not key:
-        raise ApplicationError(
+        raise application_error(
+            MISSING_CREDENTIAL,
             f"environment variable {deployment.api_key_env} is not set on this worker; "
             f"tier {tier!r} ({deployment.model}) needs it for its API key",
-            type="MissingCredential",
-            non_retryable=True,
         )
     return key
 
@@ -520,7 +532,7 @@ def _classified(err: Exception, deployment: Deployment, api_key: str | None) -> 
         # litellm wraps whatever broke a stream in this; what broke it decides.
         err = err.original_exception
     status = _real_status(err)
-    error_type, retryable = _classification(err, status)
+    error_type = _classification(err, status)
     status_text = f" (HTTP {status})" if status is not None else ""
     # litellm prefixes its class name once per wrapping, and appends the traceback of an
     # exception it wrapped; the message names the class already, and history keeps it short.
@@ -531,12 +543,8 @@ def _classified(err: Exception, deployment: Deployment, api_key: str | None) -> 
     if len(detail) > MAX_PROVIDER_MESSAGE_CHARS:
         detail = detail[:MAX_PROVIDER_MESSAGE_CHARS] + "…"
     message = f"{deployment.model}: {type(err).__name__}{status_text}: {detail}"
-    return ApplicationError(
-        message,
-        type=error_type,
-        non_retryable=not retryable,
-        next_retry_delay=_retry_after(err) if retryable else None,
-    )
+    # The catalogue decides whether it is retried; a retry-after counts only then.
+    return application_error(error_type, message, next_retry_delay=_retry_after(err))
 
 
 def _real_status(err: Exception) -> int | None:
@@ -552,23 +560,23 @@ def _real_status(err: Exception) -> int | None:
     return None
 
 
-def _classification(err: Exception, status: int | None) -> tuple[str, bool]:
-    """(error type, retryable): by the body's error code, litellm's class, then the status."""
+def _classification(err: Exception, status: int | None) -> ErrorType:
+    """The error type: by the body's error code, litellm's class, then the status."""
     by_code = _BY_ERROR_CODE.get(_error_code(err) or "")
     if by_code is not None:
         return by_code
     if status is None and not isinstance(err, errors.Timeout) and _connection_failed(err):
         # litellm reports a refused or dropped connection to an OpenAI-compatible server as
         # an InternalServerError; the exception chain says what really happened.
-        return "ModelConnectionError", True
-    for cls, name, retryable in _CLASSIFICATION:
+        return MODEL_CONNECTION_ERROR
+    for cls, name in _CLASSIFICATION:
         if isinstance(err, cls):
-            return name, retryable
+            return name
     if status is not None:
         if status >= 500:
-            return "ModelUnavailable", True
-        return _BY_STATUS.get(status, _UNCLASSIFIED)
-    return _UNCLASSIFIED
+            return MODEL_UNAVAILABLE
+        return _BY_STATUS.get(status, MODEL_ERROR)
+    return MODEL_ERROR
 
 
 def _connection_failed(err: BaseException) -> bool:

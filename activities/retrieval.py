@@ -27,7 +27,6 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from qdrant_client import QdrantClient, models
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.documents import (
     SUPPORTED,
@@ -38,6 +37,14 @@ from activities.documents import (
     sha256_file,
 )
 from activities.embeddings import Embedder, keyword_vector
+from steward.errors import (
+    BAD_DOCUMENT,
+    BAD_INPUT,
+    EMBEDDER_MISMATCH,
+    NO_COLLECTION,
+    STORE_LOCKED,
+    application_error,
+)
 from steward.models import Citation, ToolInvocation, ToolResult, problems
 from steward.retrieval import (
     DATA_NOT_INSTRUCTIONS,
@@ -114,11 +121,11 @@ class VectorStore:
                 except RuntimeError as err:
                     if "already accessed" not in str(err):
                         raise
-                    raise ApplicationError(
+                    raise application_error(
+                        STORE_LOCKED,
                         f"the embedded Qdrant store {self.path} is open in another process "
                         "(one worker owns it; run retrieval on that worker, or set QDRANT_URL "
                         "to share a Qdrant server)",
-                        type="StoreLocked",
                     ) from None
         return self._client
 
@@ -167,10 +174,8 @@ class RetrievalActivities:
         ingest = request.ingest
         root = Path(ingest.root)
         if not root.exists():
-            raise ApplicationError(
-                f"{root} does not exist (give a folder or a file the worker can read)",
-                type="BadInput",
-                non_retryable=True,
+            raise application_error(
+                BAD_INPUT, f"{root} does not exist (give a folder or a file the worker can read)"
             )
         self.ensure_collection(ingest.collection, create=True)
         everything = list(_documents(root))
@@ -213,13 +218,9 @@ class RetrievalActivities:
         try:
             chunks = self._chunks(ingest.root, ref)
         except (OSError, DocumentError) as err:
-            raise ApplicationError(
-                f"{ref.source}: {_reason(err)}", type="BadDocument", non_retryable=True
-            ) from None
+            raise application_error(BAD_DOCUMENT, f"{ref.source}: {_reason(err)}") from None
         if not chunks:
-            raise ApplicationError(
-                f"{ref.source}: no text to index", type="BadDocument", non_retryable=True
-            )
+            raise application_error(BAD_DOCUMENT, f"{ref.source}: no text to index")
         self.ensure_collection(ingest.collection, create=True)
         part = chunks[batch.start : batch.start + batch.limit]
         vectors = self.embedder.embed([_embedded_text(c.heading, c.text) for c in part])
@@ -435,8 +436,8 @@ class RetrievalActivities:
         try:
             args = SearchDocsArgs.model_validate(invocation.call.arguments)
         except ValidationError as err:
-            raise ApplicationError(
-                f"search_docs: {problems(err, 'arguments')}", type="BadInput", non_retryable=True
+            raise application_error(
+                BAD_INPUT, f"search_docs: {problems(err, 'arguments')}"
             ) from None
         found = self.retrieve(
             RetrieveRequest(collection=args.collection, query=args.query, top_k=args.top_k)
@@ -454,11 +455,10 @@ class RetrievalActivities:
         """Check the collection was built with this embedder (or create it); refuse if not."""
         exists = self.store.run(lambda q: q.collection_exists(name))
         if not exists and not create:
-            raise ApplicationError(
+            raise application_error(
+                NO_COLLECTION,
                 f"no collection {name!r} in {self.store.where}: ingest documents "
                 f"first (steward ingest PATH --collection {name})",
-                type="NoCollection",
-                non_retryable=True,
             )
         embedder = self.embedder  # loaded only once there is something to embed
 
@@ -472,13 +472,12 @@ class RetrievalActivities:
             vectors = info.config.params.vectors
             size = vectors[DENSE].size if isinstance(vectors, dict) and DENSE in vectors else None
             if recorded != embedder.name or size != embedder.dimension:
-                raise ApplicationError(
+                raise application_error(
+                    EMBEDDER_MISMATCH,
                     f"collection {name!r} was built with {recorded or 'an unknown model'} "
                     f"({size or '?'} dimensions); this worker embeds with {embedder.name} "
                     f"({embedder.dimension} dimensions). Vectors of two models cannot be "
                     "compared: ingest into a new collection, or set retrieval.embedding back",
-                    type="EmbedderMismatch",
-                    non_retryable=True,
                 )
 
         self.store.run(check)
@@ -583,9 +582,7 @@ def _source(root: Path, path: Path) -> str:
 def _inside(root: Path, source: str) -> Path:
     path = root if root.is_file() else root / source
     if not path.resolve().is_relative_to(root.resolve()):
-        raise ApplicationError(
-            f"{source}: outside the ingested folder", type="BadInput", non_retryable=True
-        )
+        raise application_error(BAD_INPUT, f"{source}: outside the ingested folder")
     return path
 
 

@@ -11,8 +11,9 @@ The environment (dev, staging, prod) is chosen here too, once for every command 
 `STEWARD_ENV` names one declared in steward.yaml, `load_settings` merges its overrides, and
 `connect` talks to its namespace, which wins over TEMPORAL_NAMESPACE.
 
-A server that does not answer is a TemporalUnreachable naming the address it dialled, so
-the CLI and the workers can say so in one line instead of the SDK's RuntimeError.
+A server that does not answer is a `steward.errors.TemporalUnreachable` naming the address
+it dialled, so the CLI and the workers can say so in one line instead of the SDK's
+RuntimeError.
 
 Every `steward` command imports this module, `steward --help` included, so the Temporal
 SDK and the config's models are imported by the functions that use them.
@@ -30,21 +31,6 @@ if TYPE_CHECKING:
     from steward.config import StewardConfig
 
 ENVIRONMENT_VARIABLE: Final = "STEWARD_ENV"
-
-
-class TemporalUnreachable(ConnectionError):
-    """No Temporal server answered at the address `connect` dialled.
-
-    The SDK says so with a bare RuntimeError; this gives the failure a type, the address
-    and what to do, so the CLI and the workers can say it in one line (and exit 1).
-    """
-
-    def __init__(self, address: str, cause: str) -> None:
-        super().__init__(
-            f"cannot reach Temporal at {address}: start the embedded server with "
-            f"`steward dev up`, or set TEMPORAL_ADDRESS to a server that runs ({cause})"
-        )
-        self.address = address
 
 
 def selected_environment() -> str | None:
@@ -84,11 +70,13 @@ async def connect(settings: StewardConfig | None = None, **overrides: Any) -> Cl
     """Connect in the environment's namespace (see connect_options) with Steward's plugin.
 
     The codec comes from the environment's key ring; `steward.codec.KeyRingError` when
-    none is configured (and encryption is not turned off).
+    none is configured (and encryption is not turned off). TemporalUnreachable when no
+    server answers.
     """
     from temporalio.client import Client
 
     from steward.codec import codec_from_environment
+    from steward.errors import TemporalUnreachable
     from steward.plugin import StewardPlugin
 
     options = connect_options(settings)

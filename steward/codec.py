@@ -41,6 +41,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
 from steward import devserver
+from steward.errors import RequestError
 
 ENCODING: Final = b"binary/encrypted"
 """The `encoding` metadata of an encrypted payload."""
@@ -67,7 +68,7 @@ _FILE_HEADER: Final = (
 )
 
 
-class CodecError(Exception):
+class CodecError(RequestError):
     """A key ring could not be loaded, or a payload could not be decrypted; says why."""
 
 

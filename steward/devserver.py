@@ -39,6 +39,7 @@ import httpx
 from temporalio.common import SearchAttributeIndexedValueType
 
 from steward import search_attributes
+from steward.errors import OperationFailed
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ _LOG_TAIL_LINES: Final = 20
 _LOG_TAIL_BYTES: Final = 64 * 1024
 
 
-class DevServerError(RuntimeError):
+class DevServerError(OperationFailed, RuntimeError):
     """The dev server could not be found, started, probed or stopped."""
 
 

@@ -39,6 +39,7 @@ from steward import authority, queues, signing, tools
 from steward import search_attributes as sa
 from steward.approval_view import visible
 from steward.config import ConfigError, StewardConfig
+from steward.errors import RequestError
 from steward.models import (
     ApprovalDecision,
     ApprovalRequest,
@@ -64,16 +65,9 @@ id, so nothing from an earlier run of the same id counts in a later one either w
 KEY_FILE_VARIABLE = "STEWARD_KEY_FILE"
 
 
-class RunError(Exception):
+class RunError(RequestError):
     """A run could not be started, found or decided as asked; the message says why, for a
     person, and what they asked must change (the CLI exits 2).
-    """
-
-
-class OperationFailed(RunError):
-    """What was asked was fine, but doing it failed (an ingest that failed, a server that
-    could not be started): trying again may work, changing the input will not (the CLI
-    exits 1). A RunError still, so callers that catch RunError keep catching it.
     """
 
 

@@ -33,13 +33,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from steward.errors import RequestError
+
 PUBLIC_PREFIX = "ed25519:"
 KEYS_DIR_VARIABLE = "STEWARD_KEYS_DIR"
 DEFAULT_KEYS_DIR = Path("~/.config/steward/keys")
 KEY_SUFFIX = ".pem"
 
 
-class SigningKeyError(ValueError):
+class SigningKeyError(RequestError, ValueError):
     """A key file or public key is missing or malformed; the message says which and why."""
 
 

@@ -28,10 +28,21 @@ from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from steward.cli import app
-from steward.client import TemporalUnreachable
+from steward.codec import KeyRingError, MissingKey
 from steward.config import ConfigError, StewardConfig
-from steward.exits import BAD_INPUT, FAILED, explain
-from steward.runs import OperationFailed, RunError, start_run
+from steward.devserver import DevServerError
+from steward.errors import (
+    NotFound,
+    OperationFailed,
+    RequestError,
+    StewardError,
+    TemporalUnreachable,
+)
+from steward.exits import BAD_INPUT, FAILED, RPC_ERRORS, Explained, explain, steward_error
+from steward.replay import HistoryError
+from steward.runs import RunError, start_run
+from steward.schedules import ScheduleError
+from steward.signing import SigningKeyError
 from tests.support.fake_model import FakeModel
 from tests.support.stack import running_workers
 
@@ -362,6 +373,8 @@ def _rpc(status: RPCStatusCode, *details: object) -> RPCError:
         ),
         (_rpc(RPCStatusCode.NOT_FOUND, NotFoundFailure()), BAD_INPUT, "Temporal said: said"),
         (_rpc(RPCStatusCode.INVALID_ARGUMENT), BAD_INPUT, "Temporal said: said"),
+        (_rpc(RPCStatusCode.UNAUTHENTICATED), BAD_INPUT, "Temporal said: said"),
+        (_rpc(RPCStatusCode.PERMISSION_DENIED), BAD_INPUT, "Temporal said: said"),
         (_rpc(RPCStatusCode.UNAVAILABLE), FAILED, "Temporal said: said"),
         (_rpc(RPCStatusCode.DEADLINE_EXCEEDED), FAILED, "Temporal said: said"),
         (
@@ -389,6 +402,56 @@ def test_explain_decides_by_type(error: BaseException, code: int, expected: str)
 )
 def test_anything_else_keeps_its_traceback(error: BaseException) -> None:
     assert explain(error) is None
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (ConfigError("x"), RequestError),
+        (RunError("x"), RequestError),
+        (HistoryError("x"), RequestError),
+        (ScheduleError("x"), RequestError),
+        (SigningKeyError("x"), RequestError),
+        (KeyRingError("x"), RequestError),
+        (MissingKey("x", ["k1"]), RequestError),
+        (DevServerError("x"), OperationFailed),
+        (TemporalUnreachable("h:1", "refused"), OperationFailed),
+    ],
+)
+def test_stewards_client_errors_are_steward_errors_of_their_kind(
+    error: Exception, kind: type[StewardError]
+) -> None:
+    assert isinstance(error, kind)
+    other = OperationFailed if kind is RequestError else RequestError
+    assert not isinstance(error, other)
+
+
+def test_the_kind_of_a_steward_error_decides_its_exit_code() -> None:
+    """A new error needs no entry anywhere: its branch says what the CLI does."""
+
+    class NoSuchWidget(NotFound):
+        pass
+
+    class WidgetServerDown(OperationFailed):
+        pass
+
+    assert explain(NoSuchWidget("no widget 'w'")) == Explained(BAD_INPUT, "no widget 'w'")
+    assert explain(WidgetServerDown("down")) == Explained(FAILED, "down")
+
+
+@pytest.mark.parametrize("status", list(RPCStatusCode), ids=lambda s: s.name)
+def test_an_rpc_error_is_mapped_by_its_status_through_one_table(status: RPCStatusCode) -> None:
+    mapped = steward_error(_rpc(status))
+    assert isinstance(mapped, RPC_ERRORS.get(status, OperationFailed))
+    assert str(mapped) == "Temporal said: said"
+
+
+def test_an_unknown_run_and_a_missing_namespace_are_not_found() -> None:
+    assert isinstance(steward_error(_rpc(RPCStatusCode.NOT_FOUND, NotFoundFailure())), NotFound)
+    missing = steward_error(
+        _rpc(RPCStatusCode.NOT_FOUND, NamespaceNotFoundFailure(namespace="ns-x"))
+    )
+    assert isinstance(missing, NotFound) and "namespace 'ns-x'" in str(missing)
 
 
 def test_a_message_over_several_lines_is_printed_on_one() -> None:

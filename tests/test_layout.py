@@ -20,6 +20,7 @@ PURE_CORE = [
     "config/*.py",
     "bounds.py",
     "strict.py",
+    "errors.py",
 ]
 FORBIDDEN = {
     "litellm",

@@ -11,18 +11,23 @@ workflow timeouts.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from temporalio.api.enums.v1 import EventType, RetryState, WorkflowTaskFailedCause
+from temporalio.api.failure.v1 import ActivityFailureInfo, ApplicationFailureInfo, Failure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 
+from steward import errors
 from steward.config import StewardConfig
 from steward.models import ApprovalDecision
 from steward.runs import start_run
 from steward.trace import Trace, build_trace, render_html, render_json, render_text
+from steward.trace.diagnose import diagnose
+from steward.trace.model import LAYER_NAMES, ActivityRun, Layer, ModelCall, RunInfo
 from tests.support.fake_model import FakeModel, provider_error
 from tests.support.histories import readable_history
 from tests.support.stack import running_workers, wait_for_approval
@@ -350,3 +355,82 @@ async def test_fallback_and_a_provider_failing_for_good(
     assert "<script>" in first.prompt_preview
     page = render_html(trace)
     assert "<script" not in page and "&lt;script&gt;alert(&#x27;x&#x27;)" in page
+
+
+# --- the layer an error's type names ---------------------------------------------------
+
+
+def _failed_run(*calls: ModelCall) -> Trace:
+    started = datetime(2025, 1, 1, tzinfo=UTC)
+    run = RunInfo(
+        workflow_type="AgentWorkflow",
+        workflow_id="w-1",
+        status="failed",
+        started_at=started,
+        event_count=12,
+        close_event_id=12,
+    )
+    return Trace(run=run, model_calls=list(calls))
+
+
+def _raised(error_type: str) -> Failure:
+    return Failure(
+        message="it broke", application_failure_info=ApplicationFailureInfo(type=error_type)
+    )
+
+
+@pytest.mark.parametrize(
+    ("error_type", "layer"),
+    [
+        ("BadInput", "input"),
+        ("UnsignedStart", "input"),
+        ("EmptyDraft", "model_output"),
+        ("BadDraft", "model_output"),
+        ("NotGranted", "authority"),
+        ("PayloadTooLarge", "infrastructure"),
+        ("SomethingOfOurOwn", "orchestration"),
+    ],
+)
+def test_a_workflow_that_raised_is_blamed_on_its_errors_layer(error_type: str, layer: str) -> None:
+    diagnosis = diagnose(_failed_run(), _raised(error_type), None)
+    assert diagnosis is not None and diagnosis.layer == layer
+    assert diagnosis.summary == f"the workflow raised {error_type}: it broke"
+
+
+@pytest.mark.parametrize(
+    ("error_type", "layer"),
+    [
+        ("ModelRateLimited", "model_provider"),
+        ("MissingCredential", "infrastructure"),
+        ("ModelBadResponse", "model_output"),
+        ("PaidModelRefused", "authority"),
+        ("ProviderSaidNo", "model_provider"),
+    ],
+)
+def test_a_model_call_that_failed_is_blamed_on_its_errors_layer(
+    error_type: str, layer: str
+) -> None:
+    activity = ActivityRun(
+        activity_type="complete",
+        activity_id="1",
+        task_queue="q",
+        scheduled_event_id=5,
+        scheduled_at=datetime(2025, 1, 1, tzinfo=UTC),
+        state="failed",
+        attempts=1,
+    )
+    call = ModelCall(step="turn-1", tier="fast", model="fake/one", activity=activity)
+    failure = Failure(
+        message="activity failed",
+        activity_failure_info=ActivityFailureInfo(scheduled_event_id=5),
+        cause=_raised(error_type),
+    )
+    diagnosis = diagnose(_failed_run(call), failure, None)
+    assert diagnosis is not None and diagnosis.layer == layer
+    assert diagnosis.summary.startswith("model call turn-1 on tier fast (fake/one) failed")
+
+
+def test_every_layer_has_a_name() -> None:
+    layers = {value for part in get_args(Layer) for value in get_args(part)}
+    assert set(errors.LAYERS) <= layers
+    assert layers == set(LAYER_NAMES)

@@ -15,9 +15,8 @@ import asyncio
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
-from steward import tools, turns
+from steward import errors, tools, turns
 from steward.conversation import (
     CARRIED_RECORDS,
     AgentRun,
@@ -375,11 +374,10 @@ def _fitting_state(run: AgentRun | LegacyAgentRun) -> AgentRun | LegacyAgentRun:
 def _fits(size: int, what: str) -> None:
     """Fail the run at once (not a task retried forever) when `size` exceeds a payload."""
     if size > MAX_REQUEST_BYTES:
-        raise ApplicationError(
+        raise errors.application_error(
+            errors.PAYLOAD_TOO_LARGE,
             f"{what}, over the {MAX_REQUEST_BYTES:,} that fit in a Temporal payload; turn on "
             "blob offloading (blobs.threshold_bytes) or lower the agent's context_chars",
-            type="PayloadTooLarge",
-            non_retryable=True,
         )
 
 

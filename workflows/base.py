@@ -136,10 +136,9 @@ def require_input(value: object, model: type[M]) -> M:
     if isinstance(value, model):
         return value
     if not isinstance(value, dict):
-        raise ApplicationError(
+        raise errors.application_error(
+            errors.BAD_INPUT,
             f"the run's input must be a {model.__name__} object, got {type(value).__name__}",
-            type="BadInput",
-            non_retryable=True,
         )
     return model.model_validate(value)
 
@@ -399,11 +398,10 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
     async def complete(self, request: LLMRequest) -> LLMResult:
         """Call the model within budget, falling back across the tier's deployments."""
         if self.profile.tier_order and request.tier not in self.profile.tier_order:
-            raise ApplicationError(
+            raise errors.application_error(
+                errors.NOT_GRANTED,
                 f"tier {request.tier!r} is not granted to {self.profile.name!r} "
                 f"(granted: {', '.join(self.profile.tier_order)})",
-                type="NotGranted",
-                non_retryable=True,
             )
         await self._within_budget()
         deployments = self.profile.deployments.get(request.tier) or [request.tier]
@@ -459,7 +457,7 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
         """Search a collection this run's agent was granted; refused otherwise."""
         refused = not_granted(request.collection, self.profile.collections, self.profile.name)
         if refused is not None:
-            raise ApplicationError(refused, type="NotGranted", non_retryable=True)
+            raise errors.application_error(errors.NOT_GRANTED, refused)
         started = workflow.now()
         found = await workflow.execute_activity_method(
             RetrievalActivities.retrieve,

@@ -19,6 +19,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from steward import errors
 from steward.retrieval import (
     DocumentBatch,
     FileProblem,
@@ -41,7 +42,8 @@ INGEST_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=5,
-    non_retryable_error_types=["BadInput", "BadDocument", "EmbedderMismatch", "NoCollection"],
+    # Bad input, and the retrieval errors the catalogue says no retry mends.
+    non_retryable_error_types=[errors.BAD_INPUT, *errors.non_retryable("retrieval")],
 )
 MAX_PROBLEMS = 200
 """Problems listed in the result; the count beyond is kept, the details are not."""
@@ -126,7 +128,7 @@ class IngestWorkflow:
                 published = done.published
         except ActivityError as failed:
             cause = failed.cause
-            if not isinstance(cause, ApplicationError) or cause.type != "BadDocument":
+            if not isinstance(cause, ApplicationError) or cause.type != errors.BAD_DOCUMENT:
                 raise
             self._problem(FileProblem(source=ref.source, reason=_message(cause)))
             await workflow.execute_activity_method(

@@ -20,8 +20,8 @@ from datetime import timedelta
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
+from steward import errors
 from steward import search_attributes as sa
 from steward.models import problems, run_tag
 from steward.questions import Answer, Question, QuestionState, RefusedReply, Reply
@@ -229,11 +229,11 @@ class QuestionHandlers:
         """A reply sent as an update: a refusal is answered to the sender at once."""
         reply = _reply(sent)  # replay skips validators: check again
         if isinstance(reply, str):
-            raise ApplicationError(reply, type="MalformedReply")
+            raise errors.application_error(errors.MALFORMED_REPLY, reply)
         reason = self.questions.check(reply)
         if reason is not None:
             self.questions.refuse(reply.question_id, reply.sender, reason)
-            raise ApplicationError(reason, type="ReplyRefused")
+            raise errors.application_error(errors.REPLY_REFUSED, reason)
         return self.questions.apply(reply)
 
     @reply_update.validator

@@ -368,9 +368,7 @@ class SupportReplyWorkflow(StewardRun):
         )
         draft = result.text.strip()
         if not draft:
-            raise ApplicationError(
-                "the model returned an empty draft", type="EmptyDraft", non_retryable=True
-            )
+            raise errors.application_error(errors.EMPTY_DRAFT, "the model returned an empty draft")
         return draft
 
     async def _composed(
@@ -408,8 +406,8 @@ class SupportReplyWorkflow(StewardRun):
         try:
             return drafting.compose(ticket.name, result.text, choices)
         except drafting.PiecesError as err:
-            raise ApplicationError(
-                f"the model's reply pieces are unusable: {err}", type="BadDraft", non_retryable=True
+            raise errors.application_error(
+                errors.BAD_DRAFT, f"the model's reply pieces are unusable: {err}"
             ) from None
 
 

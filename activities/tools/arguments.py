@@ -18,8 +18,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ValidationError
 from referencing.exceptions import Unresolvable
-from temporalio.exceptions import ApplicationError
 
+from steward.errors import INVALID_TOOL_ARGUMENTS, application_error
 from steward.models import ToolInvocation, problems
 
 Args = TypeVar("Args", bound=BaseModel)
@@ -36,10 +36,9 @@ def parse_arguments(model: type[Args], invocation: ToolInvocation) -> Args:
     try:
         return model.model_validate(invocation.call.arguments)
     except ValidationError as err:
-        raise ApplicationError(
+        raise application_error(
+            INVALID_TOOL_ARGUMENTS,
             f"{invocation.call.tool} arguments invalid: {problems(err, 'arguments')}",
-            type="InvalidToolArguments",
-            non_retryable=True,
         ) from None
 
 

@@ -33,11 +33,11 @@ from pathlib import Path
 
 import httpx
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.tools.arguments import parse_arguments
 from activities.tools.smtp import SmtpTransport
 from steward import approval_view
+from steward.errors import INVALID_TOOL_ARGUMENTS, WEBHOOK_ERROR, application_error
 from steward.models import ApprovalNotice, ToolInvocation, ToolResult
 from steward.tools.email import SendEmailArgs
 
@@ -121,10 +121,8 @@ class OutboxActivities:
             message["To"] = args.to
             message["Subject"] = args.subject
         except ValueError as err:  # e.g. a line break in the subject: header injection
-            raise ApplicationError(
-                f"send_email arguments invalid: {err}",
-                type="InvalidToolArguments",
-                non_retryable=True,
+            raise application_error(
+                INVALID_TOOL_ARGUMENTS, f"send_email arguments invalid: {err}"
             ) from None
         message["From"] = self.sender
         message["Date"] = formatdate(localtime=False)
@@ -189,14 +187,14 @@ class OutboxActivities:
                     headers={"Idempotency-Key": notice.idempotency_key},
                 )
             except httpx.HTTPError as err:
-                raise ApplicationError(
-                    f"approval webhook unreachable: {type(err).__name__}", type="WebhookError"
+                raise application_error(
+                    WEBHOOK_ERROR, f"approval webhook unreachable: {type(err).__name__}"
                 ) from None
         if response.status_code >= 400:
-            raise ApplicationError(
+            raise application_error(
+                WEBHOOK_ERROR,
                 f"approval webhook answered HTTP {response.status_code}",
-                type="WebhookError",
-                non_retryable=400 <= response.status_code < 500 and response.status_code != 429,
+                permanent=400 <= response.status_code < 500 and response.status_code != 429,
             )
 
 

@@ -30,6 +30,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.tools.arguments import parse_arguments
+from steward.errors import (
+    FILE_TOO_LARGE,
+    INVALID_PATH,
+    PATH_OUTSIDE_DIRECTORY,
+    PERMISSION_DENIED,
+    ErrorType,
+    application_error,
+)
 from steward.models import ToolInvocation, ToolResult
 from steward.tools.files import PublishFileArgs, WriteFileArgs
 
@@ -71,7 +79,7 @@ class FileActivities:
             raise _refused(
                 tool,
                 f"content is {len(data):,} bytes; files.max_bytes allows {self.max_bytes:,}",
-                "FileTooLarge",
+                FILE_TOO_LARGE,
             )
         receipt = self.receipt_path(root, invocation.idempotency_key)
         if receipt.exists():
@@ -82,11 +90,11 @@ class FileActivities:
             _replace_atomically(target, data)
         except (NotADirectoryError, FileExistsError):
             raise _refused(
-                tool, f"{args.path!r}: a parent of this path is a file", "InvalidPath"
+                tool, f"{args.path!r}: a parent of this path is a file", INVALID_PATH
             ) from None
         except PermissionError:
             raise _refused(
-                tool, f"{args.path!r}: the worker may not write there", "PermissionDenied"
+                tool, f"{args.path!r}: the worker may not write there", PERMISSION_DENIED
             ) from None
         receipt.parent.mkdir(parents=True, exist_ok=True)
         _replace_atomically(
@@ -112,16 +120,16 @@ def _inside(root: Path, relative: str, tool: str) -> Path:
     if Path(relative).is_absolute() or ".." in Path(relative).parts:
         # Already refused with the arguments; checked again because the filesystem is
         # what must never be escaped.
-        raise _refused(tool, f"{relative!r} is not a path inside the directory", "InvalidPath")
+        raise _refused(tool, f"{relative!r} is not a path inside the directory", INVALID_PATH)
     target = (base / relative).resolve()
     if not target.is_relative_to(base) or target == base:
         raise _refused(
             tool,
             f"{relative!r} resolves outside the directory (through a symlink); refused",
-            "PathOutsideDirectory",
+            PATH_OUTSIDE_DIRECTORY,
         )
     if target.is_dir():
-        raise _refused(tool, f"{relative!r} is a directory, not a file", "InvalidPath")
+        raise _refused(tool, f"{relative!r} is a directory, not a file", INVALID_PATH)
     return target
 
 
@@ -140,8 +148,8 @@ def _replace_atomically(target: Path, data: bytes) -> None:
         raise
 
 
-def _refused(tool: str, problem: str, kind: str) -> ApplicationError:
-    return ApplicationError(f"{tool}: {problem}", type=kind, non_retryable=True)
+def _refused(tool: str, problem: str, kind: ErrorType) -> ApplicationError:
+    return application_error(kind, f"{tool}: {problem}")
 
 
 def _wrote(tool: str, label: str, path: str, size: int, *, already: bool) -> ToolResult:

@@ -25,6 +25,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.tools.arguments import parse_arguments
+from steward.errors import (
+    HTTP_UNAVAILABLE,
+    TOO_MANY_REDIRECTS,
+    URL_NOT_ALLOWED,
+    application_error,
+)
 from steward.models import ToolInvocation, ToolResult
 from steward.tools.http_get import HttpGetArgs
 
@@ -84,13 +90,11 @@ class HttpActivities:
                         body, truncated = await _read_capped(response, self.max_bytes)
                         return self._result(response, body, truncated=truncated)
                 except httpx.TransportError as err:
-                    raise ApplicationError(
-                        f"http_get {url.host}: {type(err).__name__}", type="HttpUnavailable"
+                    raise application_error(
+                        HTTP_UNAVAILABLE, f"http_get {url.host}: {type(err).__name__}"
                     ) from None
-        raise ApplicationError(
-            f"http_get: more than {MAX_REDIRECTS} redirects",
-            type="TooManyRedirects",
-            non_retryable=True,
+        raise application_error(
+            TOO_MANY_REDIRECTS, f"http_get: more than {MAX_REDIRECTS} redirects"
         )
 
     def _result(
@@ -132,15 +136,15 @@ def _raise_if_transient(response: httpx.Response) -> None:
     retry_after = response.headers.get("retry-after", "")
     if retry_after.isdigit():
         delay = min(timedelta(seconds=int(retry_after)), MAX_RETRY_AFTER)
-    raise ApplicationError(
+    raise application_error(
+        HTTP_UNAVAILABLE,
         f"http_get {response.url.host}: HTTP {response.status_code}",
-        type="HttpUnavailable",
         next_retry_delay=delay,
     )
 
 
 def _refused(problem: str) -> ApplicationError:
-    return ApplicationError(f"http_get: {problem}", type="UrlNotAllowed", non_retryable=True)
+    return application_error(URL_NOT_ALLOWED, f"http_get: {problem}")
 
 
 def url_refusal(url: httpx.URL, allow_hosts: frozenset[str]) -> str | None:

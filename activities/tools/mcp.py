@@ -23,6 +23,13 @@ from mcp_types import RequestParamsMeta, TextContent
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from steward.errors import (
+    MCP_ERROR,
+    MCP_SERVER_UNKNOWN,
+    MCP_TOOL_ERROR,
+    MCP_TOOL_MISSING,
+    application_error,
+)
 from steward.models import MCPToolInfo, MCPToolList, MCPToolsRequest, ToolInvocation, ToolResult
 
 IDEMPOTENCY_META = "io.steward/idempotency-key"
@@ -57,11 +64,10 @@ class MCPActivities:
         found = {tool.name: tool for tool in listed.tools}
         missing = sorted(set(request.tools) - set(found))
         if missing:
-            raise ApplicationError(
+            raise application_error(
+                MCP_TOOL_MISSING,
                 f"MCP server {request.server!r} has no tool {', '.join(missing)} "
                 f"(it offers {', '.join(sorted(found))})",
-                type="MCPToolMissing",
-                non_retryable=True,
             )
         return MCPToolList(
             tools=[
@@ -89,11 +95,7 @@ class MCPActivities:
                 raise _failure(server, tool, err) from None
         text = "\n".join(part.text for part in result.content if isinstance(part, TextContent))
         if result.is_error:
-            raise ApplicationError(
-                f"{invocation.call.tool} failed: {text[:500]}",
-                type="MCPToolError",
-                non_retryable=True,
-            )
+            raise application_error(MCP_TOOL_ERROR, f"{invocation.call.tool} failed: {text[:500]}")
         truncated = len(text) > MAX_OUTPUT_CHARS
         output = text[:MAX_OUTPUT_CHARS] + ("\n[truncated]" if truncated else "")
         return ToolResult(tool=invocation.call.tool, ok=True, output=output)
@@ -101,10 +103,9 @@ class MCPActivities:
     def _client(self, server: str) -> Client:
         connection = self.servers.get(server)
         if connection is None:
-            raise ApplicationError(
+            raise application_error(
+                MCP_SERVER_UNKNOWN,
                 f"no MCP server {server!r} on this worker (configured: {sorted(self.servers)})",
-                type="MCPServerUnknown",
-                non_retryable=True,
             )
         target: Any
         if connection.url:
@@ -128,4 +129,4 @@ def _base_env() -> dict[str, str]:
 
 
 def _failure(server: str, what: str, err: MCPError) -> ApplicationError:
-    return ApplicationError(f"MCP {server}.{what}: {err}", type="MCPError")
+    return application_error(MCP_ERROR, f"MCP {server}.{what}: {err}")

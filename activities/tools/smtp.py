@@ -26,6 +26,16 @@ from email.message import EmailMessage
 from temporalio.exceptions import ApplicationError
 
 from steward.config import SmtpConfig
+from steward.errors import (
+    MISSING_CREDENTIAL,
+    SMTP_AUTH_FAILED,
+    SMTP_NOT_SUPPORTED,
+    SMTP_REJECTED,
+    SMTP_TEMPORARY_FAILURE,
+    SMTP_TLS_ERROR,
+    SMTP_UNAVAILABLE,
+    application_error,
+)
 
 MAX_SERVER_TEXT_CHARS = 200
 """How much of a server's answer an error message keeps."""
@@ -68,16 +78,14 @@ class SmtpTransport:
         except smtplib.SMTPException as err:
             raise self._classified(err, login) from None
         except ssl.SSLCertVerificationError as err:
-            raise ApplicationError(
+            raise application_error(
+                SMTP_TLS_ERROR,
                 f"SMTP server {self.address}: its TLS certificate is not trusted "
                 f"({err.verify_message})",
-                type="SmtpTlsError",
-                non_retryable=True,
             ) from None
         except OSError as err:
-            raise ApplicationError(
-                f"SMTP server {self.address} unreachable: {type(err).__name__}",
-                type="SmtpUnavailable",
+            raise application_error(
+                SMTP_UNAVAILABLE, f"SMTP server {self.address} unreachable: {type(err).__name__}"
             ) from None
 
     def _login(self) -> _Login | None:
@@ -86,11 +94,10 @@ class SmtpTransport:
             return None
         missing = [name for name in (user_env, password_env) if not self._environ.get(name)]
         if missing:
-            raise ApplicationError(
+            raise application_error(
+                MISSING_CREDENTIAL,
                 f"environment variable(s) {', '.join(missing)} not set on this worker; "
                 f"the SMTP server {self.address} needs them to log in",
-                type="MissingCredential",
-                non_retryable=True,
             )
         return _Login(self._environ[user_env], self._environ[password_env])
 
@@ -112,14 +119,13 @@ class SmtpTransport:
         where = f"SMTP server {self.address}"
         if isinstance(err, smtplib.SMTPAuthenticationError):
             # The server's text is left out: some echo what they were sent.
-            return ApplicationError(
+            return application_error(
+                SMTP_AUTH_FAILED,
                 f"{where} refused the login from {self.settings.username_env}/"
                 f"{self.settings.password_env} ({err.smtp_code})",
-                type="SmtpAuthFailed",
-                non_retryable=True,
             )
         if isinstance(err, smtplib.SMTPNotSupportedError):
-            return ApplicationError(f"{where}: {err}", type="SmtpNotSupported", non_retryable=True)
+            return application_error(SMTP_NOT_SUPPORTED, f"{where}: {err}")
         code: int
         text: bytes | str
         if isinstance(err, smtplib.SMTPRecipientsRefused):
@@ -128,16 +134,14 @@ class SmtpTransport:
         elif isinstance(err, smtplib.SMTPResponseException):
             code, text = err.smtp_code, err.smtp_error
         else:  # disconnected mid-conversation, or no answer at all
-            return ApplicationError(f"{where}: {type(err).__name__}", type="SmtpUnavailable")
+            return application_error(SMTP_UNAVAILABLE, f"{where}: {type(err).__name__}")
         answer = _text(text, login)
         if 500 <= code < 600:
-            return ApplicationError(
-                f"{where} rejected the message for good: {code} {answer}",
-                type="SmtpRejected",
-                non_retryable=True,
+            return application_error(
+                SMTP_REJECTED, f"{where} rejected the message for good: {code} {answer}"
             )
-        return ApplicationError(
-            f"{where} deferred the message: {code} {answer}", type="SmtpTemporaryFailure"
+        return application_error(
+            SMTP_TEMPORARY_FAILURE, f"{where} deferred the message: {code} {answer}"
         )
 
 

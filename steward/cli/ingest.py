@@ -34,9 +34,9 @@ def ingest_command(
     from temporalio.client import WorkflowFailureError, WorkflowQueryFailedError
     from temporalio.service import RPCError
 
+    from steward.errors import OperationFailed
     from steward.ingest import ingest_request, start_ingest
     from steward.retrieval import IngestProgress
-    from steward.runs import OperationFailed
 
     async def go() -> IngestProgress:
         settings = load_settings(config)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from steward.errors import RequestError
 
-class ConfigError(ValueError):
+
+class ConfigError(RequestError, ValueError):
     """steward.yaml is missing or wrong; the message names the file and the field."""

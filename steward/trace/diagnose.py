@@ -4,22 +4,20 @@ A team asks "was it the prompt, the model provider, a tool, the policy, a human,
 budget, or our orchestration?" This answers from the trace alone, naming the event that
 shows it so `temporal workflow show` or the UI can be opened at the right place. A run
 that succeeded, or is still going normally, gets no diagnosis.
+
+Where a run failed says which layer to suspect (a model call, a tool call); the error's
+type, when it is one of Steward's, says it better, by its layer in the catalogue
+(`steward.errors`): a model call that failed on a missing key blames the workers' setup,
+not the provider.
 """
 
 from __future__ import annotations
 
 from temporalio.api.failure.v1 import Failure
 
+from steward import errors
 from steward.trace.events import error_info
-from steward.trace.model import ChildTrace, Diagnosis, FailureTrace, Layer, Trace
-
-# Errors the workflows raise themselves, by the layer that caused them.
-_WORKFLOW_ERRORS: dict[str, Layer] = {
-    "BadInput": "input",
-    "UnknownTarget": "input",
-    "UnsignedStart": "input",
-    "EmptyDraft": "model_output",
-}
+from steward.trace.model import ChildTrace, Diagnosis, ErrorInfo, FailureTrace, Layer, Trace
 
 
 def diagnose(
@@ -95,8 +93,9 @@ def _outcome(trace: Trace, end: int) -> Diagnosis | None:
         )
         if broken is not None and broken.activity is not None:
             ran = broken.activity
+            last = ran.error or (ran.failed_attempts[-1].error if ran.failed_attempts else None)
             return Diagnosis(
-                layer="tool",
+                layer=_layer(last, "tool"),
                 summary=f"tool {broken.tool} ({broken.call_id}) failed for good "
                 f"{_attempts(ran.attempts)}: {broken.reason}",
                 event_id=ran.closed_event_id or end,
@@ -132,7 +131,7 @@ def _failed(trace: Trace, failure: Failure, end: int) -> Diagnosis:
                 f"{attempts}{fell}: {error.line()}"
             )
             return Diagnosis(
-                layer="orchestration" if timed_out else "model_provider",
+                layer="orchestration" if timed_out else _layer(error, "model_provider"),
                 summary=summary,
                 event_id=model.activity.closed_event_id or end,
             )
@@ -150,13 +149,13 @@ def _failed(trace: Trace, failure: Failure, end: int) -> Diagnosis:
                 f"{_attempts(tool.activity.attempts)}: {error.line()}"
             )
             return Diagnosis(
-                layer="orchestration" if timed_out else "tool",
+                layer="orchestration" if timed_out else _layer(error, "tool"),
                 summary=summary,
                 event_id=tool.activity.closed_event_id or end,
             )
         activity = failure.activity_failure_info.activity_type.name
         summary = f"activity {activity} failed for good: {error.line()}"
-        return Diagnosis(layer="orchestration", summary=summary, event_id=end)
+        return Diagnosis(layer=_layer(error, "orchestration"), summary=summary, event_id=end)
     if info == "child_workflow_execution_failure_info":
         child_id = failure.child_workflow_execution_failure_info.workflow_execution.workflow_id
         handoff = next(
@@ -171,8 +170,14 @@ def _failed(trace: Trace, failure: Failure, end: int) -> Diagnosis:
         child = failure.child_workflow_execution_failure_info.workflow_type.name
         summary = f"child workflow {child} failed: {error.line()}"
         return Diagnosis(layer="orchestration", summary=summary, event_id=end)
-    layer = _WORKFLOW_ERRORS.get(error.type, "orchestration")
-    return Diagnosis(layer=layer, summary=f"the workflow raised {error.line()}", event_id=end)
+    summary = f"the workflow raised {error.line()}"
+    return Diagnosis(layer=_layer(error, "orchestration"), summary=summary, event_id=end)
+
+
+def _layer(error: ErrorInfo | None, otherwise: Layer) -> Layer:
+    """The layer of a Steward error type, by the catalogue; `otherwise` for any other."""
+    kind = errors.kind(error.type) if error is not None else None
+    return kind.layer if kind is not None else otherwise
 
 
 def _handoff(child: ChildTrace) -> str:

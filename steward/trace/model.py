@@ -15,17 +15,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Layer = Literal[
-    "model_provider",
-    "model_output",
-    "tool",
-    "policy",
-    "approval",
-    "budget",
-    "orchestration",
-    "input",
-    "handoff",
-]
+from steward import errors
+
+Layer = errors.Layer | Literal["policy", "budget", "orchestration", "handoff"]
+"""Which part of the stack a diagnosis blames: an error's layer from the catalogue
+(`steward.errors`), or one read from how the run went (a denial, the budget, a handoff,
+Temporal itself)."""
 LAYER_NAMES: dict[str, str] = {
     "model_provider": "model provider",
     "model_output": "model output",
@@ -36,6 +31,10 @@ LAYER_NAMES: dict[str, str] = {
     "orchestration": "orchestration",
     "input": "input",
     "handoff": "handoff",
+    "authority": "authority",
+    "retrieval": "retrieval",
+    "infrastructure": "infrastructure",
+    "eval": "eval",
 }
 
 
