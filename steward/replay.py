@@ -268,7 +268,7 @@ def _replayer(workflows: Sequence[type] | None, codec: PayloadCodec | None) -> R
 
     return Replayer(
         workflows=list(workflows if workflows is not None else ALL_WORKFLOWS),
-        plugins=[StewardPlugin(codec)],
+        plugins=[StewardPlugin(codec, replayer=True)],
         runtime=_quiet_runtime(),
     )
 
