@@ -23,8 +23,9 @@ import dataclasses
 from typing import ClassVar, Final
 
 from temporalio.api.failure.v1 import Failure
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
 from temporalio.converter import (
+    CompositePayloadConverter,
     DataConverter,
     DefaultFailureConverter,
     PayloadCodec,
@@ -137,6 +138,24 @@ class EncodedFailureConverter(StewardFailureConverter):
     encode_attributes = True
 
 
+_PYDANTIC_CONVERTERS = tuple(PydanticPayloadConverter().converters.values())
+
+
+class SharedPayloadConverter(CompositePayloadConverter):
+    """Pydantic's payload converter, with its encoding converters built once and shared.
+
+    The SDK builds a payload converter for every serialization context, several in each
+    workflow activation. `PydanticPayloadConverter` builds its converters anew each time,
+    and with them an empty cache of pydantic TypeAdapters, so every activation built the
+    adapters of the types it decoded again. These converters hold no state of a run (the
+    cache is thread-safe), so one set serves the process.
+    """
+
+    def __init__(self) -> None:
+        """See class."""
+        super().__init__(*_PYDANTIC_CONVERTERS)
+
+
 def data_converter(codec: PayloadCodec | None) -> DataConverter:
     """Steward's data converter: pydantic payloads, one-line refusals, and `codec`.
 
@@ -144,6 +163,7 @@ def data_converter(codec: PayloadCodec | None) -> DataConverter:
     """
     return dataclasses.replace(
         pydantic_data_converter,
+        payload_converter_class=SharedPayloadConverter,
         failure_converter_class=(
             EncodedFailureConverter if codec is not None else StewardFailureConverter
         ),
