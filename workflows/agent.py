@@ -12,8 +12,11 @@ quoted as data.
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
@@ -63,9 +66,9 @@ def model_tools(profile: AgentProfile) -> list[ModelTool]:
         if tool.mcp_server is not None:
             parameters = tool.input_schema or {"type": "object"}
         elif (definition := REGISTRY.get(tool.name)) is not None:
-            parameters = definition.args_model.model_json_schema()
+            parameters = json.loads(_schema_text(definition.args_model))
         elif tool.name == ASK_HUMAN:
-            parameters = AskHumanArgs.model_json_schema()
+            parameters = json.loads(_schema_text(AskHumanArgs))
         else:
             continue
         offered.append(
@@ -74,6 +77,17 @@ def model_tools(profile: AgentProfile) -> list[ModelTool]:
     if (handoff := handoff_tool(profile)) is not None:
         offered.append(handoff)
     return offered
+
+
+@functools.cache
+def _schema_text(arguments: type[BaseModel]) -> str:
+    """An argument model's JSON schema, as text, made once per process.
+
+    Pydantic builds a schema anew on every call (a fifth of a millisecond each), and every
+    run of an agent, and every replay of one, offers its tools; callers parse their own
+    copy, so none can change another's.
+    """
+    return json.dumps(arguments.model_json_schema())
 
 
 def decision_schema(profile: AgentProfile) -> dict[str, Any]:
