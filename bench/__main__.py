@@ -15,6 +15,8 @@ only Steward and Temporal are timed:
   the strongest tier (litellm's prices for gpt-4o-mini and gpt-4o, the fake's token counts);
 - replay time per 1,000 history events and trace decrypting/building/rendering time, on
   the history of a 100-step agent run;
+- replay's rate in events per second over the committed histories, as committed and
+  encrypted, against a bare Replayer's floor (`bench/replay.py`, no server);
 - retrieval: ingest throughput, query latency at 1k, 10k and 50k chunks, and a search as
   an activity against the same search called directly (`bench/retrieval.py`);
 - a handoff to a specialist (a child workflow) against a direct tool call by the same
@@ -60,6 +62,7 @@ from bench import evals as eval_bench
 from bench import handoffs as handoff_bench
 from bench import long_runs as long_runs_bench
 from bench import overhead as side_by_side
+from bench import replay as replay_bench
 from bench import retrieval as retrieval_bench
 from bench import steward_plugin
 from bench import streaming as streaming_bench
@@ -415,6 +418,8 @@ async def main() -> None:
         f"\ntuning: 1-step run {default['one'] / tuned['one']:.1f}x faster, "
         f"+1 step {default['step'] / max(tuned['step'], 1e-9):.1f}x faster than on defaults"
     )
+    for line in await replay_bench.measure():
+        print(line)
     await eval_bench.main(scratch)
     for line in await retrieval_bench.measure():
         print(line)

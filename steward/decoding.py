@@ -1,13 +1,13 @@
 """Histories as people read them: every payload through the codec, failures unpacked.
 
 Temporal stores a history as the workers wrote it: with the codec on, each input, result,
-signal and failure message is ciphertext. Replay decodes as it goes (the Replayer carries
-the codec), but the trace, the eval recorder and anything else that reads history events
-directly must decode them first. `decode_history` does that once, for a whole history:
-every payload in every event (inputs, results, signals, updates, memo, headers, failure
-details) goes through the codec in one batch, and each failure whose message and stack
-trace travel encrypted (`encoded_attributes`) gets them back in place. What comes out
-reads exactly like a history recorded without the codec, so readers need not know.
+signal and failure message is ciphertext. Replay, the trace, the eval recorder and
+anything else that reads history events must decode them first. `decode_history` does
+that once, for a whole history: every payload in every event (inputs, results, signals,
+updates, memo, headers, failure details) goes through the codec in one batch, and each
+failure whose message and stack trace travel encrypted (`encoded_attributes`) gets them
+back in place. What comes out reads exactly like a history recorded without the codec,
+so readers need not know.
 
 A history encrypted with a key the ring lacks (or read with the codec off) is refused
 before anything is decoded, naming every missing key id.

@@ -23,14 +23,16 @@ import dataclasses
 from typing import ClassVar, Final
 
 from temporalio.api.failure.v1 import Failure
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
 from temporalio.converter import (
+    CompositePayloadConverter,
     DataConverter,
     DefaultFailureConverter,
     PayloadCodec,
     PayloadConverter,
 )
 from temporalio.plugin import SimplePlugin
+from temporalio.worker import UnsandboxedWorkflowRunner, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from steward.errors import Refused
@@ -77,6 +79,16 @@ PRODUCTION_SANDBOX = SandboxedWorkflowRunner(
 Re-importing it cost every new run tens of milliseconds (the largest fixed cost of a short
 run). The price: a forbidden call in workflow code is caught only by the strict sandbox, so
 the tests run that one (and a test shows it catches one)."""
+
+
+REPLAY_RUNNER = UnsandboxedWorkflowRunner()
+"""What the replayer runs: workflow code outside any sandbox.
+
+Replay checks that today's code issues the commands history holds; core decides that, and
+the sandbox takes no part in it. With `workflows/` passed through, the production sandbox
+no longer guards workflow code itself, yet it still costs every activation: each payload
+the SDK converts asks the sandbox for its serialization context, running code inside it.
+That was a third of replay's time. Forbidden calls are the strict sandbox's job (tests)."""
 
 
 ENCODED_MESSAGE: Final = "Encoded failure"
@@ -126,6 +138,24 @@ class EncodedFailureConverter(StewardFailureConverter):
     encode_attributes = True
 
 
+_PYDANTIC_CONVERTERS = tuple(PydanticPayloadConverter().converters.values())
+
+
+class SharedPayloadConverter(CompositePayloadConverter):
+    """Pydantic's payload converter, with its encoding converters built once and shared.
+
+    The SDK builds a payload converter for every serialization context, several in each
+    workflow activation. `PydanticPayloadConverter` builds its converters anew each time,
+    and with them an empty cache of pydantic TypeAdapters, so every activation built the
+    adapters of the types it decoded again. These converters hold no state of a run (the
+    cache is thread-safe), so one set serves the process.
+    """
+
+    def __init__(self) -> None:
+        """See class."""
+        super().__init__(*_PYDANTIC_CONVERTERS)
+
+
 def data_converter(codec: PayloadCodec | None) -> DataConverter:
     """Steward's data converter: pydantic payloads, one-line refusals, and `codec`.
 
@@ -133,6 +163,7 @@ def data_converter(codec: PayloadCodec | None) -> DataConverter:
     """
     return dataclasses.replace(
         pydantic_data_converter,
+        payload_converter_class=SharedPayloadConverter,
         failure_converter_class=(
             EncodedFailureConverter if codec is not None else StewardFailureConverter
         ),
@@ -143,16 +174,20 @@ def data_converter(codec: PayloadCodec | None) -> DataConverter:
 class StewardPlugin(SimplePlugin):
     """Steward's converter and sandbox, for clients, workers and replayers alike."""
 
-    def __init__(self, codec: PayloadCodec | None, *, strict_sandbox: bool = False) -> None:
+    def __init__(
+        self, codec: PayloadCodec | None, *, strict_sandbox: bool = False, replayer: bool = False
+    ) -> None:
         """A plugin whose payloads go through `codec`.
 
         Required, so no client or worker is built without deciding: `connect()` passes
         `codec_from_environment()`; None means payloads as they are (`STEWARD_CODEC=off`).
-        Workers and replayers get the production sandbox, or the strict one (tests).
+        Workers get the production sandbox, or the strict one (tests); a `replayer` runs
+        no sandbox (REPLAY_RUNNER), unless `strict_sandbox` asks for the strict one.
         """
-        super().__init__(
-            "steward",
-            data_converter=data_converter(codec),
-            workflow_runner=SANDBOX if strict_sandbox else PRODUCTION_SANDBOX,
-        )
+        runner: WorkflowRunner = PRODUCTION_SANDBOX
+        if strict_sandbox:
+            runner = SANDBOX
+        elif replayer:
+            runner = REPLAY_RUNNER
+        super().__init__("steward", data_converter=data_converter(codec), workflow_runner=runner)
         self.codec = codec

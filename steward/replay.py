@@ -9,9 +9,10 @@ id is the file name unless given), from the server by workflow id, or from a vis
 query, bounded by a limit.
 
 Histories are kept as the server stores them (payloads encrypted, see `steward.codec`):
-the Replayer decrypts as it replays, and an export stays ciphertext. Readers of events
-(the trace, the eval recorder) ask `histories_for(..., decode=True)`. Either way a history
-holding a key the ring lacks is refused up front, naming the key id.
+`replay` decrypts each one once, in a batch, before it replays, and an export stays
+ciphertext. Readers of events (the trace, the eval recorder) ask
+`histories_for(..., decode=True)`. Either way a history holding a key the ring lacks is
+refused up front, naming the key id.
 """
 
 from __future__ import annotations
@@ -27,13 +28,12 @@ from pydantic import BaseModel, Field
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
-from temporalio.converter import PayloadCodec
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
-from steward.codec import MissingKey, codec_from_environment
-from steward.decoding import check_keys, decode_history, history_payloads
+from steward.codec import CodecError, codec_from_environment
+from steward.decoding import decode_history
 from steward.models import LLMRequest, ToolInvocation
 from steward.plugin import StewardPlugin
 from steward.runs import RunError
@@ -197,35 +197,35 @@ async def replay(
 ) -> list[ReplayReport]:
     """Replay each history against today's workflow code (or `workflows`); one report each.
 
-    Payloads are decrypted with the environment's key ring; a history encrypted with a key
-    the ring lacks is not replayed, and its report says which key is missing.
+    Payloads are decrypted with the environment's key ring, once per history before it
+    replays; a history encrypted with a key the ring lacks (or whose ciphertext does not
+    authenticate) is not replayed, and its report says why. Every readable history
+    replays through one Replayer, in one pass.
     """
     codec = codec_from_environment()
-    replayer = _replayer(workflows, codec)
+    replayer = _replayer(workflows)
     given = list(histories)
-    unreadable: dict[int, MissingKey] = {}
+    unreadable: dict[int, CodecError] = {}
+    pending: list[WorkflowHistory] = []
     for index, history in enumerate(given):
         try:
-            check_keys(history.workflow_id, history_payloads(history), codec)
-        except MissingKey as err:
+            pending.append(await decode_history(history, codec))
+        except CodecError as err:
             unreadable[index] = err
-    pending = [h for i, h in enumerate(given) if i not in unreadable]
     failures: dict[int, BaseException | None] = {}
     async with replayer.workflow_replay_iterator(_iterate(pending)) as results:
         index = 0
         async for result in results:
             failures[index] = result.replay_failure
             index += 1
-    reports = iter(
-        [await _report(replayer, codec, h, failures.get(i)) for i, h in enumerate(pending)]
-    )
+    reports = iter([await _report(replayer, h, failures.get(i)) for i, h in enumerate(pending)])
     return [
         _unreadable(history, unreadable[index]) if index in unreadable else next(reports)
         for index, history in enumerate(given)
     ]
 
 
-def _unreadable(history: WorkflowHistory, err: MissingKey) -> ReplayReport:
+def _unreadable(history: WorkflowHistory, err: CodecError) -> ReplayReport:
     started = history.events[0].workflow_execution_started_event_attributes
     return ReplayReport(
         workflow_id=history.workflow_id,
@@ -261,14 +261,16 @@ def describe_event(event: HistoryEvent) -> str:
     return name
 
 
-def _replayer(workflows: Sequence[type] | None, codec: PayloadCodec | None) -> Replayer:
+def _replayer(workflows: Sequence[type] | None) -> Replayer:
     # workers.build imports every activity module (litellm among them): import it only
     # when replaying, so the rest of the CLI starts fast.
     from workers.build import ALL_WORKFLOWS
 
+    # Histories arrive decoded (see `replay`): the replayer needs no codec, and so spends
+    # nothing encrypting the commands it compares, which nobody reads.
     return Replayer(
         workflows=list(workflows if workflows is not None else ALL_WORKFLOWS),
-        plugins=[StewardPlugin(codec)],
+        plugins=[StewardPlugin(None, replayer=True)],
         runtime=_quiet_runtime(),
     )
 
@@ -294,10 +296,7 @@ async def _iterate(histories: list[WorkflowHistory]) -> AsyncIterator[WorkflowHi
 
 
 async def _report(
-    replayer: Replayer,
-    codec: PayloadCodec | None,
-    history: WorkflowHistory,
-    failure: BaseException | None,
+    replayer: Replayer, history: WorkflowHistory, failure: BaseException | None
 ) -> ReplayReport:
     started = history.events[0].workflow_execution_started_event_attributes
     report = ReplayReport(
@@ -322,8 +321,7 @@ async def _report(
     report.event_id = int(at.group(1)) if at else await _locate(replayer, history)
     event = next((e for e in history.events if e.event_id == report.event_id), None)
     if event is not None:
-        single = WorkflowHistory(history.workflow_id, [event])
-        report.expected = describe_event((await decode_history(single, codec)).events[0])
+        report.expected = describe_event(event)
     report.actual = _actual(message)
     return report
 

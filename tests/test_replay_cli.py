@@ -2,7 +2,8 @@
 
 Every committed history replays from its file; a workflow edited in place without
 `workflow.patched` is caught, with the event where it diverged and what history expected
-there; a run on the session server round-trips through export, trace and replay.
+there; a history whose ciphertext was damaged is reported, not replayed; a run on the
+session server round-trips through export, trace and replay.
 Commands run in-process (in a thread, since each runs its own event loop).
 """
 
@@ -21,6 +22,7 @@ from typer.testing import CliRunner
 
 import workers.build
 from steward.cli import app
+from steward.codec import codec_from_environment
 from steward.config import StewardConfig
 from steward.models import RunResult
 from steward.replay import load_history, replay
@@ -88,6 +90,19 @@ async def test_replay_locates_a_divergence_the_error_does_not_place() -> None:
     assert report.actual == "scheduled activity audit instead of complete"
     (same,) = await replay([history])
     assert same.ok and same.event_id is None
+
+
+async def test_a_history_whose_ciphertext_does_not_authenticate_is_reported_not_replayed() -> None:
+    history = load_history(HISTORIES / "support-approved.json")
+    codec = codec_from_environment()
+    assert codec is not None
+    started = history.events[0].workflow_execution_started_event_attributes.input.payloads[0]
+    damaged = codec.encrypt(started)
+    damaged.data = damaged.data[:-1] + bytes([damaged.data[-1] ^ 1])
+    started.CopyFrom(damaged)
+    (report,) = await replay([history])
+    assert not report.ok and not report.nondeterministic
+    assert report.error_type == "CodecError" and "does not decrypt" in report.error
 
 
 async def test_bad_files_are_refused_with_one_clear_line(tmp_path: Path) -> None:

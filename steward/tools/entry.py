@@ -6,6 +6,8 @@ replaying too), so nothing here does I/O or imports what a tool needs to act.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -53,8 +55,20 @@ class Tool(Generic[Args]):
         return written
 
     def parameters(self) -> dict[str, Any]:
-        """The JSON schema of the arguments, as the model is offered it."""
-        return self.arguments.model_json_schema()
+        """The JSON schema of the arguments, as the model is offered it (a copy of its own)."""
+        schema: dict[str, Any] = json.loads(_schema_text(self.arguments))
+        return schema
+
+
+@functools.cache
+def _schema_text(arguments: type[BaseModel]) -> str:
+    """An argument model's JSON schema, as text, made once per process.
+
+    Pydantic builds a schema anew on every call (a fifth of a millisecond each), and every
+    run of an agent, and every replay of one, offers its tools; callers parse their own
+    copy, so none can change another's.
+    """
+    return json.dumps(arguments.model_json_schema())
 
 
 def at_most(value: str, limit: int) -> str:
