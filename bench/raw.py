@@ -13,9 +13,8 @@ is the orchestration:
 - the tool is Steward's own `http_get` activity, with the bench's allow list;
 - payloads go through Steward's data converter and payload codec (`steward.plugin`).
 
-The worker runs Steward's production sandbox with this module passed through as well, as
-Steward's workers pass `workflows/` through, so neither re-imports its workflow code for
-every run.
+The worker runs workflow code with the runner Steward's production workers use (no
+sandbox: `steward.plugin.PRODUCTION_RUNNER`), so only the orchestration differs.
 `bench/overhead.py` runs the worker in its own process.
 """
 
@@ -31,7 +30,6 @@ from temporalio.client import Client
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 with workflow.unsafe.imports_passed_through():
     import litellm
@@ -40,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.tools.http_get import HttpActivities
     from steward.codec import codec_from_environment
     from steward.models import ToolCall, ToolInvocation, ToolResult
-    from steward.plugin import PRODUCTION_SANDBOX, data_converter
+    from steward.plugin import PRODUCTION_RUNNER, data_converter
 
 WORKFLOW: Final = "RawAgentWorkflow"
 INSTRUCTIONS: Final = "You are a helpful helpdesk agent. Be brief."
@@ -176,16 +174,13 @@ async def run_worker(
 ) -> None:
     """Serve the workflow and both activities on `queue` until the process ends."""
     client = await Client.connect(address, data_converter=data_converter(codec_from_environment()))
-    # Steward's production sandbox (its shared modules passed through), and this module too.
-    runner = SandboxedWorkflowRunner(
-        restrictions=PRODUCTION_SANDBOX.restrictions.with_passthrough_modules(__name__)
-    )
+    # The workflow runner Steward's production workers use, so only orchestration differs.
     async with Worker(
         client,
         task_queue=queue,
         workflows=[RawAgentWorkflow],
         activities=[model.complete, http.http_get],
-        workflow_runner=runner,
+        workflow_runner=PRODUCTION_RUNNER,
     ):
         print("ready", flush=True)  # the bench waits for this line
         await asyncio.Event().wait()

@@ -69,26 +69,16 @@ SANDBOX = SandboxedWorkflowRunner(
 """The strict sandbox: every run imports `workflows/` afresh, so a call the sandbox forbids
 (the clock, randomness, I/O) anywhere in workflow code fails the run's task. Tests use it."""
 
-PRODUCTION_SANDBOX = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules(
-        *_SHARED, "workflows", "evals"
-    )
-)
-"""What workers and the replayer run: `workflows/` imported once, shared by every run.
+PRODUCTION_RUNNER = UnsandboxedWorkflowRunner()
+"""What workers and the replayer run: workflow code outside any sandbox.
 
-Re-importing it cost every new run tens of milliseconds (the largest fixed cost of a short
-run). The price: a forbidden call in workflow code is caught only by the strict sandbox, so
-the tests run that one (and a test shows it catches one)."""
-
-
-REPLAY_RUNNER = UnsandboxedWorkflowRunner()
-"""What the replayer runs: workflow code outside any sandbox.
-
-Replay checks that today's code issues the commands history holds; core decides that, and
-the sandbox takes no part in it. With `workflows/` passed through, the production sandbox
-no longer guards workflow code itself, yet it still costs every activation: each payload
-the SDK converts asks the sandbox for its serialization context, running code inside it.
-That was a third of replay's time. Forbidden calls are the strict sandbox's job (tests)."""
+In production `workflows/` is imported once and shared by every run: re-importing it in a
+sandbox cost every new run tens of milliseconds (the largest fixed cost of a short run).
+Shared, it is no longer guarded by the sandbox, yet a sandbox still cost every activation
+(each payload the SDK converts asks it for its serialization context: a third of replay's
+time, and of a worker's workflow-task CPU). So workers and the replayer run no sandbox,
+and forbidden calls (the clock, randomness, I/O) in workflow code are the strict
+sandbox's job: the tests run every workflow in it, and a test shows it catches one."""
 
 
 ENCODED_MESSAGE: Final = "Encoded failure"
@@ -174,20 +164,15 @@ def data_converter(codec: PayloadCodec | None) -> DataConverter:
 class StewardPlugin(SimplePlugin):
     """Steward's converter and sandbox, for clients, workers and replayers alike."""
 
-    def __init__(
-        self, codec: PayloadCodec | None, *, strict_sandbox: bool = False, replayer: bool = False
-    ) -> None:
+    def __init__(self, codec: PayloadCodec | None, *, strict_sandbox: bool = False) -> None:
         """A plugin whose payloads go through `codec`.
 
         Required, so no client or worker is built without deciding: `connect()` passes
         `codec_from_environment()`; None means payloads as they are (`STEWARD_CODEC=off`).
-        Workers get the production sandbox, or the strict one (tests); a `replayer` runs
-        no sandbox (REPLAY_RUNNER), unless `strict_sandbox` asks for the strict one.
+        Workers and replayers run workflow code unsandboxed (PRODUCTION_RUNNER), or in the
+        strict sandbox (tests).
         """
-        runner: WorkflowRunner = PRODUCTION_SANDBOX
-        if strict_sandbox:
-            runner = SANDBOX
-        elif replayer:
-            runner = REPLAY_RUNNER
+        runner: WorkflowRunner = SANDBOX if strict_sandbox else PRODUCTION_RUNNER
         super().__init__("steward", data_converter=data_converter(codec), workflow_runner=runner)
         self.codec = codec
+        self.runner = runner

@@ -270,7 +270,7 @@ def _replayer(workflows: Sequence[type] | None) -> Replayer:
     # nothing encrypting the commands it compares, which nobody reads.
     return Replayer(
         workflows=list(workflows if workflows is not None else ALL_WORKFLOWS),
-        plugins=[StewardPlugin(None, replayer=True)],
+        plugins=[StewardPlugin(None)],
         runtime=_quiet_runtime(),
     )
 

@@ -1,8 +1,8 @@
 """The sandbox the tests run catches what workflow code must never do.
 
-Production workers share `workflows/` between runs (steward.plugin.PRODUCTION_SANDBOX),
-which no longer re-imports it per run; the tests run the strict sandbox, in which a
-forbidden call (here, the wall clock) fails the workflow task instead of passing unseen.
+Production workers run workflow code as imported, once, without a sandbox
+(steward.plugin.PRODUCTION_RUNNER); the tests run the strict sandbox, in which a forbidden
+call (here, the wall clock) fails the workflow task instead of passing unseen.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import uuid
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from steward.plugin import PRODUCTION_SANDBOX, SANDBOX
+from steward.plugin import SANDBOX, StewardPlugin
 
 
 @workflow.defn(name="ClockReader")
@@ -58,7 +58,7 @@ async def test_the_tests_sandbox_fails_a_workflow_that_reads_the_clock(client: C
     assert "datetime.datetime.now" in failed[0]
 
 
-def test_production_shares_workflow_code_the_tests_import_afresh() -> None:
-    shared = PRODUCTION_SANDBOX.restrictions.passthrough_modules
-    strict = SANDBOX.restrictions.passthrough_modules
-    assert "workflows" in shared and "workflows" not in strict
+def test_production_runs_workflow_code_as_imported_the_tests_in_the_strict_sandbox() -> None:
+    assert isinstance(StewardPlugin(None).runner, UnsandboxedWorkflowRunner)
+    strict = StewardPlugin(None, strict_sandbox=True).runner
+    assert strict is SANDBOX and "workflows" not in SANDBOX.restrictions.passthrough_modules
