@@ -26,9 +26,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from temporalio.client import Client
 
     from steward.config import StewardConfig
+    from steward.plugin import Interceptor
 
 ENVIRONMENT_VARIABLE: Final = "STEWARD_ENV"
 
@@ -66,8 +69,14 @@ def connect_options(settings: StewardConfig | None = None) -> dict[str, Any]:
     return options
 
 
-async def connect(settings: StewardConfig | None = None, **overrides: Any) -> Client:
-    """Connect in the environment's namespace (see connect_options) with Steward's plugin.
+async def connect(
+    settings: StewardConfig | None = None,
+    *,
+    interceptors: Sequence[Interceptor] = (),
+    **overrides: Any,
+) -> Client:
+    """Connect in the environment's namespace (see connect_options) with Steward's plugin,
+    carrying `interceptors` (tracing) to the client and every worker built from it.
 
     The codec comes from the environment's key ring; `steward.codec.KeyRingError` when
     none is configured (and encryption is not turned off). TemporalUnreachable when no
@@ -82,7 +91,7 @@ async def connect(settings: StewardConfig | None = None, **overrides: Any) -> Cl
     options = connect_options(settings)
     options.update(overrides)
     target = options.pop("target_host")
-    plugin = StewardPlugin(codec_from_environment())
+    plugin = StewardPlugin(codec_from_environment(), interceptors=interceptors)
     try:
         return await Client.connect(target, plugins=[plugin], **options)
     except RuntimeError as err:

@@ -20,9 +20,11 @@ stays in plaintext.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import ClassVar, Final
 
 from temporalio.api.failure.v1 import Failure
+from temporalio.client import Interceptor as ClientInterceptor
 from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
 from temporalio.converter import (
     CompositePayloadConverter,
@@ -32,6 +34,7 @@ from temporalio.converter import (
     PayloadConverter,
 )
 from temporalio.plugin import SimplePlugin
+from temporalio.worker import Interceptor as WorkerInterceptor
 from temporalio.worker import UnsandboxedWorkflowRunner, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -79,6 +82,10 @@ Shared, it is no longer guarded by the sandbox, yet a sandbox still cost every a
 time, and of a worker's workflow-task CPU). So workers and the replayer run no sandbox,
 and forbidden calls (the clock, randomness, I/O) in workflow code are the strict
 sandbox's job: the tests run every workflow in it, and a test shows it catches one."""
+
+
+Interceptor = ClientInterceptor | WorkerInterceptor
+"""A client interceptor, a worker interceptor, or both (as OpenTelemetry's is)."""
 
 
 ENCODED_MESSAGE: Final = "Encoded failure"
@@ -162,17 +169,38 @@ def data_converter(codec: PayloadCodec | None) -> DataConverter:
 
 
 class StewardPlugin(SimplePlugin):
-    """Steward's converter and sandbox, for clients, workers and replayers alike."""
+    """Steward's converter, codec, workflow runner and interceptors, for clients, workers
+    and replayers alike; and, for a replayer, the workflows it replays.
 
-    def __init__(self, codec: PayloadCodec | None, *, strict_sandbox: bool = False) -> None:
+    On a client (`steward.client.connect`), every worker built from that client inherits
+    the runner and the worker side of the interceptors (tracing: `workers.telemetry`).
+    Which workflows and activities a worker serves depends on its role and is wired by
+    `workers.build.build_workers`, the one place that builds Steward's workers.
+    """
+
+    def __init__(
+        self,
+        codec: PayloadCodec | None,
+        *,
+        strict_sandbox: bool = False,
+        interceptors: Sequence[Interceptor] = (),
+        workflows: Sequence[type] = (),
+    ) -> None:
         """A plugin whose payloads go through `codec`.
 
         Required, so no client or worker is built without deciding: `connect()` passes
         `codec_from_environment()`; None means payloads as they are (`STEWARD_CODEC=off`).
         Workers and replayers run workflow code unsandboxed (PRODUCTION_RUNNER), or in the
-        strict sandbox (tests).
+        strict sandbox (tests). `interceptors` may be client or worker interceptors or both
+        (each side takes its own); `workflows` are what a Replayer replays.
         """
         runner: WorkflowRunner = SANDBOX if strict_sandbox else PRODUCTION_RUNNER
-        super().__init__("steward", data_converter=data_converter(codec), workflow_runner=runner)
+        super().__init__(
+            "steward",
+            data_converter=data_converter(codec),
+            workflow_runner=runner,
+            interceptors=list(interceptors) or None,
+            workflows=list(workflows) or None,
+        )
         self.codec = codec
         self.runner = runner

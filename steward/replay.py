@@ -268,10 +268,9 @@ def _replayer(workflows: Sequence[type] | None) -> Replayer:
 
     # Histories arrive decoded (see `replay`): the replayer needs no codec, and so spends
     # nothing encrypting the commands it compares, which nobody reads.
+    replayed = workflows if workflows is not None else ALL_WORKFLOWS
     return Replayer(
-        workflows=list(workflows if workflows is not None else ALL_WORKFLOWS),
-        plugins=[StewardPlugin(None)],
-        runtime=_quiet_runtime(),
+        workflows=[], plugins=[StewardPlugin(None, workflows=replayed)], runtime=_quiet_runtime()
     )
 
 

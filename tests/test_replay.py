@@ -30,8 +30,10 @@ REQUIRED = {"support-approved", "support-rejected", "support-timed-out"}
 
 def replayer() -> Replayer:
     return Replayer(
-        workflows=list(ALL_WORKFLOWS),
-        plugins=[StewardPlugin(codec_from_environment(), strict_sandbox=True)],
+        workflows=[],
+        plugins=[
+            StewardPlugin(codec_from_environment(), strict_sandbox=True, workflows=ALL_WORKFLOWS)
+        ],
     )
 
 

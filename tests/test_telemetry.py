@@ -23,7 +23,7 @@ from steward.runs import decide, start_run
 from tests.support.fake_model import FakeModel
 from tests.support.stack import running_workers, wait_for_approval
 from tests.workflows.test_support import TICKET, queue_happy_path
-from workers.telemetry import client_interceptors, tracer_provider, worker_interceptors
+from workers.telemetry import interceptors, tracer_provider
 
 CANARY = "sk-canary-span-7d1e0b"
 
@@ -47,8 +47,11 @@ async def test_spans_are_emitted_once_with_genai_attributes(
     tracer = provider.get_tracer("test")
     client = await Client.connect(
         env.client.service_client.config.target_host,
-        plugins=[StewardPlugin(codec_from_environment(), strict_sandbox=True)],
-        interceptors=client_interceptors(tracer),
+        plugins=[
+            StewardPlugin(
+                codec_from_environment(), strict_sandbox=True, interceptors=interceptors(tracer)
+            )
+        ],
     )
     queue_happy_path(fake_model)
     async with running_workers(
@@ -56,7 +59,6 @@ async def test_spans_are_emitted_once_with_genai_attributes(
         config,
         task_queue,
         max_cached_workflows=0,
-        interceptors=worker_interceptors(tracer),
     ):
         handle = await start_run(
             client, config, "support-reply", TICKET, "demo-user", task_queue=task_queue

@@ -19,7 +19,7 @@ from steward.client import ENVIRONMENT_VARIABLE, connect, require_namespace
 from steward.config import load_config
 from steward.exits import explain
 from workers.build import Role, build_workers, default_activities
-from workers.telemetry import client_interceptors, tracer_provider, worker_interceptors
+from workers.telemetry import interceptors, tracer_provider
 
 
 async def serve(
@@ -37,14 +37,13 @@ async def serve(
     provider = tracer_provider(f"steward-worker-{role}", devserver.state_dir() / "spans.jsonl")
     try:
         tracer = provider.get_tracer("steward")
-        client = await connect(config, interceptors=client_interceptors(tracer))
+        client = await connect(config, interceptors=interceptors(tracer))
         await require_namespace(client)
         workers = build_workers(
             client,
             activities,
             task_queue=task_queue,
             role=role,
-            interceptors=worker_interceptors(tracer),
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

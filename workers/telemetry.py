@@ -71,14 +71,15 @@ def tracer_provider(service: str, spans_file: Path) -> TracerProvider:
     return provider
 
 
-def client_interceptors(tracer: Tracer) -> list[TracingInterceptor]:
-    """For the worker's client: traces starts, workflows and activities (workers inherit it)."""
-    return [TracingInterceptor(tracer, always_create_workflow_spans=True)]
-
-
-def worker_interceptors(tracer: Tracer) -> list[Interceptor]:
-    """For the workers themselves: GenAI spans around model calls."""
-    return [ModelCallSpans(tracer, record_content=os.environ.get("STEWARD_TRACE_CONTENT") == "1")]
+def interceptors(tracer: Tracer) -> list[TracingInterceptor | Interceptor]:
+    """What `StewardPlugin` carries to trace a worker process: starts, workflows and
+    activities (OpenTelemetry's interceptor, for the client and the workers built from it),
+    and a GenAI span around each model call (the workers').
+    """
+    return [
+        TracingInterceptor(tracer, always_create_workflow_spans=True),
+        ModelCallSpans(tracer, record_content=os.environ.get("STEWARD_TRACE_CONTENT") == "1"),
+    ]
 
 
 class ModelCallSpans(Interceptor):
