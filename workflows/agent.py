@@ -41,8 +41,8 @@ from steward.models import (
 )
 from steward.routing import Step, choose_tier
 from workflows.actions import ToolActions
-from workflows.approvals import ContinueAsNew
 from workflows.base import BudgetExceeded, RunInput, StewardRun
+from workflows.gates import ContinueAsNew
 from workflows.options import BAD_INPUT, MAX_REQUEST_BYTES
 
 NATIVE_TURNS_PATCH = "turns-native-or-schema"

@@ -23,10 +23,10 @@ pending digest (the digest is there to prove the approver looked at the argument
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal, TypeAlias
 
-from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.workflow import HandlerUnfinishedPolicy
 
@@ -47,9 +47,8 @@ from steward.models import (
     RefusedDecision,
     ToolCall,
     args_digest,
-    problems,
-    run_tag,
 )
+from workflows.gates import answered, keep_last, one_payload, scoped_id
 
 MAX_REFUSALS_KEPT = 50
 MAX_DECIDED_KEPT = 200
@@ -61,8 +60,15 @@ turns them away unrecorded (logged only), so nobody can grow a run's history wit
 Via: TypeAlias = Literal["signal", "update"]
 
 
-class ContinueAsNew(Exception):
-    """A wait gave way because the run continues as new; its state carries what waited."""
+@dataclass(frozen=True)
+class _Stage:
+    """One stretch of a request's wait: how long, and who decides in it."""
+
+    seconds: float
+    escalate_to: list[str] | None = None
+    """The group the request escalates to at the start of this stretch (None: no change)."""
+    notify: bool = True
+    """Whether this stretch's approvers are told it waits for them."""
 
 
 Notifier: TypeAlias = Callable[[ApprovalRequest], Awaitable[None]]
@@ -292,12 +298,10 @@ class ApprovalGate:
         decision: ApprovalDecision | None = None,
     ) -> None:
         """Keep a refused decision for the queries and the logs (bounded)."""
-        self.refused.append(
-            RefusedDecision(
-                request_id=request_id, approver=approver, reason=reason, at=workflow.now()
-            )
+        refused = RefusedDecision(
+            request_id=request_id, approver=approver, reason=reason, at=workflow.now()
         )
-        del self.refused[:-MAX_REFUSALS_KEPT]
+        keep_last(self.refused, refused, MAX_REFUSALS_KEPT)
         if via == "update":
             self.refused_updates += 1
         if decision is None:
@@ -349,8 +353,7 @@ class ApprovalGate:
                 record.via,
                 record.reason,
             )
-        self.decisions.append(record)
-        del self.decisions[:-MAX_DECISIONS_KEPT]
+        keep_last(self.decisions, record, MAX_DECISIONS_KEPT)
 
     async def request(
         self,
@@ -370,13 +373,11 @@ class ApprovalGate:
         if carried is not None:
             return await self._resume(carried, rule)
         self._seq += 1
-        info = workflow.info()
         now = workflow.now()
-        scope = f"{run_tag(self._run_id)}-" if self._run_id else ""
         request = ApprovalRequest(
-            id=f"{info.workflow_id}:{scope}{self._seq}",
+            id=scoped_id(self._run_id, str(self._seq)),
             run_id=self._run_id,
-            workflow_id=info.workflow_id,
+            workflow_id=workflow.info().workflow_id,
             tool=call.tool,
             args_digest=call.digest(),
             arguments=call.arguments,
@@ -390,48 +391,47 @@ class ApprovalGate:
             flags=list(flags),
         )
         self.pending[request.id] = request
-        stages = [(rule.approvers, rule.timeout_seconds)]
+        stages = [_Stage(rule.timeout_seconds)]
         if rule.escalation is not None:
-            stages.append((rule.escalation.approvers, rule.escalation.timeout_seconds))
-        for stage, (approvers, timeout) in enumerate(stages):
-            if stage > 0:
-                workflow.logger.info("approval %s escalates to %s", request.id, approvers)
-                request.approvers = approvers
-                request.deadline = workflow.now() + timedelta(seconds=timeout)
-                request.escalated = True
-            self._publish()
-            await self.notifier(request)
-            if await self._wait(request, timeout):
-                break
-        else:
-            self.pending.pop(request.id, None)
-            waited = sum(timeout for _, timeout in stages)
-            self.outcomes[request.id] = ApprovalOutcome(
-                request_id=request.id,
-                tool=request.tool,
-                status="timed_out",
-                reason=f"no decision within {waited:g}s"
-                + (" (escalated once)" if len(stages) > 1 else ""),
-                requested_at=request.requested_at,
-                decided_at=workflow.now(),
-            )
-        self._publish()
-        return self.outcomes[request.id]
+            escalation = rule.escalation
+            stages.append(_Stage(escalation.timeout_seconds, escalation.approvers))
+        waited = sum(stage.seconds for stage in stages)
+        return await self._decided(request, stages, f"no decision within {waited:g}s")
 
     async def _resume(self, request: ApprovalRequest, rule: ApprovalRule) -> ApprovalOutcome:
-        """Wait out a carried request's remaining time (and its escalation, if still due)."""
-        self._publish()
+        """Wait out a carried request's remaining time (and its escalation, if still due);
+        its approvers were told when it opened.
+        """
         remaining = max((request.deadline - workflow.now()).total_seconds(), 0.001)
-        if await self._wait(request, remaining):
-            self._publish()
-            return self.outcomes[request.id]
+        stages = [_Stage(remaining, notify=False)]
         if rule.escalation is not None and not request.escalated:
-            request.approvers = rule.escalation.approvers
-            request.deadline = workflow.now() + timedelta(seconds=rule.escalation.timeout_seconds)
-            request.escalated = True
+            escalation = rule.escalation
+            stages.append(_Stage(escalation.timeout_seconds, escalation.approvers))
+        return await self._decided(request, stages, "no decision by the deadline")
+
+    async def _decided(
+        self, request: ApprovalRequest, stages: list[_Stage], timed_out: str
+    ) -> ApprovalOutcome:
+        """Wait for the request's decision through each stage (the first group, then the
+        group it escalates to); at the last deadline it times out, saying `timed_out`.
+        """
+        for stage in stages:
+            if stage.escalate_to is not None:
+                workflow.logger.info("approval %s escalates to %s", request.id, stage.escalate_to)
+                request.approvers = stage.escalate_to
+                request.deadline = workflow.now() + timedelta(seconds=stage.seconds)
+                request.escalated = True
             self._publish()
-            await self.notifier(request)
-            if await self._wait(request, rule.escalation.timeout_seconds):
+            if stage.notify:
+                await self.notifier(request)
+            decided = await answered(
+                lambda: request.id in self.outcomes,
+                self.interrupt,
+                stage.seconds,
+                f"approval deadline: {request.tool}",
+                f"approval {request.id} is carried to the next run",
+            )
+            if decided:
                 self._publish()
                 return self.outcomes[request.id]
         self.pending.pop(request.id, None)
@@ -439,27 +439,12 @@ class ApprovalGate:
             request_id=request.id,
             tool=request.tool,
             status="timed_out",
-            reason="no decision by the deadline"
-            + (" (escalated once)" if request.escalated else ""),
+            reason=timed_out + (" (escalated once)" if request.escalated else ""),
             requested_at=request.requested_at,
             decided_at=workflow.now(),
         )
         self._publish()
         return self.outcomes[request.id]
-
-    async def _wait(self, request: ApprovalRequest, seconds: float) -> bool:
-        """Whether the request was decided within `seconds`."""
-        try:
-            await workflow.wait_condition(
-                lambda: request.id in self.outcomes or self.interrupt(),
-                timeout=seconds,
-                timeout_summary=f"approval deadline: {request.tool}",
-            )
-        except TimeoutError:
-            return False
-        if request.id not in self.outcomes:
-            raise ContinueAsNew(f"approval {request.id} is carried to the next run")
-        return True
 
     def _publish(self) -> None:
         waiting = list(self.pending.values())
@@ -541,14 +526,5 @@ class ApprovalHandlers:
 
 
 def _decision(sent: tuple[object, ...]) -> ApprovalDecision | str:
-    """The one decision a `decide` signal or update carries, or what is wrong with it.
-
-    The SDK has decoded each payload as plain JSON (null and bytes included); validating
-    here, not in the SDK, is what lets a bad payload be refused instead of raised.
-    """
-    if len(sent) != 1:
-        return f"malformed decision: decision: expected one JSON object, got {len(sent)} arguments"
-    try:
-        return ApprovalDecision.model_validate(sent[0])
-    except ValidationError as err:
-        return f"malformed decision: {problems(err, 'decision')}"
+    """The one decision a `decide` signal or update carries, or what is wrong with it."""
+    return one_payload(sent, ApprovalDecision, "decision")

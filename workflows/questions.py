@@ -18,14 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from pydantic import ValidationError
 from temporalio import workflow
 
 from steward import errors
 from steward import search_attributes as sa
-from steward.models import problems, run_tag
 from steward.questions import Answer, Question, QuestionState, RefusedReply, Reply
-from workflows.approvals import ContinueAsNew
+from workflows.gates import answered, keep_last, one_payload, scoped_id
 
 MAX_REFUSALS_KEPT = 50
 MAX_ANSWERS_KEPT = 50
@@ -98,10 +96,10 @@ class QuestionGate:
     def refuse(self, question_id: str, sender: str, reason: str) -> None:
         """Keep a refused reply for the query and the logs (bounded)."""
         workflow.logger.warning("reply refused: %s", reason)
-        self.refused.append(
-            RefusedReply(question_id=question_id, sender=sender, reason=reason, at=workflow.now())
+        refused = RefusedReply(
+            question_id=question_id, sender=sender, reason=reason, at=workflow.now()
         )
-        del self.refused[:-MAX_REFUSALS_KEPT]
+        keep_last(self.refused, refused, MAX_REFUSALS_KEPT)
 
     async def ask(
         self,
@@ -121,12 +119,10 @@ class QuestionGate:
         if carried is not None:
             return await self.wait(carried.id)
         self._seq += 1
-        info = workflow.info()
         now = workflow.now()
-        scope = f"{run_tag(self._run_id)}-" if self._run_id else ""
         opened = Question(
-            id=f"{info.workflow_id}:{scope}q{self._seq}",
-            workflow_id=info.workflow_id,
+            id=scoped_id(self._run_id, f"q{self._seq}"),
+            workflow_id=workflow.info().workflow_id,
             question=question,
             asked_by=asked_by,
             principal=principal,
@@ -146,18 +142,14 @@ class QuestionGate:
         question = self.open[question_id]
         self._publish()
         left = (question.deadline - workflow.now()).total_seconds()
-        if left > 0:
-            try:
-                await workflow.wait_condition(
-                    lambda: question.id in self.answers or self.interrupt(),
-                    timeout=left,
-                    timeout_summary="question deadline",
-                )
-            except TimeoutError:
-                workflow.logger.info("question %s: no reply by its deadline", question.id)
-            else:
-                if question.id not in self.answers:
-                    raise ContinueAsNew(f"question {question.id} is carried to the next run")
+        if left > 0 and not await answered(
+            lambda: question.id in self.answers,
+            self.interrupt,
+            left,
+            "question deadline",
+            f"question {question.id} is carried to the next run",
+        ):
+            workflow.logger.info("question %s: no reply by its deadline", question.id)
         if question.id not in self.answers:
             del self.open[question.id]
             self.answers[question.id] = Answer(
@@ -256,9 +248,4 @@ class QuestionHandlers:
 
 def _reply(sent: tuple[object, ...]) -> Reply | str:
     """The one reply a `reply` signal or update carries, or what is wrong with it."""
-    if len(sent) != 1:
-        return f"malformed reply: reply: expected one JSON object, got {len(sent)} arguments"
-    try:
-        return Reply.model_validate(sent[0])
-    except ValidationError as err:
-        return f"malformed reply: {problems(err, 'reply')}"
+    return one_payload(sent, Reply, "reply")

@@ -39,8 +39,8 @@ from steward.retrieval import (
 from steward.routing import Step, TierChoice, choose_tier
 from steward.tickets import Ticket, parse_ticket
 from workflows.actions import ToolActions
-from workflows.approvals import ContinueAsNew
 from workflows.base import BudgetExceeded, RunInput, StewardRun
+from workflows.gates import ContinueAsNew
 from workflows.options import BAD_INPUT
 
 GROUNDING_PATCH = "handbook-grounding"
