@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,9 @@ from activities.edge import convert
 
 SETTINGS = "collection.json"
 SHARD = "shard"
-BUILT = "shard.building"
+BUILDING = "shard.building-"
+"""A build's copy, named per build: a child left running by a killed worker writes only
+into its own."""
 READY = "shard.ready"
 RETIRED = "shard.retired"
 PENDING = "pending"
@@ -95,8 +98,8 @@ class Collection:
             if not (folder / SHARD).exists() and (folder / whole).exists():
                 (folder / whole).rename(folder / SHARD)
         # An index build it did not finish is started again, from scratch, when due.
-        for partial in (BUILT, READY, RETIRED):
-            shutil.rmtree(folder / partial, ignore_errors=True)
+        for partial in [*folder.glob(f"{BUILDING}*"), folder / READY, folder / RETIRED]:
+            shutil.rmtree(partial, ignore_errors=True)
         pending = folder / PENDING
         return cls(folder, settings, int(pending.read_text()) if pending.exists() else 0)
 
@@ -158,8 +161,7 @@ class Collection:
 
         Returns the copy's folder and the pending count the build will settle.
         """
-        built = self.folder / BUILT
-        shutil.rmtree(built, ignore_errors=True)
+        built = self.folder / f"{BUILDING}{uuid.uuid4().hex[:12]}"
         self.close()  # flushed and unlocked, so the copy is whole
         shutil.copytree(self.folder / SHARD, built)
         self._recorded = []
