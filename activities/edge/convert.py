@@ -77,7 +77,7 @@ def vector(value: Any) -> Any:
     if hasattr(value, "tolist"):  # a numpy array
         return value.tolist()
     if isinstance(value, list) and (not value or isinstance(value[0], int | float)):
-        return [float(x) for x in value]
+        return value  # Edge checks each number (and the length) as it takes the list
     raise Unsupported(value)
 
 
