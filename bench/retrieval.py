@@ -239,7 +239,7 @@ def side_by_side(
     lines = [
         f"  search alone at {len(points):,} chunks ({SIDE_BY_SIDE} queries, dense top-{K}, "
         f"payload returned; {info.segments_count} segments, "
-        f"{info.indexed_vectors_count:,} vectors indexed):",
+        f"{info.indexed_vectors_count:,} dense and sparse vectors indexed):",
     ]
     labels = {
         "hnsw": "embedded, HNSW index (Qdrant Edge)",
