@@ -25,6 +25,7 @@ import asyncio
 import os
 import random
 import re
+import shutil
 import statistics
 import tempfile
 import time
@@ -358,6 +359,8 @@ async def measure() -> list[str]:
     finally:
         retrieval.store.close()
         await env.shutdown()
+        # Half a gigabyte of stores, of no use afterwards (and not worth losing the figures).
+        shutil.rmtree(scratch, ignore_errors=True)
     return lines
 
 
