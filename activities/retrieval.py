@@ -5,19 +5,19 @@ from its folder, file, content hash and position, so a batch stored twice is sto
 A new version of a file that spans several batches is written to the collection's
 staging twin and moved into the collection by its last batch, and only then are the old
 version's chunks deleted: a search never sees half a document, and a failed file leaves
-its previous version in place. Keeping unfinished chunks out of the searched collection (rather
-than flagging them) means a plain search needs no filter, which the embedded store
-evaluates point by point in Python.
+its previous version in place. Keeping unfinished chunks out of the searched collection
+(rather than flagging them) means a plain search needs no filter.
 
-The Qdrant client is injected (`VectorStore`): embedded (`QdrantClient(path=...)`, owned by
-this worker process) by default, a server when the worker's environment names one.
-Activities here are synchronous and run in the worker's thread pool; calls to an embedded
-store are serialised by a lock because its local mode is not built for concurrent writers.
+The store is injected (`VectorStore`): embedded (Qdrant Edge in this worker's process, in
+a directory it owns) by default, a Qdrant server when the worker's environment names one;
+both are driven through qdrant-client's interface. Activities here are synchronous and
+run in the worker's thread pool; calls to the store are serialised by its lock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,7 +26,9 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from qdrant_client import QdrantClient, models
+from qdrant_client.client_base import QdrantBase
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.documents import (
     SUPPORTED,
@@ -66,8 +68,11 @@ from steward.retrieval import (
 
 DENSE = "dense"
 SPARSE = "keywords"
+FILTERED = ("root", "source", "sha256", "tags")
+"""Payload fields that searches and deletes filter on (the embedded store indexes them)."""
 _POINTS = uuid.UUID("6f1d3a52-8c1e-4b7a-9a55-2f4f8f0f2c11")
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def estimate_tokens(text: str) -> int:
@@ -76,57 +81,42 @@ def estimate_tokens(text: str) -> int:
 
 
 class VectorStore:
-    """The Qdrant client, opened on first use: embedded at `path`, or a server at `url`.
+    """The vector store, opened on first use: embedded at `path`, or a server at `url`.
 
-    `memory=True` keeps an embedded store in memory only (benchmarks and throwaway tests).
+    Embedded is Qdrant Edge (`activities/edge/`) behind qdrant-client's interface; a server
+    is `QdrantClient`. Either way an operation receives a `QdrantBase` and the same code
+    runs on both. An embedded directory an earlier Steward wrote with qdrant-client's
+    local mode is brought into Edge when first opened.
     """
 
     def __init__(
-        self,
-        *,
-        path: Path | None = None,
-        url: str | None = None,
-        api_key: str | None = None,
-        memory: bool = False,
+        self, *, path: Path | None = None, url: str | None = None, api_key: str | None = None
     ) -> None:
-        if (path is not None) + (url is not None) + memory != 1:
-            raise ValueError("give the embedded store's path, a server's url, or memory=True")
-        self.path, self.url, self._api_key, self.memory = path, url, api_key, memory
-        self._client: QdrantClient | None = None
+        if (path is None) == (url is None):
+            raise ValueError("give the embedded store's path or a server's url")
+        self.path, self.url, self._api_key = path, url, api_key
+        self._client: QdrantBase | None = None
         self._lock = threading.RLock()
 
     @property
     def where(self) -> str:
         """The store, for messages (a server's address or the embedded directory)."""
-        if self.memory:
-            return "in-memory store"
         return self.url or f"embedded store {self.path}"
 
-    def run(self, operation: Callable[[QdrantClient], T]) -> T:
-        """Run one operation on the client; an embedded store takes one at a time."""
+    def run(self, operation: Callable[[QdrantBase], T]) -> T:
+        """Run one operation on the client, one at a time (the embedded store's calls hold
+        the interpreter anyway, and its index swaps must not meet a search half-way).
+        """
         with self._lock:
             return operation(self._open())
 
-    def _open(self) -> QdrantClient:
+    def _open(self) -> QdrantBase:
         if self._client is None:
             if self.url is not None:
                 self._client = QdrantClient(url=self.url, api_key=self._api_key, timeout=30)
-            elif self.memory:
-                self._client = QdrantClient(location=":memory:")
             else:
                 assert self.path is not None
-                self.path.mkdir(parents=True, exist_ok=True)
-                try:
-                    self._client = QdrantClient(path=str(self.path))
-                except RuntimeError as err:
-                    if "already accessed" not in str(err):
-                        raise
-                    raise application_error(
-                        STORE_LOCKED,
-                        f"the embedded Qdrant store {self.path} is open in another process "
-                        "(one worker owns it; run retrieval on that worker, or set QDRANT_URL "
-                        "to share a Qdrant server)",
-                    ) from None
+                self._client = _embedded(self.path)
         return self._client
 
     def close(self) -> None:
@@ -135,6 +125,43 @@ class VectorStore:
             if self._client is not None:
                 self._client.close()
                 self._client = None
+
+
+def _embedded(path: Path) -> QdrantBase:
+    """Open the embedded store at `path`, bringing in an older store's collections."""
+    from activities.edge import EdgeQdrant, ShardInUse, adopt_local_store, holds_local_store
+
+    try:
+        store = EdgeQdrant(path, keyword_fields=FILTERED)
+    except ShardInUse:
+        raise _locked(path) from None
+    try:
+        if holds_local_store(path):
+            adopted = adopt_local_store(path, store)
+            log.warning(
+                "moved %d collections (%s) of %s from qdrant-client's local format into "
+                "Qdrant Edge",
+                len(adopted),
+                ", ".join(adopted),
+                path,
+            )
+    except RuntimeError as err:
+        store.close()
+        if "already accessed" not in str(err):
+            raise
+        raise _locked(path) from None
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _locked(path: Path) -> ApplicationError:
+    return application_error(
+        STORE_LOCKED,
+        f"the embedded Qdrant store {path} is open in another process (one worker owns it; "
+        "run retrieval on that worker, or set QDRANT_URL to share a Qdrant server)",
+    )
 
 
 class RetrievalActivities:
@@ -259,7 +286,7 @@ class RetrievalActivities:
 
     def _replace(
         self,
-        q: QdrantClient,
+        q: QdrantBase,
         ingest: IngestRequest,
         ref: FileRef,
         points: list[models.PointStruct],
@@ -268,7 +295,7 @@ class RetrievalActivities:
         q.upsert(ingest.collection, points=points, wait=True)
         self._drop_older(q, ingest, ref)
 
-    def _drop_older(self, q: QdrantClient, ingest: IngestRequest, ref: FileRef) -> None:
+    def _drop_older(self, q: QdrantBase, ingest: IngestRequest, ref: FileRef) -> None:
         """Delete the file's chunks of other versions (a new file has none to look for)."""
         if ref.status != "new":
             this = models.FieldCondition(key="sha256", match=models.MatchValue(value=ref.sha256))
@@ -280,9 +307,7 @@ class RetrievalActivities:
                 wait=True,
             )
 
-    def _publish(
-        self, q: QdrantClient, ingest: IngestRequest, ref: FileRef, ids: list[str]
-    ) -> None:
+    def _publish(self, q: QdrantBase, ingest: IngestRequest, ref: FileRef, ids: list[str]) -> None:
         """Move a file's staged chunks (by their known ids) into the collection.
 
         Safe to repeat: chunks an earlier attempt moved are no longer staged, and the
@@ -319,7 +344,7 @@ class RetrievalActivities:
         )
         staging = staging_of(ingest.collection)
 
-        def discard(q: QdrantClient) -> int:
+        def discard(q: QdrantBase) -> int:
             if not q.collection_exists(staging):
                 return 0
             found = q.count(staging, count_filter=selector, exact=True).count
@@ -339,7 +364,7 @@ class RetrievalActivities:
         for source in gone:
             selector = models.Filter(must=_file_filter(ingest.root, source))
 
-            def drop(q: QdrantClient, selector: models.Filter = selector) -> int:
+            def drop(q: QdrantBase, selector: models.Filter = selector) -> int:
                 found = q.count(ingest.collection, count_filter=selector, exact=True).count
                 q.delete(ingest.collection, points_selector=selector, wait=True)
                 q.delete(staging_of(ingest.collection), points_selector=selector, wait=True)
@@ -384,7 +409,7 @@ class RetrievalActivities:
         where = models.Filter(must=conditions) if conditions else None
         ids, weights = keyword_vector(request.query)
 
-        def search(q: QdrantClient) -> list[models.ScoredPoint]:
+        def search(q: QdrantBase) -> list[models.ScoredPoint]:
             if not request.hybrid or not ids:
                 return q.query_points(
                     request.collection,
@@ -462,7 +487,7 @@ class RetrievalActivities:
             )
         embedder = self.embedder  # loaded only once there is something to embed
 
-        def check(q: QdrantClient) -> None:
+        def check(q: QdrantBase) -> None:
             if not q.collection_exists(name):
                 _create(q, name, embedder)
             if create and not q.collection_exists(staging_of(name)):
@@ -488,7 +513,7 @@ class RetrievalActivities:
             must=[models.FieldCondition(key="root", match=models.MatchValue(value=ingest.root))]
         )
 
-        def versions(q: QdrantClient) -> dict[str, set[str]]:
+        def versions(q: QdrantBase) -> dict[str, set[str]]:
             found: dict[str, set[str]] = {}
             if not q.collection_exists(ingest.collection):
                 return found
@@ -523,7 +548,7 @@ def staging_of(collection: str) -> str:
     return f"{collection}.STAGING"
 
 
-def _create(q: QdrantClient, name: str, embedder: Embedder) -> None:
+def _create(q: QdrantBase, name: str, embedder: Embedder) -> None:
     q.create_collection(
         name,
         vectors_config={
@@ -535,7 +560,7 @@ def _create(q: QdrantClient, name: str, embedder: Embedder) -> None:
 
 
 def _scroll(
-    q: QdrantClient, collection: str, where: models.Filter, *, vectors: bool
+    q: QdrantBase, collection: str, where: models.Filter, *, vectors: bool
 ) -> Iterator[list[models.Record]]:
     """Every point matching `where`, a page at a time."""
     offset: Any = None

@@ -63,6 +63,9 @@ async def serve(
             for worker in workers:
                 group.create_task(worker.shutdown())
     finally:
+        if activities.retrieval is not None:
+            # Flushes an embedded store's collections and ends an index build it started.
+            activities.retrieval.store.close()
         # Also when the workers never started (no server, say): its exporter has a thread.
         provider.shutdown()
 
