@@ -249,6 +249,9 @@ def save_suite(suite: Suite, path: Path) -> None:
             {"kind": spec.kind, **spec.model_dump(mode="json", exclude_defaults=True)}
             for spec in case.expect
         ]
+        if case.profile is not None:
+            # Whole: a guardrail check's `kind` is its default, yet what tells checks apart.
+            dumped["profile"] = case.profile.model_dump(mode="json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         "# Regression cases recorded by `steward eval --from-history`; each re-runs a\n"
