@@ -1,7 +1,7 @@
 """litellm's custom-provider interface, written once: `Handler` and the `Call` it passes on.
 
-litellm calls a custom provider (`CustomLLM`) through four methods with sixteen
-parameters each, most of which a provider here ignores. `Handler` takes them, keeps what
+litellm calls a custom provider (`CustomLLM`) through four methods with sixteen keyword
+arguments each, most of which a provider here ignores. `Handler` takes them, keeps what
 a provider reads in one `Call`, and hands it to four short methods a provider writes:
 `complete`, `acomplete`, `stream` and `astream`. The local model (`activities.local_model`)
 and the tests' fake model are both written this way.
@@ -9,7 +9,7 @@ and the tests' fake model are both written this way.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,98 +37,30 @@ class Call:
 
 
 class Handler(CustomLLM):
-    """A litellm provider answering `Call`s: override the four methods below `astreaming`."""
+    """A litellm provider answering `Call`s: override the four methods below `astreaming`.
 
-    def completion(
-        self,
-        model: str,
-        messages: list[Any],
-        api_base: str,
-        custom_prompt_dict: dict[str, Any],
-        model_response: ModelResponse,
-        print_verbose: Callable[..., Any],
-        encoding: Any,
-        api_key: Any,
-        logging_obj: Any,
-        optional_params: dict[str, Any],
-        acompletion: Any = None,
-        litellm_params: Any = None,
-        logger_fn: Any = None,
-        headers: Any = None,
-        timeout: float | httpx.Timeout | None = None,
-        client: Any = None,
-    ) -> ModelResponse:
+    litellm calls a custom provider's entry points with keyword arguments only, sixteen of
+    them (`litellm.main`, through `custom_chat_llm_router`); each entry point here reads the
+    ones a provider needs into a `Call` and hands it on.
+    """
+
+    def completion(self, *args: Any, **params: Any) -> ModelResponse:
         """See base class; answered by `complete`."""
-        call = Call(model, messages, optional_params, api_base, api_key, timeout)
-        return self.complete(call, model_response)
+        return self.complete(_call(args, params), params["model_response"])
 
-    async def acompletion(
-        self,
-        model: str,
-        messages: list[Any],
-        api_base: str,
-        custom_prompt_dict: dict[str, Any],
-        model_response: ModelResponse,
-        print_verbose: Callable[..., Any],
-        encoding: Any,
-        api_key: Any,
-        logging_obj: Any,
-        optional_params: dict[str, Any],
-        acompletion: Any = None,
-        litellm_params: Any = None,
-        logger_fn: Any = None,
-        headers: Any = None,
-        timeout: float | httpx.Timeout | None = None,  # noqa: ASYNC109  # litellm's name
-        client: Any = None,
-    ) -> ModelResponse:
+    async def acompletion(self, *args: Any, **params: Any) -> ModelResponse:
         """See base class; answered by `acomplete`."""
-        call = Call(model, messages, optional_params, api_base, api_key, timeout)
-        return await self.acomplete(call, model_response)
+        return await self.acomplete(_call(args, params), params["model_response"])
 
-    def streaming(
-        self,
-        model: str,
-        messages: list[Any],
-        api_base: str,
-        custom_prompt_dict: dict[str, Any],
-        model_response: ModelResponse,
-        print_verbose: Callable[..., Any],
-        encoding: Any,
-        api_key: Any,
-        logging_obj: Any,
-        optional_params: dict[str, Any],
-        acompletion: Any = None,
-        litellm_params: Any = None,
-        logger_fn: Any = None,
-        headers: Any = None,
-        timeout: float | httpx.Timeout | None = None,
-        client: Any = None,
-    ) -> Iterator[GenericStreamingChunk]:
+    def streaming(self, *args: Any, **params: Any) -> Iterator[GenericStreamingChunk]:
         """See base class; answered by `stream`."""
-        return self.stream(Call(model, messages, optional_params, api_base, api_key, timeout))
+        return self.stream(_call(args, params))
 
-    async def astreaming(  # type: ignore[override,misc]  # an async generator, as litellm calls it
-        self,
-        model: str,
-        messages: list[Any],
-        api_base: str,
-        custom_prompt_dict: dict[str, Any],
-        model_response: ModelResponse,
-        print_verbose: Callable[..., Any],
-        encoding: Any,
-        api_key: Any,
-        logging_obj: Any,
-        optional_params: dict[str, Any],
-        acompletion: Any = None,
-        litellm_params: Any = None,
-        logger_fn: Any = None,
-        headers: Any = None,
-        timeout: float | httpx.Timeout | None = None,  # noqa: ASYNC109  # litellm's name
-        client: Any = None,
+    async def astreaming(  # type: ignore[override]  # an async generator, as litellm calls it
+        self, *args: Any, **params: Any
     ) -> AsyncIterator[GenericStreamingChunk]:
         """See base class; answered by `astream`."""
-        call = Call(model, messages, optional_params, api_base, api_key, timeout)
-        async for chunk in self.astream(call):
+        async for chunk in self.astream(_call(args, params)):
             yield chunk
 
     def complete(self, call: Call, response: ModelResponse) -> ModelResponse:
@@ -146,3 +78,16 @@ class Handler(CustomLLM):
     def astream(self, call: Call) -> AsyncIterator[GenericStreamingChunk]:
         """Answer `call` piece by piece without blocking the event loop."""
         raise NotImplementedError
+
+
+def _call(args: tuple[Any, ...], params: Mapping[str, Any]) -> Call:
+    if args:
+        raise TypeError("litellm passes a custom provider its arguments by keyword")
+    return Call(
+        model=params["model"],
+        messages=params["messages"],
+        optional_params=params.get("optional_params") or {},
+        api_base=params.get("api_base"),
+        api_key=params.get("api_key"),
+        timeout=params.get("timeout"),
+    )
