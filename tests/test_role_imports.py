@@ -23,8 +23,9 @@ from steward.errors import MODEL_BAD_REQUEST
 
 REPO = Path(__file__).resolve().parent.parent
 
-HEAVY = ("litellm", "qdrant_client", "mcp", "llama_cpp", "wordllama")
-"""Libraries that take seconds or hundreds of megabytes to import, used only by activities."""
+HEAVY = ("litellm", "qdrant_client", "mcp", "llama_cpp", "wordllama", "boto3")
+"""Libraries only some activities use, and slow or large to import (litellm: seconds and
+some 200 MB); boto3 serves only an S3 blob store."""
 
 PRELUDE = f"""
 import json, sys
