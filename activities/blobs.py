@@ -9,7 +9,8 @@ activity stores nothing new. Reads check the digest, so a damaged blob is an err
 different text.
 
 The default store is a local directory, which every worker on one machine shares; workers
-on several machines need an S3-compatible store (`S3BlobStore`, see `make_blob_store`).
+on several machines need an S3-compatible store (`S3BlobStore`, see `make_blob_store`),
+and only those import boto3.
 
 Blobs hold the same customer text as history, so they are encrypted at rest with the same
 key ring as payloads (`steward.codec`): a blob is stored as `steward-blob:aes256gcm:`, its
@@ -31,9 +32,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -196,6 +194,9 @@ class S3BlobStore:
 
     def _s3(self) -> Any:
         """The client, built on first use: boto3 clients are thread-safe, sessions are not."""
+        import boto3
+        from botocore.config import Config
+
         with self._client_lock:
             if self._client is None:
                 config = Config(
@@ -227,6 +228,8 @@ class S3BlobStore:
         Permanent failures (refused, no such bucket, no credentials) are non-retryable;
         throttling, 5xx and lost connections are left to the activity's retry policy.
         """
+        from botocore.exceptions import ClientError, NoCredentialsError
+
         if isinstance(err, ClientError):
             code = str(err.response.get("Error", {}).get("Code", "unknown"))
             status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -247,6 +250,8 @@ class S3BlobStore:
 
     def put(self, data: bytes) -> str:
         """Upload the blob unless an object is already under its key."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
         digest = digest_of(data)
         key = self._key(digest)
         bucket = self.config.bucket
@@ -273,6 +278,8 @@ class S3BlobStore:
 
     def get(self, digest: str) -> bytes:
         """Download, decrypt and verify a blob."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
         key = self._key(digest)
         bucket = self.config.bucket
         try:

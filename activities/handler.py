@@ -5,6 +5,9 @@ arguments each, most of which a provider here ignores. `Handler` takes them, kee
 a provider reads in one `Call`, and hands it to four short methods a provider writes:
 `complete`, `acomplete`, `stream` and `astream`. The local model (`activities.local_model`)
 and the tests' fake model are both written this way.
+
+Importing this module imports litellm (`Handler` subclasses its `CustomLLM`), so only code
+that installs a provider imports it; the `complete` activity itself does not.
 """
 
 from __future__ import annotations

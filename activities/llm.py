@@ -17,11 +17,16 @@ the subset every provider accepts (`steward.turns`), provider-safe tool names ar
 back, and the result records which path was taken. Answers stream (`stream=True`), and
 the whole response is rebuilt from the chunks; as the text streams it is handed to
 `activities.stream`, which publishes it to the run's watchers.
+
+litellm is imported by the first model call, not with this module: workflows reference
+`complete` from here, and a process that only runs workflows, tools or replays should not
+pay litellm's seconds of import and hundreds of megabytes for a call it never makes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import os
 import re
@@ -30,18 +35,15 @@ import time
 from collections.abc import Awaitable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Final, TypeVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
-import litellm
-from litellm import exceptions as errors
-from litellm.types.utils import Choices, ModelResponse
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.blobs import Offloader
-from activities.local_model import PROVIDER_LOCAL
 from activities.stream import TextDeltas
 from activities.tool_routing import Routed, ToolRouter, bounded
 from steward import turns
@@ -76,6 +78,9 @@ from steward.models import (
     Usage,
 )
 
+if TYPE_CHECKING:
+    from litellm.types.utils import ModelResponse
+
 __all__ = [
     "FREE_PROVIDERS",
     "PROVIDER_FAKE",
@@ -88,6 +93,8 @@ __all__ = [
     "provider_of",
 ]
 
+PROVIDER_LOCAL: Final = "steward-local"
+"""The in-process local model's provider prefix (`activities.local_model` installs it)."""
 PROVIDER_FAKE: Final = "fake"
 FREE_PROVIDERS: Final = frozenset({PROVIDER_LOCAL, PROVIDER_FAKE})
 """Providers that cost nothing and reach no network. `allow_paid=False` calls only these,
@@ -99,24 +106,35 @@ KEYLESS_SERVER_KEY: Final = "no-key"
 MAX_PROVIDER_MESSAGE_CHARS: Final = 500
 """Provider error text kept in an error message; some carry whole tracebacks or bodies."""
 
-# litellm's errors as Steward's error types (`steward.errors` says which are retried).
-# First match wins, so subclasses come before their bases: ContextWindowExceededError and
-# ContentPolicyViolationError are BadRequestErrors.
-_CLASSIFICATION: Final[tuple[tuple[type[Exception], ErrorType], ...]] = (
-    (errors.ContextWindowExceededError, CONTEXT_WINDOW_EXCEEDED),
-    (errors.ContentPolicyViolationError, CONTENT_POLICY),
-    (errors.AuthenticationError, MODEL_AUTH_ERROR),
-    (errors.PermissionDeniedError, MODEL_AUTH_ERROR),
-    (errors.NotFoundError, MODEL_NOT_FOUND),
-    (errors.BadRequestError, MODEL_BAD_REQUEST),
-    (errors.UnprocessableEntityError, MODEL_BAD_REQUEST),
-    (errors.RateLimitError, MODEL_RATE_LIMITED),
-    (errors.Timeout, MODEL_TIMEOUT),
-    (errors.InternalServerError, MODEL_UNAVAILABLE),
-    (errors.ServiceUnavailableError, MODEL_UNAVAILABLE),
-    (errors.BadGatewayError, MODEL_UNAVAILABLE),
-    (errors.APIConnectionError, MODEL_CONNECTION_ERROR),
-)
+
+@functools.cache
+def _classes() -> tuple[tuple[type[Exception], ErrorType], ...]:
+    """Steward's error type for each of litellm's errors (`steward.errors` says which are
+    retried).
+
+    First match wins, so subclasses come before their bases: ContextWindowExceededError and
+    ContentPolicyViolationError are BadRequestErrors. Built when first needed, since only
+    an error of a model call (which has imported litellm) is classified.
+    """
+    from litellm import exceptions as errors
+
+    return (
+        (errors.ContextWindowExceededError, CONTEXT_WINDOW_EXCEEDED),
+        (errors.ContentPolicyViolationError, CONTENT_POLICY),
+        (errors.AuthenticationError, MODEL_AUTH_ERROR),
+        (errors.PermissionDeniedError, MODEL_AUTH_ERROR),
+        (errors.NotFoundError, MODEL_NOT_FOUND),
+        (errors.BadRequestError, MODEL_BAD_REQUEST),
+        (errors.UnprocessableEntityError, MODEL_BAD_REQUEST),
+        (errors.RateLimitError, MODEL_RATE_LIMITED),
+        (errors.Timeout, MODEL_TIMEOUT),
+        (errors.InternalServerError, MODEL_UNAVAILABLE),
+        (errors.ServiceUnavailableError, MODEL_UNAVAILABLE),
+        (errors.BadGatewayError, MODEL_UNAVAILABLE),
+        (errors.APIConnectionError, MODEL_CONNECTION_ERROR),
+    )
+
+
 # litellm recognises some errors by their message text, which providers word differently
 # (OpenAI's content-policy error says "our safety system", litellm looks for "the safety
 # system"); the error code in the body is stable, so where there is one it decides first.
@@ -165,15 +183,16 @@ class LLMActivities:
         self._blobs = blobs
         self._stream_to_runs = stream_to_runs
         self._router = router or ToolRouter()
-        # litellm prints a "Provider List" banner to stdout when asked about a model it
-        # does not know (as `tool_calling: auto` asks); the answer is all that is needed.
-        litellm.suppress_debug_info = True
 
     @activity.defn(name="complete")
     async def complete(self, request: LLMRequest) -> LLMResult:
         """Call the tier's model once, streaming; Temporal retries what is worth retrying."""
         deployment = self._deployment(request.tier, request.deployment)
         api_key = _api_key(deployment, request.tier)
+        if _imported is None:
+            # The first call imports litellm (seconds of CPU) on a thread, so this worker's
+            # event loop keeps polling and heartbeating its other activities meanwhile.
+            await asyncio.to_thread(_litellm)
         path = call_path(deployment, request)
         names = turns.provider_names(request.tools)
         messages = await self._messages(request)
@@ -253,6 +272,26 @@ class LLMActivities:
         return deployment
 
 
+_imported: ModuleType | None = None
+"""litellm, once `_litellm` has imported it."""
+
+
+def _litellm() -> ModuleType:
+    """litellm, imported on first use and told to keep quiet.
+
+    litellm prints banners to stdout: "Give Feedback / Get Help" on every provider error,
+    "Provider List" when asked about a model it does not know (as `tool_calling: auto`
+    asks). The classified ApplicationError, or the answer, is all that is needed.
+    """
+    global _imported
+    if _imported is None:
+        import litellm
+
+        litellm.suppress_debug_info = True
+        _imported = litellm
+    return _imported
+
+
 def litellm_arguments(
     deployment: Deployment,
     request: LLMRequest,
@@ -304,7 +343,7 @@ def calls_tools_natively(deployment: Deployment) -> bool:
     if deployment.tool_calling != "auto":
         return deployment.tool_calling == "native"
     try:
-        return bool(litellm.supports_function_calling(model=deployment.model))
+        return bool(_litellm().supports_function_calling(model=deployment.model))
     except Exception:
         # An unknown provider prefix: litellm cannot say, so the schema path (which every
         # model that answers text can follow) is the safe choice.
@@ -386,6 +425,9 @@ async def _streamed(call: dict[str, Any], deltas: TextDeltas) -> ModelResponse:
     """Make the call, streamed unless the deployment says not to, handing each piece of
     text to `deltas`; the whole response (text, tool calls, usage) built from the chunks.
     """
+    from litellm.types.utils import ModelResponse
+
+    litellm = _litellm()
     if not call.get("stream"):
         whole = await litellm.acompletion(**call)
         if not isinstance(whole, ModelResponse):
@@ -466,6 +508,8 @@ def _result(
     path: CallPath,
     names: Mapping[str, str],
 ) -> LLMResult:
+    from litellm.types.utils import Choices
+
     choice = response.choices[0] if response.choices else None
     text = ""
     finish_reason = None
@@ -515,7 +559,7 @@ def _cost(response: ModelResponse, model: str) -> float | None:
     if cost is not None:
         return float(cost)
     try:
-        return float(litellm.completion_cost(completion_response=response, model=model))
+        return float(_litellm().completion_cost(completion_response=response, model=model))
     except Exception as err:
         # The answer is already paid for: failing the activity here would retry the call
         # and pay twice. An unknown price is reported as unknown instead.
@@ -526,6 +570,8 @@ def _cost(response: ModelResponse, model: str) -> float | None:
 
 
 def _classified(err: Exception, deployment: Deployment, api_key: str | None) -> ApplicationError:
+    from litellm import exceptions as errors
+
     while isinstance(err, errors.MidStreamFallbackError) and isinstance(
         err.original_exception, Exception
     ):
@@ -562,6 +608,8 @@ def _real_status(err: Exception) -> int | None:
 
 def _classification(err: Exception, status: int | None) -> ErrorType:
     """The error type: by the body's error code, litellm's class, then the status."""
+    from litellm import exceptions as errors
+
     by_code = _BY_ERROR_CODE.get(_error_code(err) or "")
     if by_code is not None:
         return by_code
@@ -569,7 +617,7 @@ def _classification(err: Exception, status: int | None) -> ErrorType:
         # litellm reports a refused or dropped connection to an OpenAI-compatible server as
         # an InternalServerError; the exception chain says what really happened.
         return MODEL_CONNECTION_ERROR
-    for cls, name in _CLASSIFICATION:
+    for cls, name in _classes():
         if isinstance(err, cls):
             return name
     if status is not None:

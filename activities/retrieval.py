@@ -12,6 +12,8 @@ The store is injected (`VectorStore`): embedded (Qdrant Edge in this worker's pr
 a directory it owns) by default, a Qdrant server when the worker's environment names one;
 both are driven through qdrant-client's interface. Activities here are synchronous and
 run in the worker's thread pool; calls to the store are serialised by its lock.
+The Qdrant client is imported when retrieval is first used, not with this module, which
+every workflow imports to refer to these activities.
 """
 
 from __future__ import annotations
@@ -22,11 +24,9 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
-from qdrant_client import QdrantClient, models
-from qdrant_client.client_base import QdrantBase
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -65,6 +65,10 @@ from steward.retrieval import (
     SearchDocsArgs,
     quote_documents,
 )
+
+if TYPE_CHECKING:
+    from qdrant_client import models
+    from qdrant_client.client_base import QdrantBase
 
 DENSE = "dense"
 SPARSE = "keywords"
@@ -111,6 +115,8 @@ class VectorStore:
             return operation(self._open())
 
     def _open(self) -> QdrantBase:
+        from qdrant_client import QdrantClient
+
         if self._client is None:
             if self.url is not None:
                 self._client = QdrantClient(url=self.url, api_key=self._api_key, timeout=30)
@@ -297,6 +303,8 @@ class RetrievalActivities:
 
     def _drop_older(self, q: QdrantBase, ingest: IngestRequest, ref: FileRef) -> None:
         """Delete the file's chunks of other versions (a new file has none to look for)."""
+        from qdrant_client import models
+
         if ref.status != "new":
             this = models.FieldCondition(key="sha256", match=models.MatchValue(value=ref.sha256))
             q.delete(
@@ -313,6 +321,8 @@ class RetrievalActivities:
         Safe to repeat: chunks an earlier attempt moved are no longer staged, and the
         ones it had not moved yet are.
         """
+        from qdrant_client import models
+
         staging = staging_of(ingest.collection)
         for start in range(0, len(ids), 256):
             staged = q.retrieve(
@@ -335,6 +345,8 @@ class RetrievalActivities:
     @activity.defn(name="discard_document")
     def discard_document(self, version: FileVersion) -> int:
         """Remove a version's staged chunks (its ingest failed); the published one stays."""
+        from qdrant_client import models
+
         ingest, ref = version.ingest, version.file
         selector = models.Filter(
             must=[
@@ -356,6 +368,8 @@ class RetrievalActivities:
     @activity.defn(name="prune_documents")
     def prune_documents(self, ingest: IngestRequest) -> PruneResult:
         """Delete the chunks of files that are no longer in the folder."""
+        from qdrant_client import models
+
         root = Path(ingest.root)
         present = {_source(root, path) for path in _documents(root)} if root.exists() else set()
         stored = self._stored_versions(ingest)
@@ -395,6 +409,8 @@ class RetrievalActivities:
         With `hybrid`, results are ranked by reciprocal rank fusion and `score` is the
         fused score; `score_threshold` always applies to the dense similarity.
         """
+        from qdrant_client import models
+
         self.ensure_collection(request.collection, create=False)
         vector = self.embedder.embed([request.query])[0]
         conditions: list[Any] = []
@@ -509,6 +525,8 @@ class RetrievalActivities:
 
     def _stored_versions(self, ingest: IngestRequest) -> dict[str, set[str]]:
         """The content hashes published for each file under this ingest's folder."""
+        from qdrant_client import models
+
         under = models.Filter(
             must=[models.FieldCondition(key="root", match=models.MatchValue(value=ingest.root))]
         )
@@ -532,6 +550,8 @@ def chunk_point(
     """A stored chunk: its dense vector, the keyword vector of its heading and text, and
     its payload (which holds at least `heading` and `text`).
     """
+    from qdrant_client import models
+
     ids, weights = keyword_vector(f"{payload['heading']}\n{payload['text']}")
     return models.PointStruct(
         id=point_id,
@@ -549,6 +569,8 @@ def staging_of(collection: str) -> str:
 
 
 def _create(q: QdrantBase, name: str, embedder: Embedder) -> None:
+    from qdrant_client import models
+
     q.create_collection(
         name,
         vectors_config={
@@ -629,6 +651,8 @@ def _point_id(root: str, source: str, digest: str, position: int) -> str:
 
 
 def _file_filter(root: str, source: str) -> list[Any]:
+    from qdrant_client import models
+
     return [
         models.FieldCondition(key="root", match=models.MatchValue(value=root)),
         models.FieldCondition(key="source", match=models.MatchValue(value=source)),

@@ -59,8 +59,8 @@ _SHARED = (
     # Signatures are verified in workflows (pure, deterministic), with these.
     "cryptography",
     "cffi",
-    # Retrieval's activity module imports the Qdrant client, which reads the temp dir
-    # at import; workflows only reference its activity methods.
+    # Workflows never use the Qdrant client; retrieval imports it on first use, and were
+    # that ever inside a workflow task (a test worker's), its import reads the temp dir.
     "qdrant_client",
     "portalocker",
     "numpy",

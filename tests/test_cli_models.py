@@ -15,6 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 import activities.local_model as local_model
+from activities.llm import PROVIDER_LOCAL
 from steward.cli import app
 from steward.cli import models as models_cli
 from tests.support.openai_stub import OpenAIStub, running_stub
@@ -163,7 +164,7 @@ def test_litellm_is_not_imported_without_probe(tmp_path: Path) -> None:
 
 
 def test_the_local_model_constants_agree_with_the_activity() -> None:
-    assert models_cli.LOCAL_PROVIDER == local_model.PROVIDER_LOCAL
+    assert models_cli.LOCAL_PROVIDER == PROVIDER_LOCAL
     assert models_cli.LOCAL_WEIGHTS_PACKAGE == local_model.GGUF_PACKAGE
     assert models_cli.LOCAL_WEIGHTS_FILE == local_model.GGUF_FILENAME
 

@@ -66,7 +66,9 @@ class Activities:
     (`steward.tools`); `providers` holds those of tools registered from elsewhere, by the
     name their entry gives. `files`, `http` and `retrieval` may be None: a worker built
     without them serves no such tools (and, without retrieval, no ingest or search); a
-    config granting one of those tools then refuses to start it. With `blobs`, every
+    config granting one of those tools then refuses to start it. A privileged worker
+    needs no `llm`, a default one no `outbox` unless send_email runs on its queue
+    (`default_activities` builds each role only what it serves). With `blobs`, every
     tool's large output is stored by content address instead of returned into history.
     """
 
@@ -105,50 +107,77 @@ def privileged_tools(config: StewardConfig) -> frozenset[str]:
     return frozenset(names)
 
 
-def default_activities(config: StewardConfig, *, allow_paid: bool | None = None) -> Activities:
-    """Build the real activities from config and the worker's environment.
+def default_activities(
+    config: StewardConfig, *, allow_paid: bool | None = None, role: Role = "all"
+) -> Activities:
+    """Build the real activities the workers of `role` serve, from config and the worker's
+    environment.
 
-    The config's grants are checked first, so a config the workers refuse (an unknown
-    tool, say) is refused before litellm's import takes seconds and any directory is made.
+    Only what the role serves is built: a privileged worker makes no model calls and owns
+    no vector store, so it neither imports litellm nor loads the local model. The config's
+    grants are checked first, so a config the workers refuse (an unknown tool, say) is
+    refused before the local model loads and any directory is made.
     """
     granted = authority(config)
-    import litellm
-
-    # litellm prints a "Give Feedback / Get Help" banner to stdout on every provider error;
-    # the classified ApplicationError already says what happened.
-    litellm.suppress_debug_info = True
+    privileged = privileged_tools(config)
+    served = served_providers(privileged, role)
+    model_calls = role != "privileged"
     if allow_paid is None:
         allow_paid = os.environ.get("STEWARD_FORBID_PAID_MODELS", "") not in ("1", "true")
-    if any(d.model.startswith(f"{PROVIDER_LOCAL}/") for ds in config.tiers.values() for d in ds):
+    if model_calls and any(
+        d.model.startswith(f"{PROVIDER_LOCAL}/") for ds in config.tiers.values() for d in ds
+    ):
         from activities.local_model import register_local_model
 
         register_local_model()
     # Blobs hold the same text as payloads: encrypted with the same ring (steward.codec).
     blobs = make_offloader(config.blobs, keyring_from_environment())
+    llm = LLMActivities(config.tiers, allow_paid=allow_paid, blobs=blobs) if model_calls else None
     return Activities(
-        llm=LLMActivities(config.tiers, allow_paid=allow_paid, blobs=blobs),
+        llm=llm,
         blobs=blobs,
-        outbox=OutboxActivities(
-            Path(config.outbox),
-            config.sender,
-            contacts=config.notify.contacts,
-            webhook_url=(
-                os.environ.get(config.notify.webhook_url_env)
-                if config.notify.webhook_url_env
-                else None
-            ),
-            # The transport reads its credentials from this worker's environment when it
-            # sends, so only the privileged worker ever needs them.
-            smtp=SmtpTransport(config.smtp, os.environ) if config.smtp else None,
-            ui_url=ui_url(config),
-            namespace=config.namespace,
-        ),
-        files=file_activities(config),
-        http=http_activities(config),
+        outbox=outbox_activities(config) if "outbox" in served else None,
+        files=file_activities(config) if "files" in served else None,
+        http=http_activities(config) if "http" in served else None,
         mcp=mcp_activities(config),
         authority=granted,
-        retrieval=retrieval_activities(config),
-        privileged_tools=privileged_tools(config),
+        retrieval=retrieval_activities(config) if "retrieval" in served else None,
+        privileged_tools=privileged,
+    )
+
+
+def served_providers(privileged: frozenset[str], role: Role) -> frozenset[str]:
+    """The providers a worker of `role` needs: those of the tools on its queue, plus the
+    outbox on the privileged queue (approval notices) and retrieval on the default one
+    (ingest and search run where workflows start).
+    """
+    needed = {
+        tool.provider
+        for tool in activity_tools()
+        if tool.provider is not None
+        and (role == "all" or (role == "privileged") == (tool.name in privileged))
+    }
+    if role != "default":
+        needed.add("outbox")
+    if role != "privileged":
+        needed.add("retrieval")
+    return frozenset(needed)
+
+
+def outbox_activities(config: StewardConfig) -> OutboxActivities:
+    """send_email and approval notices: to the outbox folder, or by SMTP when configured."""
+    return OutboxActivities(
+        Path(config.outbox),
+        config.sender,
+        contacts=config.notify.contacts,
+        webhook_url=(
+            os.environ.get(config.notify.webhook_url_env) if config.notify.webhook_url_env else None
+        ),
+        # The transport reads its credentials from this worker's environment when it
+        # sends, so only the privileged worker ever needs them.
+        smtp=SmtpTransport(config.smtp, os.environ) if config.smtp else None,
+        ui_url=ui_url(config),
+        namespace=config.namespace,
     )
 
 

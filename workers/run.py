@@ -33,7 +33,7 @@ async def serve(
     With `environment`, its overrides apply and the workers serve its namespace.
     """
     config = load_config(config_path, environment=environment)
-    activities = default_activities(config)
+    activities = default_activities(config, role=role)
     provider = tracer_provider(f"steward-worker-{role}", devserver.state_dir() / "spans.jsonl")
     try:
         tracer = provider.get_tracer("steward")

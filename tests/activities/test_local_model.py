@@ -12,10 +12,9 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.llm import LLMActivities
+from activities.llm import PROVIDER_LOCAL, LLMActivities
 from activities.local_model import (
     LOCAL_MODEL,
-    PROVIDER_LOCAL,
     LocalLlama,
     LocalModelError,
     register_local_model,
