@@ -34,7 +34,6 @@ from activities.evals import (
     ScriptedRetrieval,
     Scripts,
 )
-from activities.llm import PROVIDER_LOCAL, LLMActivities
 from evals.models import EVAL_QUEUE, scripted_queue
 from steward.config import StewardConfig
 from steward.models import ToolInvocation
@@ -44,23 +43,10 @@ from workers.build import (
     authority,
     build_workers,
     mcp_activities,
+    model_activities,
     privileged_tools,
     retrieval_activities,
 )
-
-
-def model_activities(config: StewardConfig, *, allow_paid: bool | None = None) -> LLMActivities:
-    """The `complete` activity over the configured tiers (the local model registered)."""
-    import litellm
-
-    litellm.suppress_debug_info = True
-    if allow_paid is None:
-        allow_paid = os.environ.get("STEWARD_FORBID_PAID_MODELS", "") not in ("1", "true")
-    if any(d.model.startswith(f"{PROVIDER_LOCAL}/") for ds in config.tiers.values() for d in ds):
-        from activities.local_model import register_local_model
-
-        register_local_model()
-    return LLMActivities(config.tiers, allow_paid=allow_paid)
 
 
 def eval_activities(

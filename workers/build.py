@@ -121,18 +121,11 @@ def default_activities(
     granted = authority(config)
     privileged = privileged_tools(config)
     served = served_providers(privileged, role)
-    model_calls = role != "privileged"
-    if allow_paid is None:
-        allow_paid = os.environ.get("STEWARD_FORBID_PAID_MODELS", "") not in ("1", "true")
-    if model_calls and any(
-        d.model.startswith(f"{PROVIDER_LOCAL}/") for ds in config.tiers.values() for d in ds
-    ):
-        from activities.local_model import register_local_model
-
-        register_local_model()
     # Blobs hold the same text as payloads: encrypted with the same ring (steward.codec).
     blobs = make_offloader(config.blobs, keyring_from_environment())
-    llm = LLMActivities(config.tiers, allow_paid=allow_paid, blobs=blobs) if model_calls else None
+    llm = None
+    if role != "privileged":
+        llm = model_activities(config, allow_paid=allow_paid, blobs=blobs)
     return Activities(
         llm=llm,
         blobs=blobs,
@@ -144,6 +137,22 @@ def default_activities(
         retrieval=retrieval_activities(config) if "retrieval" in served else None,
         privileged_tools=privileged,
     )
+
+
+def model_activities(
+    config: StewardConfig, *, allow_paid: bool | None = None, blobs: Offloader | None = None
+) -> LLMActivities:
+    """The `complete` activity over the configured tiers, the local model registered when a
+    tier uses it. Paid models are allowed unless `allow_paid` or $STEWARD_FORBID_PAID_MODELS
+    says otherwise.
+    """
+    if allow_paid is None:
+        allow_paid = os.environ.get("STEWARD_FORBID_PAID_MODELS", "") not in ("1", "true")
+    if any(d.model.startswith(f"{PROVIDER_LOCAL}/") for ds in config.tiers.values() for d in ds):
+        from activities.local_model import register_local_model
+
+        register_local_model()
+    return LLMActivities(config.tiers, allow_paid=allow_paid, blobs=blobs)
 
 
 def served_providers(privileged: frozenset[str], role: Role) -> frozenset[str]:
