@@ -434,3 +434,14 @@ def test_every_layer_has_a_name() -> None:
     layers = {value for part in get_args(Layer) for value in get_args(part)}
     assert set(errors.LAYERS) <= layers
     assert layers == set(LAYER_NAMES)
+
+
+@pytest.mark.parametrize("name", ["support-approved-workers-decide", "support-approved-current"])
+def test_the_trace_says_whose_config_decided_from_the_activity_or_its_local_marker(
+    name: str,
+) -> None:
+    # Runs since CURRENT_PATCH resolve in a local activity (a marker), earlier ones in an
+    # activity: either way the trace reads the workers' answer.
+    trace = trace_of(name)
+    assert trace.run.config_digest
+    assert f"resolved by the workers' config {trace.run.config_digest}" in render_text(trace)

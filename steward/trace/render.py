@@ -111,7 +111,10 @@ def header(trace: Trace) -> list[str]:
         f"  run {run.run_id or '?'}  queue {run.task_queue or '?'}  {run.event_count} events",
     ]
     if run.agent or run.principal:
-        lines.append(f"  agent {run.agent or '?'}, asked by {run.principal or '?'}")
+        verified = " (verified)" if run.principal_verified else ""
+        lines.append(f"  agent {run.agent or '?'}, asked by {run.principal or '?'}{verified}")
+    if run.config_digest:
+        lines.append(f"  what it may do: resolved by the workers' config {run.config_digest}")
     if run.patches:
         lines.append(f"  patches: {', '.join(run.patches)}")
     lines.append(f"  input: {run.input_summary}")
