@@ -1,10 +1,10 @@
 """The stable import path of Steward's payloads; they live in `steward.payloads`, by domain.
 
-About a hundred modules, tests and scripts import payloads from here, so every name this
-module had before the split is still here, the same object as in the package. New code
-imports from `steward.payloads` (or its domain module); `Strict`, `finite_json` and
-`problems` come from `steward.strict`, the limits shared with steward.yaml from
-`steward.bounds`.
+Most of the code imports payloads from here, so every name this module exported before
+the payloads were split by domain is still here, the same object as in the package
+(tests/test_layout.py checks it). New code imports from `steward.payloads`; `Strict`,
+`finite_json` and `problems` come from `steward.strict`, the limits shared with
+steward.yaml from `steward.bounds`.
 """
 
 from __future__ import annotations
