@@ -1,7 +1,7 @@
 """The bounded types a steward.yaml setting and the payload it becomes both declare.
 
 A limit is checked twice: when steward.yaml is read (`steward.config`) and when the
-profile a run records is built from it (`steward.models`). Declared once here, the two
+profile a run records is built from it (`steward.payloads`). Declared once here, the two
 cannot disagree, so a value the file accepts is never refused as the run starts, and a
 bound raised for one is raised for both. Defaults and descriptions stay with each field,
 where they may differ (an override's default is "unset"); tests/test_config_payloads.py

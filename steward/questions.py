@@ -2,7 +2,7 @@
 
 Besides approving a tool call, a human can be asked for input: a run (an agent through
 its `ask_human` tool, or a playbook step) asks a question and waits durably, until a
-deadline, for one reply. Kept apart from `steward.models` because it is its own exchange
+deadline, for one reply. Kept apart from `steward.payloads` because it is its own exchange
 with its own vocabulary; everything here is a pure payload or constant. Like every
 payload, these are stored in history and shown in the UI, so a reply is data: the model
 reads it quoted, never as instructions.

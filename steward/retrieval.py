@@ -5,7 +5,7 @@ names a file and a chunk range, the activity reads the file. Search results do c
 chunks' text (a few KB), because the model must read them; prompts wrap each one as quoted
 data with its source, so text in a document can never pose as an instruction.
 
-Kept apart from `steward.models` because retrieval is its own capability with its own
+Kept apart from `steward.payloads` because retrieval is its own capability with its own
 vocabulary; everything here is still a payload or a pure function.
 """
 

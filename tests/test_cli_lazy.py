@@ -35,6 +35,7 @@ HEAVY = (
     "starlette",
     "jinja2",
     "steward.models",
+    "steward.payloads",
     "steward.config",
     "steward.runs",
     "steward.devserver",

@@ -1,7 +1,7 @@
 """A steward.yaml section and the payload it becomes agree on every field they share.
 
 The workers read the config classes (steward.config) from their file, and profile
-resolution copies the values into the payloads a run records (steward.models). A bound on
+resolution copies the values into the payloads a run records (steward.payloads). A bound on
 one side only would let the file accept what a run then refuses, or the reverse. Each
 field the two share is compared here by its JSON schema (type, bounds, allowed values)
 and, where the value is copied unchanged, by its default; every other field must be named
@@ -24,7 +24,7 @@ from steward.config import (
     MCPToolConfig,
     ToolConfig,
 )
-from steward.models import AgentProfile, ApprovalRule, Budget, Escalation, ToolSpec
+from steward.payloads import AgentProfile, ApprovalRule, Budget, Escalation, ToolSpec
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PURE_CORE = [
     "models.py",
+    "payloads/*.py",
     "policy.py",
     "routing.py",
     "tickets.py",
@@ -89,3 +90,23 @@ def test_the_benchmark_peer_is_never_a_runtime_dependency() -> None:
     for package in ("steward", "workflows", "activities", "workers", "evals"):
         for path in (REPO / package).rglob("*.py"):
             assert all(m.split(".")[0] != "pydantic_ai" for m, _ in imports(path)), path
+
+
+def test_every_payload_is_exported_by_the_package_and_the_old_path() -> None:
+    # A payload added to a domain module and not to the package's __all__ would be missing
+    # from steward.models, the path most code imports from.
+    import steward.models
+    import steward.payloads
+
+    defined: set[str] = set()
+    for path in (REPO / "steward" / "payloads").glob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef | ast.FunctionDef):
+                defined.add(node.name)
+            elif isinstance(node, ast.Assign):
+                defined.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    public = {name for name in defined if not name.startswith("_") and name != "__all__"}
+    assert public == set(steward.payloads.__all__)
+    for name in steward.payloads.__all__:
+        assert name in steward.models.__all__, name
+        assert getattr(steward.models, name) is getattr(steward.payloads, name), name

@@ -1,6 +1,6 @@
 """Agents and playbooks as steward.yaml declares them: what each may use, and its limits.
 
-`StewardConfig.profile` resolves one into the `steward.models.AgentProfile` a run
+`StewardConfig.profile` resolves one into the `steward.payloads.AgentProfile` a run
 records; the fields the two share take their types and bounds from `steward.bounds`.
 """
 

@@ -2,7 +2,7 @@
 signature counts.
 
 steward.yaml names approver groups and people; the profile a run resolves expands them
-into `steward.models.ApprovalRule`s, and the workflow accepts a decision only from them.
+into `steward.payloads.ApprovalRule`s, and the workflow accepts a decision only from them.
 """
 
 from __future__ import annotations

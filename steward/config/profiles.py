@@ -3,7 +3,7 @@
 The workers call this when a run starts: tool names become full specs with their
 overrides, approver groups become the people in them, a budget's extension its rule, and
 each specialist its own profile, resolved now so its grants are fixed when the parent
-starts. The result (`steward.models.AgentProfile`) goes into history; a run never needs
+starts. The result (`steward.payloads.AgentProfile`) goes into history; a run never needs
 the file again. Every problem is a ConfigError naming the field in steward.yaml.
 """
 
