@@ -549,6 +549,16 @@ def _result(
     )
 
 
+_UNPRICED: dict[str, int] = {}
+"""Models litellm's price map did not know, with the map's size then. The map is local
+(never fetched) and grows only by `litellm.register_model`, so while its size is the same,
+asking again cannot find a price; and the lookup is slow: litellm tries every
+generalization of the name (about 2 ms a call, more than the rest of the activity)."""
+
+_NO_PRICE = ("isn't mapped", "Provider NOT provided")
+"""How litellm says it has no price for a model (as opposed to a response it cannot read)."""
+
+
 def _cost(response: ModelResponse, model: str) -> float | None:
     """The call's price in USD, or None when litellm has no price for the model.
 
@@ -558,14 +568,19 @@ def _cost(response: ModelResponse, model: str) -> float | None:
     cost = hidden.get("response_cost")
     if cost is not None:
         return float(cost)
+    litellm = _litellm()
+    if _UNPRICED.get(model) == len(litellm.model_cost):
+        return None
     try:
-        return float(_litellm().completion_cost(completion_response=response, model=model))
+        return float(litellm.completion_cost(completion_response=response, model=model))
     except Exception as err:
         # The answer is already paid for: failing the activity here would retry the call
         # and pay twice. An unknown price is reported as unknown instead.
         activity.logger.info(
             "no price for %s (%s); cost recorded as unknown", model, type(err).__name__
         )
+        if any(words in str(err) for words in _NO_PRICE):
+            _UNPRICED[model] = len(litellm.model_cost)
         return None
 
 

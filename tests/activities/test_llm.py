@@ -459,3 +459,34 @@ async def test_a_reference_without_a_blob_store_fails_for_good() -> None:
         request(messages=[Message(role="user", content="", blob=ref)]),
     )
     assert error.type == "BlobMissing" and error.non_retryable
+
+
+async def test_an_unpriced_model_is_looked_up_once_until_prices_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    install_fake_model(FakeModel()).queue("a").queue("b").queue("c")
+    activities = LLMActivities({"unpriced": [Deployment(model="fake/unpriced")]})
+    asked: list[str] = []
+    price_of = litellm.completion_cost
+
+    def counted(*args: Any, **kwargs: Any) -> float:
+        asked.append(str(kwargs.get("model")))
+        return float(price_of(*args, **kwargs))
+
+    monkeypatch.setattr(litellm, "completion_cost", counted)
+    first = await complete(activities, request("unpriced"))
+    second = await complete(activities, request("unpriced"))
+    assert first.usage.cost_usd is None and second.usage.cost_usd is None
+    assert asked.count("fake/unpriced") == 1  # Steward's own slow lookup is not repeated
+    litellm.register_model(
+        {
+            "fake/unpriced": {
+                "litellm_provider": "fake",
+                "mode": "chat",
+                "input_cost_per_token": 0.000001,
+                "output_cost_per_token": 0.000002,
+            }
+        }
+    )
+    third = await complete(activities, request("unpriced"))
+    assert third.usage.cost_usd is not None and third.usage.cost_usd > 0
