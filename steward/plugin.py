@@ -23,9 +23,15 @@ import dataclasses
 from collections.abc import Sequence
 from typing import ClassVar, Final
 
+from pydantic_core import SchemaSerializer, core_schema
+from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.client import Interceptor as ClientInterceptor
-from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
+from temporalio.contrib.pydantic import (
+    PydanticJSONPlainPayloadConverter,
+    PydanticPayloadConverter,
+    pydantic_data_converter,
+)
 from temporalio.converter import (
     CompositePayloadConverter,
     DataConverter,
@@ -135,7 +141,34 @@ class EncodedFailureConverter(StewardFailureConverter):
     encode_attributes = True
 
 
-_PYDANTIC_CONVERTERS = tuple(PydanticPayloadConverter().converters.values())
+class CompactJSONPayloadConverter(PydanticJSONPlainPayloadConverter):
+    """Pydantic's JSON payloads, written without the fields left at their defaults.
+
+    A model call's request, a tool's result, a run's profile are mostly defaults (no blob,
+    no approval, no retries); written out they were a third of a run's history, which
+    bounds how long a run goes before it must continue as new. Reading is pydantic's, so
+    a missing field is its default, and payloads written whole (every history recorded
+    before) read as they did. Two rules follow for every payload model: a default never
+    changes meaning (add a field instead), and a literal tag is always written
+    (`steward.strict.Strict` keeps it), since a tagged union is read by its tag.
+    """
+
+    _serializer = SchemaSerializer(core_schema.any_schema())
+
+    def to_payload(self, value: object) -> Payload | None:
+        """See base class."""
+        return Payload(
+            metadata={"encoding": self.encoding.encode()},
+            data=self._serializer.to_json(value, exclude_defaults=True),
+        )
+
+
+_PYDANTIC_CONVERTERS = tuple(
+    CompactJSONPayloadConverter()
+    if isinstance(converter, PydanticJSONPlainPayloadConverter)
+    else converter
+    for converter in PydanticPayloadConverter().converters.values()
+)
 
 
 class SharedPayloadConverter(CompositePayloadConverter):

@@ -9,9 +9,17 @@ references, guardrails, config) builds on the same base.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
+from pydantic.fields import FieldInfo
 
 
 def problems(err: ValidationError, whole: str) -> str:
@@ -46,8 +54,40 @@ def finite_json(value: J) -> J:
     return value
 
 
+def is_tag(field: FieldInfo) -> bool:
+    """A tagged union's tag: one literal value, given as the default (`kind: Literal["pii"]
+    = "pii"`).
+    """
+    return (
+        get_origin(field.annotation) is Literal
+        and len(get_args(field.annotation)) == 1
+        and not field.is_required()
+    )
+
+
 class Strict(BaseModel):
-    """Base for payloads and config sections: unknown fields are an error, not dropped."""
+    """Base for payloads and config sections: unknown fields are an error, not dropped.
+
+    Payloads travel without the fields left at their defaults (`steward.plugin`'s
+    converter), except a literal tag (`kind: Literal["pii"] = "pii"`): a tagged union
+    is read back by its tag, so a tag is always written.
+    """
 
     # Infinity and NaN would pass validation, then travel as JSON null: refuse them here.
     model_config = ConfigDict(extra="forbid", frozen=False, allow_inf_nan=False)
+    _tags: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls._tags = tuple(name for name, field in cls.model_fields.items() if is_tag(field))
+
+    @model_serializer(mode="wrap")
+    def _keep_tags(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if info.exclude_defaults:
+            for name in self._tags:
+                data.setdefault(name, getattr(self, name))
+        return data
