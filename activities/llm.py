@@ -46,7 +46,7 @@ from temporalio.exceptions import ApplicationError
 from activities.blobs import Offloader
 from activities.stream import TextDeltas
 from activities.tool_routing import Routed, ToolRouter, bounded
-from steward import turns
+from steward import tools, turns
 from steward.config import Deployment, is_loopback_host
 from steward.errors import (
     BLOB_MISSING,
@@ -189,6 +189,8 @@ class LLMActivities:
         """Call the tier's model once, streaming; Temporal retries what is worth retrying."""
         deployment = self._deployment(request.tier, request.deployment)
         api_key = _api_key(deployment, request.tier)
+        if request.tools:
+            request = request.model_copy(update={"tools": tools.with_schemas(request.tools)})
         if _imported is None:
             # The first call imports litellm (seconds of CPU) on a thread, so this worker's
             # event loop keeps polling and heartbeating its other activities meanwhile.

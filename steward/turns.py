@@ -187,6 +187,11 @@ def tool_parameters(tool: ModelTool) -> StrictSchema:
     no object at its root (a malformed MCP schema) are offered as any object, not strict,
     and the tool's own schema judges what the model sends.
     """
+    if tool.parameters is None:
+        raise LookupError(
+            f"tool {tool.name!r} is offered by name: its schema is filled in from the "
+            "catalogue first (steward.tools.with_schemas)"
+        )
     try:
         return strict_schema(tool.parameters)
     except ValueError:
@@ -383,7 +388,7 @@ def parse_turn(
     let the model send for optional arguments are dropped, so each tool's own defaults
     apply.
     """
-    schemas = {tool.name: tool.parameters for tool in tools}
+    schemas = {tool.name: tool.parameters for tool in tools if tool.parameters is not None}
     if tool_calls:
         return Turn(calls=[_native_call(call, schemas) for call in tool_calls])
     if path == "native":

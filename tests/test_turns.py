@@ -62,6 +62,7 @@ def test_the_decision_schema_is_a_root_object_every_provider_accepts() -> None:
 
 
 def test_strict_schemas_close_objects_require_everything_and_null_the_optional() -> None:
+    assert MCP_LIKE.parameters is not None
     made = strict_schema(MCP_LIKE.parameters)
 
     assert made.strict

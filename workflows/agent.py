@@ -51,14 +51,20 @@ allowed) or the decision schema, with nulls for optional arguments dropped. Hist
 recorded before it replay reading one flat JSON action per turn, as they ran."""
 
 
-def model_tools(profile: AgentProfile) -> list[ModelTool]:
-    """The tools the model is offered: each granted tool with its full argument schema."""
+def model_tools(profile: AgentProfile, *, by_name: bool = False) -> list[ModelTool]:
+    """The tools the model is offered: each granted tool with its full argument schema.
+
+    `by_name`: a tool of the catalogue without its schema, as a model request carries it
+    (the model activity fills it in from its own catalogue); MCP tools and the hand-off
+    tool, whose schemas only the run knows, carry theirs.
+    """
     offered: list[ModelTool] = []
     for tool in profile.tools:
+        parameters: dict[str, Any] | None
         if tool.mcp_server is not None:
             parameters = tool.input_schema or {"type": "object"}
         elif (entry := tools.find(tool.name)) is not None:
-            parameters = entry.parameters()
+            parameters = None if by_name else entry.parameters()
         else:
             continue
         offered.append(
@@ -152,6 +158,7 @@ class AgentWorkflow(StewardRun):
         profile = self.profile
         state = self.state
         tools = model_tools(profile)
+        offered = model_tools(profile, by_name=True)
         system = Message(role="system", content=system_prompt(profile))
         modern = self.patched(NATIVE_TURNS_PATCH)
         if state.waiting is not None:
@@ -174,7 +181,7 @@ class AgentWorkflow(StewardRun):
                         tier=choice.tier,
                         rule=choice.rule,
                         messages=context,
-                        tools=tools,
+                        tools=offered,
                         reused=[i for i, origin in enumerate(origins) if origin != -1],
                     )
                 )

@@ -22,16 +22,21 @@ class ModelTool(Strict):
 
     The schema is the tool's own (pydantic's, or an MCP server's); the model activity
     makes it strict for the provider (`steward.turns.strict_schema`), and the workflow
-    validates what comes back against the tool's full schema.
+    validates what comes back against the tool's full schema. A tool of the catalogue
+    travels without it (`parameters` None): the model activity takes the schema from its
+    own catalogue (`steward.tools.with_schemas`), so a model request does not carry the
+    same schemas on every turn.
     """
 
     name: str = Field(min_length=1)
     description: str = ""
-    parameters: dict[str, Any]
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="the arguments' JSON schema; None: the catalogue's tool's"
+    )
 
     @field_validator("parameters")
     @classmethod
-    def _plain_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _plain_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         return finite_json(value)
 
 

@@ -13,10 +13,11 @@ a tool no worker serves stops the workers from starting.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from steward.models import ToolSpec
+from steward import errors
+from steward.models import ModelTool, ToolSpec
 from steward.tools.ask_human import ASK
 from steward.tools.email import SEND_EMAIL
 from steward.tools.entry import Tool
@@ -42,6 +43,28 @@ CATALOGUE: dict[str, Tool[Any]] = {entry.name: entry for entry in _ENTRIES}
 def find(name: str) -> Tool[Any] | None:
     """The tool of that name, or None."""
     return CATALOGUE.get(name)
+
+
+def with_schemas(offered: Sequence[ModelTool]) -> list[ModelTool]:
+    """`offered` with each tool sent by name (no `parameters`) given its catalogue schema.
+
+    A workflow offers the catalogue's tools by name; the model activity reads their
+    schemas here, from the code it runs. A name the catalogue does not have is refused:
+    offering it any schema would let the model call it blind.
+    """
+    filled: list[ModelTool] = []
+    for tool in offered:
+        if tool.parameters is None:
+            entry = find(tool.name)
+            if entry is None:
+                raise errors.application_error(
+                    errors.BAD_INPUT,
+                    f"tool {tool.name!r} was offered without its argument schema, and this "
+                    "worker's tool catalogue has no tool of that name",
+                )
+            tool = tool.model_copy(update={"parameters": entry.parameters()})
+        filled.append(tool)
+    return filled
 
 
 def activity_tools() -> list[Tool[Any]]:

@@ -20,9 +20,11 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.blobs import LocalBlobStore, Offloader
 from activities.llm import LLMActivities
+from steward import tools
 from steward.blobs import BlobRef
 from steward.config import Deployment
-from steward.models import LLMRequest, LLMResult, Message
+from steward.models import LLMRequest, LLMResult, Message, ModelTool
+from steward.turns import strict_schema
 from tests.support.fake_model import (
     FakeModel,
     install_fake_model,
@@ -130,6 +132,39 @@ async def test_known_price_gives_cost() -> None:
     result = await complete(activities, request("priced"))
 
     assert result.usage.cost_usd == pytest.approx(1000 * 0.000001 + 500 * 0.000002)
+
+
+async def test_a_catalogue_tool_offered_by_name_gets_the_catalogue_schema() -> None:
+    """Natively and on the schema path alike, the model sees the schema of the worker's
+    own catalogue for a tool the request names without one.
+    """
+    http_get = tools.find("http_get")
+    assert http_get is not None
+    made = strict_schema(http_get.parameters())
+    offered = [ModelTool(name="http_get", description="Fetch a page.")]
+    native = {"fast": [Deployment(model="fake/queued", tool_calling="native")]}
+    fake = install_fake_model(FakeModel()).queue("done").queue(json.dumps({"decision": {}}))
+
+    await complete(LLMActivities(native), request(tools=offered))
+    await complete(LLMActivities(TIERS), request(tools=offered))
+
+    assert fake.calls[0].tools is not None
+    assert fake.calls[0].tools[0]["function"]["parameters"] == made.schema
+    assert fake.calls[1].response_format is not None
+    decision = fake.calls[1].response_format["json_schema"]["schema"]["properties"]["decision"]
+    [call_option] = [o for o in decision["anyOf"] if "arguments" in o["properties"]]
+    assert call_option["properties"]["arguments"] == made.schema
+
+
+async def test_a_tool_offered_by_name_the_catalogue_lacks_is_refused() -> None:
+    fake = install_fake_model(FakeModel()).queue("never")
+    offered = [ModelTool(name="launch_rocket", description="Launch.")]
+
+    error = await failure_of(LLMActivities(TIERS), request(tools=offered))
+
+    assert (error.type, error.non_retryable) == ("BadInput", True)
+    assert "'launch_rocket'" in error.message and "catalogue" in error.message
+    assert fake.calls == []
 
 
 async def test_json_schema_answer() -> None:

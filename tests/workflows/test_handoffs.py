@@ -489,7 +489,8 @@ def test_profiles_resolve_specialists_with_their_own_grants(
     assert "Specialists" not in system_prompt(writer)
     assert handoff_tool(writer) is None
     offered = handoff_tool(researcher)
-    assert offered is not None and offered.parameters["properties"]["tasks"]["maxItems"] == 3
+    assert offered is not None and offered.parameters is not None
+    assert offered.parameters["properties"]["tasks"]["maxItems"] == 3
     assert actions(helpdesk).count("handoff") == 1 and "handoff" not in actions(writer)
 
 
