@@ -325,6 +325,7 @@ class AgentWorkflow(StewardRun):
         self.questions.restore(state.questions)
         actions.records = state.actions
         actions.restore_counts(state.calls_by_tool)
+        self.taken_over = True
 
     def _carry(self, actions: ToolActions) -> AgentState:
         """The compact state the next run of the chain starts from."""

@@ -192,6 +192,7 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
         self.profile = AgentProfile(name="?", kind="agent")
         self.principal = "?"
         self.legacy = False
+        self.taken_over = False
         self.current = False
         """Recorded before the workers decided: the profile came from the input."""
         self.resolved: ResolvedRun | None = None
@@ -222,7 +223,7 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
         if isinstance(sent, dict) and isinstance(sent.get("input"), str):
             self.task = sent["input"]
         if not self.patched(WORKERS_DECIDE_PATCH):
-            self.legacy = True
+            self.legacy = self.taken_over = True
             old = require_input(sent, legacy)
             self._take(old.profile, old.principal)
             await self._describe_mcp_tools()
@@ -232,6 +233,7 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
             # The next run of a chain an older worker began: its own input, so trusted.
             old = require_input(sent, legacy)
             self._take(old.profile, old.principal)
+            self.taken_over = True
             return old
         request = checked_input(sent, model)
         self.run_id = info.first_execution_run_id
@@ -243,7 +245,8 @@ class StewardRun(ApprovalHandlers, QuestionHandlers):
                     "resume: only a run's own continue-as-new carries state", errors.BAD_INPUT
                 )
             self._apply(resumed, request.principal)
-            return request
+            return request  # taken over once the workflow restores `resume`
+        self.taken_over = True
         self.step = "authorizing"
         asked = ResolveRun(
             target=request.target,

@@ -252,6 +252,7 @@ class SupportReplyWorkflow(StewardRun):
         self.gate.restore(state.gate)
         actions.records = state.actions
         actions.restore_counts(state.calls_by_tool)
+        self.taken_over = True
 
     def _carry(self, state: SupportState, actions: ToolActions) -> SupportState:
         return state.model_copy(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
@@ -39,6 +40,8 @@ from tests.support.stack import activities_for_tests, outbox_messages, running_w
 from tests.support.web_server import BIG_PAGE_BYTES, Site, big_page, web_server
 from tests.workflows.test_questions import wait_for_question
 from workers.build import WORKFLOWS
+from workflows.agent import AgentWorkflow
+from workflows.base import RunInput
 
 HISTORY_WARNING_BYTES = 10 * 1024 * 1024
 TURNS = 300
@@ -184,6 +187,72 @@ async def test_a_pending_approval_crosses_continue_as_new_and_is_still_approvabl
         assert earlier.events[-1].event_type == (
             EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
         )
+
+
+@workflow.defn(name="AgentWorkflow", sandboxed=False)
+class StallsWhenContinued(AgentWorkflow):
+    """The agent, on a worker that fails the first task of every continued run: the next
+    worker gets that task with whatever reached the run meanwhile, in one activation.
+    """
+
+    @workflow.init
+    def __init__(self, sent: RunInput) -> None:
+        if workflow.info().continued_run_id is not None:
+            raise RuntimeError("this worker never runs a continued run's first task")
+        super().__init__(sent)
+
+    @workflow.run
+    async def run(self, sent: RunInput) -> Any:
+        return await super().run(sent)
+
+
+async def test_a_decision_reaching_a_continued_run_before_it_began_is_honoured(
+    client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
+) -> None:
+    """Temporal hands a signal that arrived before a run's first task to its handler
+    before the run begins; the approval it decides was carried there, not yet restored.
+    """
+    config = long_config(config, continue_after={"events": 50})
+    send = {"to": "ops@example.com", "subject": "Backup", "body": "The backup finished."}
+    fake_model.queue(turn("send_email", arguments=send))
+    fake_model.queue(turn("answer", answer="sent"))
+    async with running_workers(client, config, task_queue):
+        handle = await start_run(
+            client, config, "helpdesk", "Tell ops", "dana", task_queue=task_queue
+        )
+        first = await wait_for_pending(client, handle.id)
+    first_run = (await handle.describe()).run_id
+    for n in range(40):  # refused when they run: they grow the run past its limit
+        await handle.signal("decide", {"request_id": first.id, "junk": n})
+    async with running_workers(client, config, task_queue, workflows=[StallsWhenContinued]):
+        for _ in range(200):
+            if (await handle.describe()).run_id != first_run:
+                break
+            await asyncio.sleep(0.05)
+        continued = client.get_workflow_handle(handle.id)
+        for _ in range(200):
+            events = (await continued.fetch_history()).events
+            if any(e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED for e in events):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the continued run's first task did not fail")
+    assert (await handle.describe()).run_id != first_run
+    # As a script or the temporal CLI sends it: a signal, no worker to ask first.
+    decision = {
+        "request_id": first.id,
+        "args_digest": first.args_digest,
+        "approver": "alice",
+        "approve": True,
+    }
+    await handle.signal("decide", decision)
+    async with running_workers(client, config, task_queue):
+        result = await asyncio.wait_for(handle.result(), timeout=30)
+
+    assert result.status == "completed"
+    assert [(a.tool, a.outcome) for a in result.actions] == [("send_email", "done")]
+    assert [(a.status, a.approver) for a in result.approvals] == [("approved", "alice")]
+    assert len(outbox_messages(config)) == 1
 
 
 async def test_a_request_too_large_for_a_payload_fails_the_run_naming_the_step(
