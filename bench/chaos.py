@@ -583,7 +583,9 @@ class Approver:
             try:
                 async with asyncio.timeout(ATTEMPT_SECONDS):
                     return await find_request(self.client, plan.request_id)
-            except (RunError, TimeoutError) as err:
+            except (RunError, RPCError, TimeoutError) as err:
+                # RPCError: the server died under the query (a transport error, not retried
+                # by `find_request`, which leaves a dead server to its caller).
                 if "no pending approval" not in str(err):
                     self.report.faults_met += 1  # not "not yet": no worker or server to ask
                 await asyncio.sleep(POLL_SECONDS)
