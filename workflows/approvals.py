@@ -48,7 +48,7 @@ from steward.models import (
     ToolCall,
     args_digest,
 )
-from workflows.gates import answered, keep_last, one_payload, scoped_id
+from workflows.gates import after_takeover, answered, keep_last, one_payload, scoped_id
 
 MAX_REFUSALS_KEPT = 50
 MAX_DECIDED_KEPT = 200
@@ -463,13 +463,6 @@ class ApprovalGate:
         self.on_change()
 
 
-DECIDE_AFTER_TAKEOVER_PATCH = "decide-after-takeover"
-"""A decision that reaches a continued run in its first workflow task, before the run has
-taken over the requests its chain carried, waits for that instead of being refused as
-unknown (the request it names was carried, so the decision was lost). Histories recorded
-before it replay as they ran: the decision refused."""
-
-
 class ApprovalHandlers:
     """Signal, update and query handlers for a workflow that owns an `ApprovalGate`.
 
@@ -478,22 +471,14 @@ class ApprovalHandlers:
 
     gate: ApprovalGate
     taken_over: bool
-    """Whether the run holds what its chain carried. False only in a continued run's first
-    moments: Temporal hands a decision sent meanwhile to its handler before `run` begins."""
-
-    async def _after_takeover(self) -> None:
-        """Wait, in a continued run, until the run has taken over its chain's requests."""
-        if self.taken_over or workflow.info().continued_run_id is None:
-            return
-        if workflow.patched(DECIDE_AFTER_TAKEOVER_PATCH):
-            await workflow.wait_condition(lambda: self.taken_over)
+    """Whether the run holds what its chain carried (`workflows.gates.before_takeover`)."""
 
     # Both handlers take their arguments as sent, however many: the SDK calls a handler with
     # one argument per payload, and a payload count that does not fit its signature would
     # raise before any of this code runs, failing the workflow task on every retry.
 
     # Handlers are async so recorded histories replay as they ran; they await only a
-    # continued run's takeover of its chain (`_after_takeover`).
+    # continued run's takeover of its chain (`workflows.gates.after_takeover`).
     @workflow.signal(name="decide", unfinished_policy=HandlerUnfinishedPolicy.ABANDON)
     async def decide_signal(self, *sent: object) -> None:
         """A decision sent as a signal: checked, then applied or refused (never raised)."""
@@ -501,7 +486,7 @@ class ApprovalHandlers:
         if isinstance(decision, str):
             self.gate.refuse("?", "?", decision, "signal")
             return
-        await self._after_takeover()
+        await after_takeover(lambda: self.taken_over)
         self.gate.decide(decision, "signal")
 
     @workflow.update(name="decide", unfinished_policy=HandlerUnfinishedPolicy.ABANDON)
@@ -510,7 +495,7 @@ class ApprovalHandlers:
         decision = _decision(sent)  # replay skips validators: check again
         if isinstance(decision, str):
             raise Refused(decision, errors.MALFORMED_DECISION)
-        await self._after_takeover()
+        await after_takeover(lambda: self.taken_over)
         result = self.gate.decide(decision, "update")
         if isinstance(result, str):
             raise Refused(result, errors.DECISION_REFUSED)

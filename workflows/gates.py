@@ -26,6 +26,27 @@ class ContinueAsNew(Exception):
     """A wait gave way because the run continues as new; its state carries what waited."""
 
 
+TAKEOVER_PATCH = "answers-wait-for-takeover"
+"""A decision or reply that reaches a continued run in its first workflow task, before the
+run has taken over what its chain carried, waits for that instead of being refused as
+unknown (the request or question it answers was carried, so the answer was lost).
+Histories recorded before it replay as they ran: the answer refused."""
+
+
+def before_takeover(taken_over: bool) -> bool:
+    """Whether this is a continued run that has not yet taken over what its chain carried:
+    Temporal hands a message that arrived before the run's first task to its handler
+    before `run` begins. Pure, so an update's validator may ask it.
+    """
+    return not taken_over and workflow.info().continued_run_id is not None
+
+
+async def after_takeover(taken_over: Callable[[], bool]) -> None:
+    """In a continued run, wait until the run has taken over what its chain carried."""
+    if before_takeover(taken_over()) and workflow.patched(TAKEOVER_PATCH):
+        await workflow.wait_condition(taken_over)
+
+
 def scoped_id(run_id: str, local: str) -> str:
     """An id for something a run waits on, bound to the run's first execution, so an
     answer meant for an earlier run of the same workflow id never counts here.

@@ -23,7 +23,14 @@ from temporalio import workflow
 from steward import errors
 from steward import search_attributes as sa
 from steward.questions import Answer, Question, QuestionState, RefusedReply, Reply
-from workflows.gates import answered, keep_last, one_payload, scoped_id
+from workflows.gates import (
+    after_takeover,
+    answered,
+    before_takeover,
+    keep_last,
+    one_payload,
+    scoped_id,
+)
 
 MAX_REFUSALS_KEPT = 50
 MAX_ANSWERS_KEPT = 50
@@ -199,17 +206,22 @@ class QuestionHandlers:
     """
 
     questions: QuestionGate
+    taken_over: bool
+    """Whether the run holds what its chain carried (`workflows.gates.before_takeover`)."""
 
     # As with `decide`: the handlers take their arguments as sent, however many, so that a
-    # payload count that does not fit cannot raise before this code runs.
+    # payload count that does not fit cannot raise before this code runs. They await only
+    # a continued run's takeover of its chain; a handler that does not await runs as a
+    # plain function would, so recorded histories replay as they ran.
 
     @workflow.signal(name="reply")
-    def reply_signal(self, *sent: object) -> None:
+    async def reply_signal(self, *sent: object) -> None:
         """A reply sent as a signal: checked, then applied or refused (never raised)."""
         reply = _reply(sent)
         if isinstance(reply, str):
             self.questions.refuse("?", "?", reply)
             return
+        await after_takeover(lambda: self.taken_over)
         reason = self.questions.check(reply)
         if reason is not None:
             self.questions.refuse(reply.question_id, reply.sender, reason)
@@ -217,11 +229,12 @@ class QuestionHandlers:
         self.questions.apply(reply)
 
     @workflow.update(name="reply")
-    def reply_update(self, *sent: object) -> Answer:
+    async def reply_update(self, *sent: object) -> Answer:
         """A reply sent as an update: a refusal is answered to the sender at once."""
         reply = _reply(sent)  # replay skips validators: check again
         if isinstance(reply, str):
             raise errors.application_error(errors.MALFORMED_REPLY, reply)
+        await after_takeover(lambda: self.taken_over)
         reason = self.questions.check(reply)
         if reason is not None:
             self.questions.refuse(reply.question_id, reply.sender, reason)
@@ -231,6 +244,8 @@ class QuestionHandlers:
     @reply_update.validator
     def _check_reply(self, *sent: object) -> None:
         reply = _reply(sent)
+        if not isinstance(reply, str) and before_takeover(self.taken_over):
+            return  # the question may be one the run has yet to take over: the handler waits
         reason = reply if isinstance(reply, str) else self.questions.check(reply)
         if reason is not None:
             raise ValueError(reason)

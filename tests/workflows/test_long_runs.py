@@ -22,6 +22,7 @@ from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowFailureError,
+    WorkflowHandle,
     WorkflowHistory,
 )
 from temporalio.exceptions import ApplicationError
@@ -206,12 +207,34 @@ class StallsWhenContinued(AgentWorkflow):
         return await super().run(sent)
 
 
+async def continue_unstarted(
+    client: Client,
+    config: StewardConfig,
+    task_queue: str,
+    handle: WorkflowHandle[Any, Any],
+    junk: tuple[str, dict[str, Any]],
+) -> None:
+    """Grow the waiting run (no worker running) past its limit with refused `junk`, let it
+    continue as new, and leave the new run's first task failed: what is sent next reaches
+    the new run's handlers in the same activation as its start.
+    """
+    first_run = (await handle.describe()).run_id
+    name, message = junk
+    for n in range(40):  # refused when they run: they grow the run past its limit
+        await handle.signal(name, message | {"junk": n})
+    async with running_workers(client, config, task_queue, workflows=[StallsWhenContinued]):
+        async with asyncio.timeout(20):
+            while (await handle.describe()).run_id == first_run:
+                await asyncio.sleep(0.05)
+            continued = client.get_workflow_handle(handle.id)
+            failed = EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+            while not any(e.event_type == failed for e in (await continued.fetch_history()).events):
+                await asyncio.sleep(0.05)
+
+
 async def test_a_decision_reaching_a_continued_run_before_it_began_is_honoured(
     client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
 ) -> None:
-    """Temporal hands a signal that arrived before a run's first task to its handler
-    before the run begins; the approval it decides was carried there, not yet restored.
-    """
     config = long_config(config, continue_after={"events": 50})
     send = {"to": "ops@example.com", "subject": "Backup", "body": "The backup finished."}
     fake_model.queue(turn("send_email", arguments=send))
@@ -221,23 +244,9 @@ async def test_a_decision_reaching_a_continued_run_before_it_began_is_honoured(
             client, config, "helpdesk", "Tell ops", "dana", task_queue=task_queue
         )
         first = await wait_for_pending(client, handle.id)
-    first_run = (await handle.describe()).run_id
-    for n in range(40):  # refused when they run: they grow the run past its limit
-        await handle.signal("decide", {"request_id": first.id, "junk": n})
-    async with running_workers(client, config, task_queue, workflows=[StallsWhenContinued]):
-        for _ in range(200):
-            if (await handle.describe()).run_id != first_run:
-                break
-            await asyncio.sleep(0.05)
-        continued = client.get_workflow_handle(handle.id)
-        for _ in range(200):
-            events = (await continued.fetch_history()).events
-            if any(e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED for e in events):
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("the continued run's first task did not fail")
-    assert (await handle.describe()).run_id != first_run
+    await continue_unstarted(
+        client, config, task_queue, handle, ("decide", {"request_id": first.id})
+    )
     # As a script or the temporal CLI sends it: a signal, no worker to ask first.
     decision = {
         "request_id": first.id,
@@ -253,6 +262,32 @@ async def test_a_decision_reaching_a_continued_run_before_it_began_is_honoured(
     assert [(a.tool, a.outcome) for a in result.actions] == [("send_email", "done")]
     assert [(a.status, a.approver) for a in result.approvals] == [("approved", "alice")]
     assert len(outbox_messages(config)) == 1
+
+
+async def test_a_reply_reaching_a_continued_run_before_it_began_is_honoured(
+    client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
+) -> None:
+    config = long_config(config, continue_after={"events": 50})
+    data = config.model_dump()
+    data["agents"]["helpdesk"]["tools"] = ["ask_human"]
+    config = StewardConfig.model_validate(data)
+    fake_model.queue(turn("ask_human", arguments={"question": "Which backup?"}))
+    fake_model.queue(turn("answer", answer="noted"))
+    async with running_workers(client, config, task_queue):
+        handle = await start_run(client, config, "helpdesk", "Check", "dana", task_queue=task_queue)
+        first = await wait_for_question(handle)
+    await continue_unstarted(
+        client, config, task_queue, handle, ("reply", {"question_id": first.id})
+    )
+    reply = {"question_id": first.id, "text": "the nightly one", "sender": "dana"}
+    await handle.signal("reply", reply)
+    async with running_workers(client, config, task_queue):
+        result = await asyncio.wait_for(handle.result(), timeout=30)
+
+    assert result.status == "completed"
+    assert [(a.tool, a.outcome, a.output) for a in result.actions] == [
+        ("ask_human", "done", "the nightly one")
+    ]
 
 
 async def test_a_request_too_large_for_a_payload_fails_the_run_naming_the_step(
