@@ -140,13 +140,18 @@ async def test_300_turns_of_100kb_pages_stay_small_in_every_run_and_replay(
         assert replayed.replay_failure is None, replayed.replay_failure
 
 
-async def test_a_pending_approval_crosses_continue_as_new_and_is_still_approvable(
-    client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
-) -> None:
-    config = long_config(config, continue_after={"events": 50})
+def sending(config: StewardConfig, fake_model: FakeModel) -> StewardConfig:
+    """The helpdesk continuing at 50 events; its model sends one email (approval needed)."""
     send = {"to": "ops@example.com", "subject": "Backup", "body": "The backup finished."}
     fake_model.queue(turn("send_email", arguments=send))
     fake_model.queue(turn("answer", answer="sent"))
+    return long_config(config, continue_after={"events": 50})
+
+
+async def test_a_pending_approval_crosses_continue_as_new_and_is_still_approvable(
+    client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
+) -> None:
+    config = sending(config, fake_model)
     async with running_workers(client, config, task_queue):
         handle = await start_run(
             client,
@@ -235,10 +240,7 @@ async def continue_unstarted(
 async def test_a_decision_reaching_a_continued_run_before_it_began_is_honoured(
     client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
 ) -> None:
-    config = long_config(config, continue_after={"events": 50})
-    send = {"to": "ops@example.com", "subject": "Backup", "body": "The backup finished."}
-    fake_model.queue(turn("send_email", arguments=send))
-    fake_model.queue(turn("answer", answer="sent"))
+    config = sending(config, fake_model)
     async with running_workers(client, config, task_queue):
         handle = await start_run(
             client, config, "helpdesk", "Tell ops", "dana", task_queue=task_queue
@@ -264,15 +266,19 @@ async def test_a_decision_reaching_a_continued_run_before_it_began_is_honoured(
     assert len(outbox_messages(config)) == 1
 
 
+def asking(config: StewardConfig, fake_model: FakeModel) -> StewardConfig:
+    """The helpdesk with ask_human only, continuing at 50 events; its model asks once."""
+    data = long_config(config, continue_after={"events": 50}).model_dump()
+    data["agents"]["helpdesk"]["tools"] = ["ask_human"]
+    fake_model.queue(turn("ask_human", arguments={"question": "Which backup?"}))
+    fake_model.queue(turn("answer", answer="noted"))
+    return StewardConfig.model_validate(data)
+
+
 async def test_a_reply_reaching_a_continued_run_before_it_began_is_honoured(
     client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
 ) -> None:
-    config = long_config(config, continue_after={"events": 50})
-    data = config.model_dump()
-    data["agents"]["helpdesk"]["tools"] = ["ask_human"]
-    config = StewardConfig.model_validate(data)
-    fake_model.queue(turn("ask_human", arguments={"question": "Which backup?"}))
-    fake_model.queue(turn("answer", answer="noted"))
+    config = asking(config, fake_model)
     async with running_workers(client, config, task_queue):
         handle = await start_run(client, config, "helpdesk", "Check", "dana", task_queue=task_queue)
         first = await wait_for_question(handle)
@@ -328,12 +334,7 @@ async def wait_for_pending(client: Client, workflow_id: str) -> ApprovalRequest:
 async def test_an_open_question_crosses_continue_as_new_and_is_still_answerable(
     client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
 ) -> None:
-    config = long_config(config, continue_after={"events": 50})
-    data = config.model_dump()
-    data["agents"]["helpdesk"]["tools"] = ["ask_human"]
-    config = StewardConfig.model_validate(data)
-    fake_model.queue(turn("ask_human", arguments={"question": "Which backup?"}))
-    fake_model.queue(turn("answer", answer="noted"))
+    config = asking(config, fake_model)
     async with running_workers(client, config, task_queue):
         handle = await start_run(client, config, "helpdesk", "Check", "dana", task_queue=task_queue)
         first = await wait_for_question(handle)
