@@ -201,14 +201,10 @@ class StallsWhenContinued(AgentWorkflow):
     worker gets that task with whatever reached the run meanwhile, in one activation.
     """
 
-    @workflow.init
-    def __init__(self, sent: RunInput) -> None:
-        if workflow.info().continued_run_id is not None:
-            raise RuntimeError("this worker never runs a continued run's first task")
-        super().__init__(sent)
-
     @workflow.run
     async def run(self, sent: RunInput) -> Any:
+        if workflow.info().continued_run_id is not None:
+            raise RuntimeError("this worker never runs a continued run's first task")
         return await super().run(sent)
 
 
