@@ -344,12 +344,24 @@ def calls_tools_natively(deployment: Deployment) -> bool:
     """Whether tools go to this deployment as native function calls."""
     if deployment.tool_calling != "auto":
         return deployment.tool_calling == "native"
+    litellm = _litellm()
+    known = _NATIVE.get(deployment.model)
+    if known is not None and known[1] == len(litellm.model_cost):
+        return known[0]
     try:
-        return bool(_litellm().supports_function_calling(model=deployment.model))
+        native = bool(litellm.supports_function_calling(model=deployment.model))
     except Exception:
         # An unknown provider prefix: litellm cannot say, so the schema path (which every
         # model that answers text can follow) is the safe choice.
-        return False
+        native = False
+    _NATIVE[deployment.model] = (native, len(litellm.model_cost))
+    return native
+
+
+_NATIVE: dict[str, tuple[bool, int]] = {}
+"""`tool_calling: auto` answers by model, with the size of litellm's model map then: the
+answer changes only with the map (`litellm.register_model`), and asking litellm tries every
+generalization of an unknown model's name, twice a call."""
 
 
 def _wire(

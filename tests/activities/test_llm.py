@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.blobs import LocalBlobStore, Offloader
-from activities.llm import LLMActivities
+from activities.llm import LLMActivities, calls_tools_natively
 from steward import tools
 from steward.blobs import BlobRef
 from steward.config import Deployment
@@ -525,3 +525,21 @@ async def test_an_unpriced_model_is_looked_up_once_until_prices_change(
     )
     third = await complete(activities, request("unpriced"))
     assert third.usage.cost_usd is not None and third.usage.cost_usd > 0
+
+
+def test_tool_calling_auto_asks_litellm_once_per_model_until_its_map_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[str] = []
+
+    def counted(model: str, **_: Any) -> bool:
+        asked.append(model)
+        return "fake/auto-tools" in litellm.model_cost  # what litellm's map says
+
+    monkeypatch.setattr(litellm, "supports_function_calling", counted)
+    auto = Deployment(model="fake/auto-tools")
+    assert [calls_tools_natively(auto) for _ in range(3)] == [False, False, False]
+    assert asked == ["fake/auto-tools"]
+    litellm.register_model({"fake/auto-tools": {"litellm_provider": "fake", "mode": "chat"}})
+    assert [calls_tools_natively(auto) for _ in range(2)] == [True, True]
+    assert asked == ["fake/auto-tools", "fake/auto-tools"]
