@@ -45,6 +45,9 @@ LONGEST_WAIT: Final = timedelta(seconds=2)
 GIVE_UP_AFTER: Final = timedelta(seconds=30)
 """How long a batch that fails to send is retried before it is dropped."""
 
+SETTLE: Final = timedelta(seconds=2)
+"""How long a call that has its answer waits for a batch still on its way to the run."""
+
 
 class TextDeltas:
     """The streamed text of one model call (step, deployment, attempt), batched to its run.
@@ -64,24 +67,20 @@ class TextDeltas:
         self._attempt = 1
         self._wake = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
+        self._sending = asyncio.Lock()
         self._started = time.monotonic()
+        self._publishing = False
+        """Whether text goes to a run: the client to send it is made on the first batch,
+        so the many calls shorter than `HOLD` never make one."""
         if not enabled or not activity.in_activity():
             return
         info = activity.info()
         self._attempt = info.attempt
-        if info.workflow_id is None:
-            return
-        try:
-            self._client = WorkflowStreamClient.from_within_activity(
-                max_retry_duration=GIVE_UP_AFTER
-            )
-        except RuntimeError:
-            return  # no client to publish with (an activity run on its own, in a test)
-        self._topic = self._client.topic(TOPIC, type=TextDelta)
+        self._publishing = info.workflow_id is not None
 
     async def __aenter__(self) -> TextDeltas:
         self._started = time.monotonic()
-        if self._client is not None:
+        if self._publishing:
             self._sender = asyncio.create_task(self._send_batches())
         return self
 
@@ -93,6 +92,12 @@ class TextDeltas:
     ) -> None:
         if self._sender is None:
             return
+        # A batch on its way is delivered first (cancelled mid-signal, it was neither known
+        # to have arrived nor sent again in order), unless it is still retrying after
+        # `SETTLE`: the answer is not held back for a watcher.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SETTLE.total_seconds()), self._sending:
+                self._sender.cancel()
         self._sender.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._sender
@@ -109,7 +114,7 @@ class TextDeltas:
 
     def add(self, text: str) -> None:
         """Queue `text` (the next piece of the answer) for the run's watchers."""
-        if self._topic is None:
+        if not self._publishing:
             self.sent += len(text)
             return
         self._pending += text
@@ -122,15 +127,25 @@ class TextDeltas:
         wait = FIRST_WAIT
         while True:
             try:
-                await self._send()
+                async with self._sending:
+                    await self._send()
             except Exception as failure:
                 activity.logger.warning("streamed text of %s delayed: %s", self.step, failure)
             await asyncio.sleep(wait.total_seconds())
             wait = min(wait * 2, LONGEST_WAIT)
 
     async def _send(self) -> None:
-        if self._topic is None or self._client is None:
+        if not self._publishing:
             return
+        if self._client is None or self._topic is None:
+            try:
+                self._client = WorkflowStreamClient.from_within_activity(
+                    max_retry_duration=GIVE_UP_AFTER
+                )
+            except RuntimeError:
+                self._publishing = False  # no client (an activity run on its own, in a test)
+                return
+            self._topic = self._client.topic(TOPIC, type=TextDelta)
         if self._pending:
             text, self._pending = self._pending, ""
             self._topic.publish(
