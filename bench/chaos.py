@@ -45,6 +45,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -315,19 +316,30 @@ def free_port() -> int:
 
 
 class Server:
-    """The persisted dev server, killed and restarted on the same database and ports."""
+    """The persisted dev server, killed and restarted on the same database and ports.
+
+    Started, killed and stopped from threads: one lock orders them, so a restart still
+    under way when the harness stops (it failed meanwhile) is stopped, not left running.
+    """
 
     def __init__(self, state: Path) -> None:
         self.state = state
         self.port = free_port()
         self.ui_port = free_port()
         self.current: devserver.DevServer | None = None
+        self._lock = threading.Lock()
+        self._stopped = False
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        with self._lock:
+            if not self._stopped:
+                self._start()
+
+    def _start(self) -> None:
         # On a restart the port may be briefly taken: the killed server's clients keep
         # reconnecting, and one of their outgoing connections can be handed this very port
         # as its local end. Those attempts fail fast, so trying again shortly succeeds.
@@ -341,13 +353,16 @@ class Server:
                 time.sleep(0.5)
 
     def kill(self) -> None:
-        if self.current is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.current.pid, signal.SIGKILL)
-        devserver.stop(self.state)  # reaps it and forgets the record; the database stays
+        with self._lock:
+            if self.current is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.current.pid, signal.SIGKILL)
+            devserver.stop(self.state)  # reaps it and forgets the record; the database stays
 
     def stop(self) -> None:
-        devserver.stop(self.state)
+        with self._lock:
+            self._stopped = True
+            devserver.stop(self.state)
 
 
 # Workers of tests/support/worker_proc.py, forked from one process that did the slow imports

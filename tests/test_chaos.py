@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 
 from activities.tools.email import message_id_for
-from bench.chaos import ChaosOptions, RunPlan, chaos_config, check_outbox, render, run_chaos
+from bench.chaos import (
+    ChaosOptions,
+    RunPlan,
+    Server,
+    chaos_config,
+    check_outbox,
+    render,
+    run_chaos,
+)
+from steward import devserver
 from steward.models import idempotency_key
 from tests.support.smtp_server import Received
 
@@ -88,3 +97,18 @@ def test_the_check_names_a_lost_a_stray_and_a_rejected_send(tmp_path: Path) -> N
     assert text.count("which no approved call owns") == 2
     assert "1 send records for 2 approved replies" in text
     assert "approval notices: 3 missing" in text
+
+
+def test_a_restart_that_comes_after_the_harness_stopped_starts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The harness stops its server when it fails; a restart still on its way (a thread)
+    must not leave a server running after it.
+    """
+    started: list[Path] = []
+    monkeypatch.setattr(devserver, "start", lambda state, **_: started.append(state))
+    monkeypatch.setattr(devserver, "stop", lambda state: None)
+    server = Server(tmp_path)
+    server.stop()
+    server.start()
+    assert started == []
