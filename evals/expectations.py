@@ -12,10 +12,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from steward.guardrails import Check, JudgeCheck
-from steward.models import Strict
+from steward.strict import Strict, Tagged
 
 
-class _Spec(Strict):
+class _Spec(Tagged):
     name: str | None = Field(default=None, description="label in reports; derived if absent")
     required: bool = Field(default=True, description="a failing optional score fails no case")
 

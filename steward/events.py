@@ -24,7 +24,8 @@ from typing import Annotated, Final, Literal
 
 from pydantic import Field, TypeAdapter
 
-from steward.models import CallPath, Strict
+from steward.models import CallPath
+from steward.strict import Tagged
 
 TOPIC: Final = "events"
 """The Workflow Streams topic every run publishes its events on."""
@@ -33,7 +34,7 @@ EXCERPT_CHARS: Final = 300
 """Longest tool output or answer excerpt an event carries (history has the whole text)."""
 
 
-class TurnStarted(Strict):
+class TurnStarted(Tagged):
     """A model call is about to be made for a step (a playbook step, an agent turn)."""
 
     kind: Literal["turn"] = "turn"
@@ -42,7 +43,7 @@ class TurnStarted(Strict):
     model: str = Field(default="", description="the tier's first deployment")
 
 
-class TextDelta(Strict):
+class TextDelta(Tagged):
     """Text a model call streamed, at `start` in that generation's answer."""
 
     kind: Literal["text"] = "text"
@@ -53,7 +54,7 @@ class TextDelta(Strict):
     text: str
 
 
-class ModelAnswered(Strict):
+class ModelAnswered(Tagged):
     """A step's model call succeeded: its whole answer, as history records it."""
 
     kind: Literal["answered"] = "answered"
@@ -66,7 +67,7 @@ class ModelAnswered(Strict):
     tool_calls: list[str] = Field(default_factory=list, description="the tools it called")
 
 
-class ToolStarted(Strict):
+class ToolStarted(Tagged):
     """The run is about to carry out a tool call (the policy and approvals come first)."""
 
     kind: Literal["tool_started"] = "tool_started"
@@ -75,7 +76,7 @@ class ToolStarted(Strict):
     args_digest: str
 
 
-class ToolFinished(Strict):
+class ToolFinished(Tagged):
     """What became of a tool call."""
 
     kind: Literal["tool_finished"] = "tool_finished"
@@ -87,7 +88,7 @@ class ToolFinished(Strict):
     output: str = Field(default="", description=f"its first {EXCERPT_CHARS} characters")
 
 
-class ApprovalRequested(Strict):
+class ApprovalRequested(Tagged):
     """A call waits for a human decision; `command` is how to give it."""
 
     kind: Literal["approval_requested"] = "approval_requested"
@@ -99,7 +100,7 @@ class ApprovalRequested(Strict):
     command: str
 
 
-class ApprovalDecided(Strict):
+class ApprovalDecided(Tagged):
     """How an approval request ended."""
 
     kind: Literal["approval_decided"] = "approval_decided"
@@ -110,7 +111,7 @@ class ApprovalDecided(Strict):
     reason: str = ""
 
 
-class QuestionAsked(Strict):
+class QuestionAsked(Tagged):
     """The run asks a human a question and waits; `command` is how to answer."""
 
     kind: Literal["question"] = "question"
@@ -120,7 +121,7 @@ class QuestionAsked(Strict):
     command: str
 
 
-class QuestionAnswered(Strict):
+class QuestionAnswered(Tagged):
     """A question got its reply, or its deadline passed."""
 
     kind: Literal["question_answered"] = "question_answered"
@@ -129,7 +130,7 @@ class QuestionAnswered(Strict):
     sender: str = ""
 
 
-class CostSoFar(Strict):
+class CostSoFar(Tagged):
     """The run's spend after a model call."""
 
     kind: Literal["cost"] = "cost"
@@ -139,7 +140,7 @@ class CostSoFar(Strict):
     unpriced_calls: int = 0
 
 
-class RunFinished(Strict):
+class RunFinished(Tagged):
     """The run ended with a result."""
 
     kind: Literal["finished"] = "finished"

@@ -24,12 +24,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from steward.strict import Strict
+from steward.strict import Strict, Tagged
 
 MAX_PATTERN_CHARS = 500
 
 
-class RepetitionCheck(Strict):
+class RepetitionCheck(Tagged):
     """Degenerate text: a sentence repeated, or one word making up much of the text."""
 
     kind: Literal["repetition"] = "repetition"
@@ -40,7 +40,7 @@ class RepetitionCheck(Strict):
     )
 
 
-class LengthCheck(Strict):
+class LengthCheck(Tagged):
     """Length bounds, in characters."""
 
     kind: Literal["length"] = "length"
@@ -70,7 +70,7 @@ class PatternCheck(Strict):
         return patterns
 
 
-class PiiCheck(Strict):
+class PiiCheck(Tagged):
     """Personal data the recipient should not get: email addresses, phone numbers and card
     numbers, other than the values of the arguments named in `allow` (e.g. `to`).
     """
@@ -79,14 +79,14 @@ class PiiCheck(Strict):
     allow: list[str] = Field(default_factory=list, description="arguments whose values may appear")
 
 
-class LanguageCheck(Strict):
+class LanguageCheck(Tagged):
     """The text is in the expected language (judged by common words; en, es, fr, de)."""
 
     kind: Literal["language"] = "language"
     expected: Literal["en", "es", "fr", "de"] = "en"
 
 
-class GroundingCheck(Strict):
+class GroundingCheck(Tagged):
     """Every substantial sentence shares enough content words with a cited passage."""
 
     kind: Literal["grounding"] = "grounding"
@@ -94,13 +94,13 @@ class GroundingCheck(Strict):
     min_words: int = Field(default=6, ge=1, le=100, description="shorter sentences pass")
 
 
-class InjectionCheck(Strict):
+class InjectionCheck(Tagged):
     """Markers of a prompt injection (instructions aimed at the model, role tokens)."""
 
     kind: Literal["injection"] = "injection"
 
 
-class JudgeCheck(Strict):
+class JudgeCheck(Tagged):
     """An LLM judge on a chosen tier: passes when the model answers that the rubric holds."""
 
     kind: Literal["llm_judge"] = "llm_judge"

@@ -150,7 +150,7 @@ class CompactJSONPayloadConverter(PydanticJSONPlainPayloadConverter):
     a missing field is its default, and payloads written whole (every history recorded
     before) read as they did. Two rules follow for every payload model: a default never
     changes meaning (add a field instead), and a literal tag is always written
-    (`steward.strict.Strict` keeps it), since a tagged union is read by its tag.
+    (`steward.strict.Tagged` keeps it), since a tagged union is read by its tag.
     """
 
     _serializer = SchemaSerializer(core_schema.any_schema())

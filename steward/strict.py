@@ -66,15 +66,20 @@ def is_tag(field: FieldInfo) -> bool:
 
 
 class Strict(BaseModel):
-    """Base for payloads and config sections: unknown fields are an error, not dropped.
-
-    Payloads travel without the fields left at their defaults (`steward.plugin`'s
-    converter), except a literal tag (`kind: Literal["pii"] = "pii"`): a tagged union
-    is read back by its tag, so a tag is always written.
-    """
+    """Base for payloads and config sections: unknown fields are an error, not dropped."""
 
     # Infinity and NaN would pass validation, then travel as JSON null: refuse them here.
     model_config = ConfigDict(extra="forbid", frozen=False, allow_inf_nan=False)
+
+
+class Tagged(Strict):
+    """Base for a member of a tagged union (`kind: Literal["pii"] = "pii"`).
+
+    Payloads travel without the fields left at their defaults (`steward.plugin`'s
+    converter), but a tagged union is read back by its tag: a `Tagged` model writes its
+    tag always. Only tagged models pay for that (a serializer in Python, per instance).
+    """
+
     _tags: ClassVar[tuple[str, ...]] = ()
 
     @classmethod

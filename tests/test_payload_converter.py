@@ -26,7 +26,7 @@ from steward.models import (
     ToolSpec,
 )
 from steward.plugin import data_converter
-from steward.strict import Strict, is_tag
+from steward.strict import Tagged, is_tag
 
 CONVERTER = data_converter(None).payload_converter
 
@@ -107,15 +107,15 @@ def _models() -> list[type[BaseModel]]:
 
 
 def test_every_model_with_a_tag_keeps_it() -> None:
-    """A tag left out would break the tagged union it belongs to; `Strict` writes it
-    always, a plain BaseModel would not.
+    """A tag left out would break the tagged union it belongs to; `Tagged` writes it
+    always, another model would not.
     """
     models = _models()
     assert len(models) > 100
     untagged = [
         f"{model.__module__}.{model.__qualname__}.{name}"
         for model in models
-        if not issubclass(model, Strict)
+        if not issubclass(model, Tagged)
         for name, field in model.model_fields.items()
         if is_tag(field)
     ]
