@@ -360,8 +360,8 @@ def calls_tools_natively(deployment: Deployment) -> bool:
 
 _NATIVE: dict[str, tuple[bool, int]] = {}
 """`tool_calling: auto` answers by model, with the size of litellm's model map then: the
-answer changes only with the map (`litellm.register_model`), and asking litellm tries every
-generalization of an unknown model's name, twice a call."""
+answer changes only with the map (`litellm.register_model`), and litellm, asked twice a
+call, tried every generalization of an unknown model's name each time."""
 
 
 def _wire(

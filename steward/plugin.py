@@ -145,8 +145,8 @@ class CompactJSONPayloadConverter(PydanticJSONPlainPayloadConverter):
     """Pydantic's JSON payloads, written without the fields left at their defaults.
 
     A model call's request, a tool's result, a run's profile are mostly defaults (no blob,
-    no approval, no retries); written out they were a third of a run's history, which
-    bounds how long a run goes before it must continue as new. Reading is pydantic's, so
+    no approval, no retries); written out they were a seventh of a short run's history,
+    which bounds how long a run goes before it must continue as new. Reading is pydantic's, so
     a missing field is its default, and payloads written whole (every history recorded
     before) read as they did. Two rules follow for every payload model: a default never
     changes meaning (add a field instead), and a literal tag is always written
