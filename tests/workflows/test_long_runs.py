@@ -26,6 +26,7 @@ from temporalio.client import (
     WorkflowHistory,
 )
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from activities.llm import LLMActivities
@@ -38,6 +39,7 @@ from steward.runs import RunError, decide, pending, reply, start_run
 from tests.support.fake_model import FakeModel
 from tests.support.histories import history_id, record_history
 from tests.support.stack import activities_for_tests, outbox_messages, running_workers
+from tests.support.temporal_cli import temporal_cli
 from tests.support.web_server import BIG_PAGE_BYTES, Site, big_page, web_server
 from tests.workflows.test_questions import wait_for_question
 from workers.build import WORKFLOWS
@@ -233,8 +235,30 @@ async def continue_unstarted(
                 await asyncio.sleep(0.05)
 
 
+async def signal_by_cli(env: WorkflowEnvironment, workflow_id: str, name: str, sent: Any) -> None:
+    """Send `sent` as hand-written JSON with the plain `temporal` CLI, as a script would:
+    no Steward client, no codec, no worker asked first.
+    """
+    code, out = await temporal_cli(
+        env,
+        "workflow",
+        "signal",
+        "--workflow-id",
+        workflow_id,
+        "--name",
+        name,
+        "--input",
+        json.dumps(sent),
+    )
+    assert code == 0, out
+
+
 async def test_a_decision_reaching_a_continued_run_before_it_began_is_honoured(
-    client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
+    env: WorkflowEnvironment,
+    client: Client,
+    config: StewardConfig,
+    fake_model: FakeModel,
+    task_queue: str,
 ) -> None:
     config = sending(config, fake_model)
     async with running_workers(client, config, task_queue):
@@ -245,14 +269,13 @@ async def test_a_decision_reaching_a_continued_run_before_it_began_is_honoured(
     await continue_unstarted(
         client, config, task_queue, handle, ("decide", {"request_id": first.id})
     )
-    # As a script or the temporal CLI sends it: a signal, no worker to ask first.
     decision = {
         "request_id": first.id,
         "args_digest": first.args_digest,
         "approver": "alice",
         "approve": True,
     }
-    await handle.signal("decide", decision)
+    await signal_by_cli(env, handle.id, "decide", decision)
     async with running_workers(client, config, task_queue):
         result = await asyncio.wait_for(handle.result(), timeout=30)
 
@@ -272,7 +295,11 @@ def asking(config: StewardConfig, fake_model: FakeModel) -> StewardConfig:
 
 
 async def test_a_reply_reaching_a_continued_run_before_it_began_is_honoured(
-    client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
+    env: WorkflowEnvironment,
+    client: Client,
+    config: StewardConfig,
+    fake_model: FakeModel,
+    task_queue: str,
 ) -> None:
     config = asking(config, fake_model)
     async with running_workers(client, config, task_queue):
@@ -282,7 +309,7 @@ async def test_a_reply_reaching_a_continued_run_before_it_began_is_honoured(
         client, config, task_queue, handle, ("reply", {"question_id": first.id})
     )
     reply = {"question_id": first.id, "text": "the nightly one", "sender": "dana"}
-    await handle.signal("reply", reply)
+    await signal_by_cli(env, handle.id, "reply", reply)
     async with running_workers(client, config, task_queue):
         result = await asyncio.wait_for(handle.result(), timeout=30)
 
