@@ -97,7 +97,7 @@ class TextDeltas:
         # `SETTLE`: the answer is not held back for a watcher.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(SETTLE.total_seconds()), self._sending:
-                self._sender.cancel()
+                pass  # no batch is on its way now; nothing runs before the cancel below
         self._sender.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._sender
