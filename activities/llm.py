@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -344,24 +344,47 @@ def calls_tools_natively(deployment: Deployment) -> bool:
     """Whether tools go to this deployment as native function calls."""
     if deployment.tool_calling != "auto":
         return deployment.tool_calling == "native"
-    litellm = _litellm()
     known = _NATIVE.get(deployment.model)
-    if known is not None and known[1] == len(litellm.model_cost):
-        return known[0]
+    if known is not None:
+        return known
     try:
-        native = bool(litellm.supports_function_calling(model=deployment.model))
+        native = bool(_litellm().supports_function_calling(model=deployment.model))
     except Exception:
         # An unknown provider prefix: litellm cannot say, so the schema path (which every
         # model that answers text can follow) is the safe choice.
         native = False
-    _NATIVE[deployment.model] = (native, len(litellm.model_cost))
+    _NATIVE.put(deployment.model, native)
     return native
 
 
-_NATIVE: dict[str, tuple[bool, int]] = {}
-"""`tool_calling: auto` answers by model, with the size of litellm's model map then: the
-answer changes only with the map (`litellm.register_model`), and litellm, asked twice a
-call, tried every generalization of an unknown model's name each time."""
+A = TypeVar("A")
+
+
+class _ByModel(Generic[A]):
+    """What litellm answered about a model, kept while its model map is the same.
+
+    The map is local (never fetched) and changes only by `litellm.register_model`, so
+    while its size is the same, asking again gives the same answer; and asking is slow
+    for a model litellm does not know: it tries every generalization of the name.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[A, int]] = {}
+
+    def get(self, model: str) -> A | None:
+        """The answer kept for `model`, or None if there is none for the map as it is."""
+        known = self._known.get(model)
+        if known is None or known[1] != len(_litellm().model_cost):
+            return None
+        return known[0]
+
+    def put(self, model: str, answer: A) -> None:
+        self._known[model] = (answer, len(_litellm().model_cost))
+
+
+_NATIVE: _ByModel[bool] = _ByModel()
+"""Whether a `tool_calling: auto` deployment's model takes tools natively (asked twice a
+call otherwise)."""
 
 
 def _wire(
@@ -563,11 +586,9 @@ def _result(
     )
 
 
-_UNPRICED: dict[str, int] = {}
-"""Models litellm's price map did not know, with the map's size then. The map is local
-(never fetched) and grows only by `litellm.register_model`, so while its size is the same,
-asking again cannot find a price; and the lookup is slow: litellm tries every
-generalization of the name (about 2 ms a call, more than the rest of the activity)."""
+_UNPRICED: _ByModel[bool] = _ByModel()
+"""Models litellm's price map did not know (the lookup cost about 2 ms a call, more than
+the rest of the activity)."""
 
 _NO_PRICE = ("isn't mapped", "Provider NOT provided")
 """How litellm says it has no price for a model (as opposed to a response it cannot read)."""
@@ -582,9 +603,9 @@ def _cost(response: ModelResponse, model: str) -> float | None:
     cost = hidden.get("response_cost")
     if cost is not None:
         return float(cost)
-    litellm = _litellm()
-    if _UNPRICED.get(model) == len(litellm.model_cost):
+    if _UNPRICED.get(model):
         return None
+    litellm = _litellm()
     try:
         return float(litellm.completion_cost(completion_response=response, model=model))
     except Exception as err:
@@ -594,7 +615,7 @@ def _cost(response: ModelResponse, model: str) -> float | None:
             "no price for %s (%s); cost recorded as unknown", model, type(err).__name__
         )
         if any(words in str(err) for words in _NO_PRICE):
-            _UNPRICED[model] = len(litellm.model_cost)
+            _UNPRICED.put(model, True)
         return None
 
 
