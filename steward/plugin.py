@@ -146,11 +146,11 @@ class CompactJSONPayloadConverter(PydanticJSONPlainPayloadConverter):
 
     A model call's request, a tool's result, a run's profile are mostly defaults (no blob,
     no approval, no retries); written out they were a seventh of a short run's history,
-    which bounds how long a run goes before it must continue as new. Reading is pydantic's, so
-    a missing field is its default, and payloads written whole (every history recorded
-    before) read as they did. Two rules follow for every payload model: a default never
-    changes meaning (add a field instead), and a literal tag is always written
-    (`steward.strict.Tagged` keeps it), since a tagged union is read by its tag.
+    which bounds how long a run goes before it must continue as new. Reading is
+    pydantic's, so a missing field is its default, and payloads written whole (every
+    history recorded before) read as they did. Two rules follow for every payload model:
+    a default never changes meaning (add a field instead), and a literal tag is always
+    written (`steward.strict.Tagged` keeps it), since a tagged union is read by its tag.
     """
 
     _serializer = SchemaSerializer(core_schema.any_schema())
