@@ -8,9 +8,11 @@ workflow task it wakes, about four), so text is sent in few batches, each batch 
 for `HOLD` (at once if it comes later), then after `FIRST_WAIT`, the wait doubling up to
 `LONGEST_WAIT`, and whatever is left when the call ends. A call of a few seconds costs
 its run a handful of signals, one of a minute about thirty, however many tokens it
-streams (`make bench` measures it). A call that ends within `HOLD` streams nothing: its
+streams (`make bench` measures it). A call that ends before its first batch was sent
+(within `HOLD`, or later on a worker too busy to send it sooner) streams nothing: its
 answer reaches the run with the activity's result as soon, and its signals would have
-doubled the run's history and cost each step a workflow task or more.
+doubled the run's history and cost each step a workflow task or more, most of all on a
+worker already loaded.
 
 Watching is a convenience, never a reason for a model call to fail: a batch that cannot
 be delivered is logged and dropped (the workflow's own `ModelAnswered` still shows the
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from datetime import timedelta
 from types import TracebackType
 from typing import Final
@@ -53,8 +54,9 @@ class TextDeltas:
     """The streamed text of one model call (step, deployment, attempt), batched to its run.
 
     Use as an async context manager around the call; `add` each piece of text as it
-    arrives. Leaving the block sends what is left, also when the call failed, so a
-    watcher sees how far the failed attempt got before the retry replaces it.
+    arrives. Leaving the block sends what is left once a batch has gone, also when the
+    call failed, so a watcher sees how far the failed attempt got before the retry
+    replaces it.
     """
 
     def __init__(self, step: str, deployment: int, *, enabled: bool = True) -> None:
@@ -68,7 +70,6 @@ class TextDeltas:
         self._wake = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
         self._sending = asyncio.Lock()
-        self._started = time.monotonic()
         self._publishing = False
         """Whether text goes to a run: the client to send it is made on the first batch,
         so the many calls shorter than `HOLD` never make one."""
@@ -79,7 +80,6 @@ class TextDeltas:
         self._publishing = info.workflow_id is not None
 
     async def __aenter__(self) -> TextDeltas:
-        self._started = time.monotonic()
         if self._publishing:
             self._sender = asyncio.create_task(self._send_batches())
         return self
@@ -101,8 +101,12 @@ class TextDeltas:
         self._sender.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._sender
-        if self.sent == 0 and time.monotonic() - self._started < HOLD.total_seconds():
-            return  # a short call: its answer is in the activity's result, arriving now
+        if self.sent == 0:
+            # Nothing streamed yet (a call shorter than `HOLD`, or one whose batch the
+            # sender had not begun when it ended, as on a busy worker): its answer is in
+            # the activity's result, arriving now, and a batch would only cost the run a
+            # signal and a workflow task.
+            return
         try:
             await self._send()
         except Exception as failure:

@@ -82,3 +82,18 @@ async def test_a_call_shorter_than_the_hold_makes_no_client_and_sends_nothing(
     await ActivityEnvironment().run(call)
 
     assert (slow.made, slow.published, slow.flushes) == (0, [], [])
+
+
+async def test_a_call_that_ends_before_its_first_batch_went_sends_nothing(
+    slow: SlowStream,
+) -> None:
+    # Longer than the hold, but its text came all at once at the end (as on a worker too
+    # busy to send sooner): the activity's result brings that answer to the run as soon.
+    async def call() -> None:
+        async with TextDeltas("draft", 0) as deltas:
+            await asyncio.sleep(stream.HOLD.total_seconds() + 0.05)
+            deltas.add("Dear Dana, your parcel ships today.")
+
+    await ActivityEnvironment().run(call)
+
+    assert (slow.made, slow.published, slow.flushes) == (0, [], [])
