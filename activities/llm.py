@@ -215,7 +215,7 @@ class LLMActivities:
             # provider's exception is exactly what may carry the key.
             secret = api_key if deployment.api_key_env else None
             raise _classified(err, deployment, secret) from None
-        latency_ms = (time.perf_counter() - started) * 1000
+        latency_ms = round((time.perf_counter() - started) * 1000, 1)
         result = _result(response, deployment, request, latency_ms, path, names)
         if routed is not None:
             chosen = Routing(

@@ -137,8 +137,8 @@ class LLMResult(Strict):
     model: str
     tier: str
     usage: Usage
-    latency_ms: float
-    attempt: int
+    latency_ms: float = Field(description="the call's wall time, to a tenth of a millisecond")
+    attempt: int = 1
     finish_reason: str | None = None
     deployment: int = 0
     stored: dict[int, BlobRef] = Field(
@@ -175,9 +175,9 @@ class ModelCallRecord(Strict):
     model: str
     input_tokens: int
     output_tokens: int
-    cost_usd: float | None
+    cost_usd: float | None = None
     latency_ms: float
-    attempt: int
+    attempt: int = 1
     deployment: int = 0
     rule: str = ""
     path: CallPath = Field(default="text", description="how the answer was constrained")

@@ -129,9 +129,9 @@ class ResolvedRun(Strict):
     """What a run may do, as the workers' config says, and the evidence for who asked."""
 
     profile: AgentProfile
-    environment: str | None
+    environment: str | None = None
     config_digest: str = Field(description="SHA-256 (first 16 hex) of the config in force")
-    principal_verified: bool
+    principal_verified: bool = False
     public_keys: dict[str, str] = Field(
         default_factory=dict,
         description="public keys of the people this run's approvals may come from",
