@@ -234,12 +234,18 @@ def _option(properties: dict[str, Any]) -> dict[str, Any]:
 
 
 def format_instruction(path: Path, tools: Sequence[ModelTool]) -> str:
-    """What the system prompt adds about how to answer, for the path the call takes."""
+    """What the system prompt adds about how to answer, for the path the call takes.
+
+    Natively the tools' names and descriptions go with the call; on the schema path the
+    model reads them here.
+    """
     if not tools:
         return ""
     if path == "native":
         return "Call a tool when you need one; when you are done, answer in plain text."
+    listed = "\n".join(f"- {tool.name}: {tool.description}" for tool in tools)
     return (
+        f"Tools you may call:\n{listed}\n\n"
         f'Answer with JSON: {{"{DECISION}": {{"action": TOOL, "arguments": {{...}}}}}} to call '
         f'a tool, or {{"{DECISION}": {{"action": "{ANSWER}", "answer": TEXT}}}} when you are '
         "done."
