@@ -60,6 +60,7 @@ async def start_eval(
         request,
         id=eval_id,
         task_queue=task_queue,
+        request_eager_start=True,  # `steward eval`'s own workers take the first task at once
         id_conflict_policy=(
             WorkflowIDConflictPolicy.TERMINATE_EXISTING
             if fresh

@@ -166,6 +166,10 @@ async def start_run(
             task_queue=task_queue,
             result_type=RunResult,
             id_reuse_policy=REUSE_POLICY,
+            # A worker of this process serving the queue (an eval, a test, an embedding
+            # app) takes the first workflow task in the start's reply, not by polling for
+            # it; with none, the start is as it was.
+            request_eager_start=True,
             # Shown in the UI's workflow list; names only, never the task (it is plaintext).
             static_summary=f"{target} for {visible(principal)}",
             search_attributes=TypedSearchAttributes(

@@ -94,3 +94,20 @@ async def test_agent_gives_up_after_its_turn_limit(
     assert result.status == "failed"
     assert result.answer == "no answer after 2 turns"
     assert "not valid: not JSON" in fake_model.calls[1].messages[-1]["content"]
+
+
+async def test_a_worker_of_the_starting_process_takes_the_first_task_from_the_start(
+    client: Client, config: StewardConfig, fake_model: FakeModel, task_queue: str
+) -> None:
+    fake_model.queue(turn("answer", answer="Eager."))
+    fake_model.queue(turn("answer", answer="Polled."))
+    async with running_workers(client, config, task_queue):
+        eager = await start_run(client, config, "helpdesk", "Say hi", "dana", task_queue=task_queue)
+        # The SDK's own flag (it has no public one): the start's reply carried the task.
+        assert getattr(eager, "__temporal_eagerly_started") is True
+        assert (await eager.result()).answer == "Eager."
+    # With no worker here for the queue, the start is an ordinary one, run once one polls.
+    polled = await start_run(client, config, "helpdesk", "Say hi", "dana", task_queue=task_queue)
+    assert getattr(polled, "__temporal_eagerly_started") is False
+    async with running_workers(client, config, task_queue):
+        assert (await polled.result()).answer == "Polled."
