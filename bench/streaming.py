@@ -60,7 +60,16 @@ FAKE_LATENCY: Final = 0.05
 FAKE_CHUNK: Final = 0.01
 AGENT: Final = "helpdesk"
 TASK: Final = "Email ops@example.com that the nightly backup finished."
-ANSWER: Final = " ".join(["Hello team, here is a short update on the nightly backup."] * 8)
+ANSWER: Final = (
+    "Hello team, here is a short update on the nightly backup. It started at two and "
+    "finished before four without errors. Every database was copied, and the checksums "
+    "matched the source. The archive now sits in cold storage, encrypted with this month's "
+    "key. Restores from last week's copy were tested and took eleven minutes. Disk usage "
+    "grew by three percent, well within the quota. No action is needed from anyone today. "
+    "The next report follows tomorrow's run."
+)
+"""A plausible answer: the helpdesk's answer guardrail asks again for a repeated sentence,
+which a one-turn run cannot do."""
 PUBLISH: Final = "__temporal_workflow_stream_publish"
 
 
