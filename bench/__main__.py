@@ -54,7 +54,7 @@ from typing import Any
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from temporalio.api.common.v1 import Payload
-from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowHistory
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.llm import LLMActivities
@@ -259,6 +259,29 @@ PRICES = {"fast": "gpt-4o-mini", "strong": "gpt-4o"}
 TICKETS = sorted(Path("examples/tickets").glob("*.txt"))
 
 
+DRAFT = (
+    "Dear customer, thank you for writing to us about your order. We have opened a case "
+    "and a specialist is reviewing your account right now. You will hear from us within "
+    "one business day with the next steps. If anything changes in the meantime, reply to "
+    "this email and quote your order number. We are sorry for the trouble this has caused."
+)
+"""The support draft the fake writes: one its draft guardrail passes (a repeated sentence
+is written again, and the fake has no second draft queued)."""
+
+
+async def waiting_for_approval(handle: WorkflowHandle[Any, Any]) -> RunProgress:
+    """The run's progress once its approval waits; an error, not a wait forever, if the run
+    ends first or waits for nothing within a minute."""
+    async with asyncio.timeout(60):
+        while True:
+            progress: RunProgress = await handle.query("progress", result_type=RunProgress)
+            if progress.pending:
+                return progress
+            if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+                raise AssertionError(f"{handle.id} ended without asking for approval: {progress}")
+            await asyncio.sleep(0.02)
+
+
 async def routed_costs(
     env: WorkflowEnvironment, fake: FakeModel, config: StewardConfig
 ) -> list[tuple[str, float, float]]:
@@ -276,7 +299,7 @@ async def routed_costs(
     async with running_workers(env.client, config, queue, activities=activities_for_tests(config)):
         for ticket in TICKETS:
             fake.queue('{"category": "billing", "urgency": "normal"}', output_tokens=12)
-            fake.queue("Dear customer, " + "we are looking into it. " * 30, output_tokens=180)
+            fake.queue(DRAFT, output_tokens=180)
             handle = await start_run(
                 env.client,
                 config,
@@ -285,10 +308,7 @@ async def routed_costs(
                 "bench",
                 task_queue=queue,
             )
-            progress: RunProgress | None = None
-            while progress is None or not progress.pending:
-                progress = await handle.query("progress", result_type=RunProgress)
-                await asyncio.sleep(0.02)
+            progress = await waiting_for_approval(handle)
             await handle.terminate("bench: cost measured, nothing to send")
             calls = progress.model_calls
             routed = sum(price(PRICES[c.tier], c.input_tokens, c.output_tokens) for c in calls)
